@@ -1,0 +1,41 @@
+"""Packaging for t2t_lite: `pip install .` or `pip install -e ".[test]"`."""
+import os
+import re
+
+from setuptools import find_packages, setup
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _version():
+  # One version string: t2t_lite/__init__.py; read as text so setup.py imports nothing.
+  with open(os.path.join(_HERE, "t2t_lite", "__init__.py"), encoding="utf-8") as f:
+    return re.search(r'^__version__ = "([^"]+)"', f.read(), re.M).group(1)
+
+
+setup(
+    name="t2t-lite",
+    version=_version(),
+    description="tensor2tensor's train-from-the-command-line workflow for TensorFlow 2 and Keras 3",
+    long_description=open(os.path.join(_HERE, "README.md"), encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["t2t_lite", "t2t_lite.*", "problems", "problems.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "tensorflow>=2.16",
+        "keras>=3.0",
+        "tensorflow-datasets>=4.9",
+        "absl-py>=1.0",
+    ],
+    extras_require={
+        "test": ["pytest>=7", "pytest-xdist>=3", "hypothesis>=6"],
+    },
+    entry_points={
+        "console_scripts": [
+            "t2t-trainer=t2t_lite.bin.t2t_trainer:console_main",
+            "t2t-datagen=t2t_lite.bin.t2t_datagen:console_main",
+            "t2t-decoder=t2t_lite.bin.t2t_decoder:console_main",
+        ],
+    },
+    license="Apache-2.0",
+)
