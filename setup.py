@@ -26,6 +26,8 @@ setup(
         "keras>=3.0",
         "tensorflow-datasets>=4.9",
         "absl-py>=1.0",
+        # tf.summary writes through TensorBoard, which TensorFlow no longer installs itself.
+        "tensorboard>=2.16",
     ],
     extras_require={
         "test": ["pytest>=7", "pytest-xdist>=3", "hypothesis>=6"],

@@ -1,0 +1,70 @@
+"""Runs every benchmark and rewrites BENCHMARKS.md.
+
+    python -m benchmarks.run_all            # all of them
+    python -m benchmarks.run_all attention  # some of them
+
+Each benchmark module has `run()` returning rows (see common.row): a figure measured side by
+side with its baseline in one process, the target it is held to, and whether it met it.
+"""
+import datetime
+import importlib
+import os
+import sys
+import time
+
+from benchmarks import common
+
+# In the order they appear in BENCHMARKS.md.
+MODULES = ["attention", "input_pipeline", "train", "decode"]
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+OUTPUT = os.path.join(os.path.dirname(_HERE), "BENCHMARKS.md")
+
+
+def main(argv):
+  wanted = argv[1:] or MODULES
+  unknown = [m for m in wanted if m not in MODULES]
+  if unknown:
+    sys.exit("unknown benchmark(s) %s; known: %s" % (", ".join(unknown), ", ".join(MODULES)))
+  sections = []
+  for name in MODULES:
+    if name not in wanted:
+      continue
+    if not os.path.exists(os.path.join(_HERE, name + ".py")):
+      continue
+    print("== benchmarks.%s" % name, flush=True)
+    start = time.time()
+    rows = importlib.import_module("benchmarks." + name).run()
+    common.print_rows(rows)
+    sections.append((name, rows, time.time() - start))
+  lines = [
+      "# Benchmarks",
+      "",
+      "Written by `python -m benchmarks.run_all` on %s." % datetime.date.today().isoformat(),
+      "",
+      "Machine: %s." % common.machine_description(),
+      "",
+      "Every figure is a ratio (or a rate against the same machine's peak) measured side by side "
+      "in one process, so it says how t2t_lite compares, not how fast this machine is.",
+      "",
+  ]
+  for name, rows, seconds in sections:
+    lines += ["## %s" % name, "",
+              "Command: `python -m benchmarks.%s` (took %.0f s here)." % (name, seconds), "",
+              "| measurement | value | unit | target | met | details |",
+              "|---|---|---|---|---|---|"]
+    for r in rows:
+      lines.append("| %s | %.3g | %s | %s | %s | %s |" % (
+          r["name"], r["value"], r["unit"], r["target"], "yes" if r["ok"] else "**no**",
+          r.get("details", "").replace("|", "/")))
+    lines.append("")
+  if len(wanted) == len(MODULES):
+    with open(OUTPUT, "w", encoding="utf-8") as f:
+      f.write("\n".join(lines))
+    print("wrote %s" % OUTPUT)
+  else:
+    print("(a subset was run: BENCHMARKS.md not rewritten)")
+
+
+if __name__ == "__main__":
+  main(sys.argv)

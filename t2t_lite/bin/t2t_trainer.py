@@ -1,0 +1,98 @@
+"""t2t-trainer: train and evaluate a registered model on a registered problem.
+
+    t2t-trainer --generate_data --problem=algorithmic_reverse_binary40 --model=transformer \\
+        --hparams_set=transformer_tiny --data_dir=~/t2t/data --output_dir=~/t2t/train/rev
+
+`--registry_help` lists what is registered. A run on an output_dir that has checkpoints
+continues from the newest one; its hparams must match the saved hparams.json unless
+--overwrite_output_hparams. SIGTERM saves a checkpoint and exits 0.
+"""
+import os
+import sys
+
+from t2t_lite.bin import common
+
+
+def main(argv):
+  from absl import flags
+  from absl import logging
+
+  from t2t_lite import flags as t2t_flags
+  from t2t_lite import registry
+  from t2t_lite.errors import ConfigError
+
+  FLAGS = flags.FLAGS  # pylint: disable=invalid-name
+  t2t_flags.set_hparams_from_args(argv[1:])
+  common.import_registrations(FLAGS.t2t_usr_dir)
+  if FLAGS.registry_help:
+    print(registry.help_string())
+    return 0
+
+  from t2t_lite.training import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
+  common.require_flags("problem", "model", "hparams_set", "data_dir", "output_dir")
+  trainer_lib.check_schedule(FLAGS.schedule)
+  if FLAGS.train_steps < 0:
+    raise ConfigError("--train_steps=%d: must be >= 0." % FLAGS.train_steps)
+  data_dir = os.path.expanduser(FLAGS.data_dir)
+  output_dir = os.path.expanduser(FLAGS.output_dir)
+  problem = registry.problem(FLAGS.problem)
+  registry.model(FLAGS.model)  # an unknown model fails here, before anything is written
+  hparams = t2t_flags.create_hparams(FLAGS.hparams_set, FLAGS.hparams,
+                                     problem_name=FLAGS.problem)
+
+  # The strategy first: a multi-worker strategy must exist before TensorFlow runs anything.
+  from t2t_lite.training import create_strategy  # pylint: disable=g-import-not-at-top
+  strategy = create_strategy(FLAGS.distribution_strategy, FLAGS.use_tpu, FLAGS.tpu,
+                             FLAGS.worker_gpu)
+
+  if FLAGS.generate_data and not problem.data_exists(data_dir):
+    logging.info("Generating data for %s in %s", FLAGS.problem, data_dir)
+    print("Generating %s data in %s ..." % (FLAGS.problem, data_dir), flush=True)
+    problem.generate_data(data_dir, os.path.expanduser(FLAGS.tmp_dir))
+
+  t2t_flags.save_or_check_hparams(output_dir, hparams,
+                                  overwrite=FLAGS.overwrite_output_hparams)
+  trainer = trainer_lib.Trainer(
+      problem, FLAGS.model, hparams, data_dir, output_dir, FLAGS.train_steps,
+      strategy=strategy,
+      save_checkpoints_steps=FLAGS.save_checkpoints_steps or FLAGS.local_eval_frequency,
+      keep_checkpoint_max=FLAGS.keep_checkpoint_max,
+      log_step_count_steps=FLAGS.log_step_count_steps, random_seed=FLAGS.random_seed)
+  if FLAGS.schedule in ("train", "train_and_evaluate", "continuous_train_and_eval"):
+    print("Training %s (%s) on %s to step %d; checkpoints and summaries in %s" % (
+        FLAGS.model, FLAGS.hparams_set, FLAGS.problem, FLAGS.train_steps, output_dir),
+          flush=True)
+  results = trainer.run(FLAGS.schedule, eval_steps=FLAGS.eval_steps,
+                        local_eval_frequency=FLAGS.local_eval_frequency)
+  if trainer.stopped_by_signal:
+    print("Stopped by SIGTERM at step %d; checkpoint saved in %s." % (
+        int(trainer.global_step.numpy()), output_dir))
+    return 0
+  if FLAGS.export_saved_model:
+    print("Exported a SavedModel to %s" % trainer.export_saved_model())
+  if results:
+    print(format_results(results, FLAGS.problem))
+  return 0
+
+
+def format_results(results, problem_name):
+  """The evaluation as lines `  name  value`, accuracy first."""
+  order = ["accuracy", "accuracy_per_sequence", "accuracy_top5", "neg_log_perplexity",
+           "approx_bleu_score", "loss"]
+  names = [n for n in order if n in results] + sorted(
+      n for n in results if n not in order and n != "global_step")
+  lines = ["Evaluation of %s at step %d:" % (problem_name, results.get("global_step", -1))]
+  for name in names:
+    label = {"accuracy": "accuracy (per token)" if "accuracy_per_sequence" in results
+                         else "accuracy",
+             "accuracy_per_sequence": "accuracy (per sequence)"}.get(name, name)
+    lines.append("  %-26s %.4f" % (label, results[name]))
+  return "\n".join(lines)
+
+
+def console_main():
+  common.run_main(main, "t2t-trainer", __doc__)
+
+
+if __name__ == "__main__":
+  console_main()

@@ -1,0 +1,90 @@
+"""Optimizers and learning-rate schedules from hparams, through keras.optimizers."""
+import math
+
+import keras
+from keras import ops
+
+from t2t_lite.errors import HParamsError
+
+OPTIMIZERS = ("adam", "adafactor", "sgd")
+SCHEDULES = ("noam", "constant", "cosine")
+
+
+@keras.saving.register_keras_serializable(package="t2t_lite")
+class NoamSchedule(keras.optimizers.schedules.LearningRateSchedule):
+  """tensor2tensor's `constant*linear_warmup*rsqrt_decay*rsqrt_hidden_size`.
+
+  lr(step) = constant * min(1, s / warmup) * rsqrt(max(s, warmup)) * rsqrt(hidden_size), with
+  s = step + 1 (tensor2tensor counted from 0 and so spent its first step at learning rate 0).
+  """
+
+  def __init__(self, constant, warmup_steps, hidden_size):
+    self.constant = float(constant)
+    self.warmup_steps = float(max(1, warmup_steps))
+    self.hidden_size = float(hidden_size)
+
+  def __call__(self, step):
+    s = ops.cast(step, "float32") + 1.0
+    warmup = ops.minimum(1.0, s / self.warmup_steps)
+    decay = ops.rsqrt(ops.maximum(s, self.warmup_steps))
+    return self.constant * warmup * decay / math.sqrt(self.hidden_size)
+
+  def get_config(self):
+    return {"constant": self.constant, "warmup_steps": self.warmup_steps,
+            "hidden_size": self.hidden_size}
+
+
+def _hp(hparams, name, default):
+  return getattr(hparams, name, default) if name in hparams else default
+
+
+def learning_rate_schedule(hparams, train_steps):
+  """The LearningRateSchedule that `hparams.learning_rate_schedule` names."""
+  name = _hp(hparams, "learning_rate_schedule", "noam")
+  constant = _hp(hparams, "learning_rate_constant", 1.0)
+  warmup = int(_hp(hparams, "learning_rate_warmup_steps", 0))
+  if name == "noam":
+    return NoamSchedule(constant, warmup, _hp(hparams, "hidden_size", 512))
+  if name == "constant":
+    if warmup > 0:
+      # Linear warmup to the constant, then flat: PolynomialDecay with power 1 rising from 0.
+      return keras.optimizers.schedules.PolynomialDecay(
+          0.0, warmup, end_learning_rate=constant, power=1.0)
+    return keras.optimizers.schedules.PolynomialDecay(constant, 1, constant)
+  if name == "cosine":
+    decay_steps = int(_hp(hparams, "learning_rate_decay_steps", 0)) or max(1, train_steps - warmup)
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup else constant,
+        decay_steps=decay_steps,
+        alpha=float(_hp(hparams, "learning_rate_min_fraction", 0.0)),
+        warmup_target=constant if warmup else None,
+        warmup_steps=warmup)
+  raise HParamsError("learning_rate_schedule=%s: unknown; use one of %s."
+                     % (name, ", ".join(SCHEDULES)))
+
+
+def create_optimizer(hparams, train_steps):
+  """A keras optimizer for `hparams.optimizer`, with its schedule and gradient clipping."""
+  name = _hp(hparams, "optimizer", "adam").lower()
+  lr = learning_rate_schedule(hparams, train_steps)
+  clip = float(_hp(hparams, "clip_grad_norm", 0.0)) or None
+  weight_decay = float(_hp(hparams, "weight_decay", 0.0)) or None
+  if name == "adam":
+    opt = keras.optimizers.Adam(
+        learning_rate=lr, beta_1=_hp(hparams, "optimizer_adam_beta1", 0.9),
+        beta_2=_hp(hparams, "optimizer_adam_beta2", 0.997),
+        epsilon=_hp(hparams, "optimizer_adam_epsilon", 1e-9),
+        global_clipnorm=clip, weight_decay=weight_decay)
+  elif name == "adafactor":
+    opt = keras.optimizers.Adafactor(learning_rate=lr, global_clipnorm=clip,
+                                     weight_decay=weight_decay)
+  elif name in ("sgd", "momentum"):
+    opt = keras.optimizers.SGD(
+        learning_rate=lr, momentum=_hp(hparams, "optimizer_momentum_momentum", 0.9),
+        nesterov=bool(_hp(hparams, "optimizer_momentum_nesterov", False)),
+        global_clipnorm=clip, weight_decay=weight_decay)
+  else:
+    raise HParamsError("optimizer=%s: unknown; use one of %s." % (name, ", ".join(OPTIMIZERS)))
+  if _hp(hparams, "mixed_precision", "") == "mixed_float16":
+    opt = keras.optimizers.LossScaleOptimizer(opt)
+  return opt

@@ -1,0 +1,256 @@
+"""The supervised training loop, on an in-memory task (tests/helpers/fake_task.py)."""
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from t2t_lite.errors import ConfigError
+from t2t_lite.training import SCHEDULES, Trainer, TrainingDivergedError, train_supervised
+from t2t_lite.training import metrics as metrics_lib
+from t2t_lite.training import optimizers
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from helpers import fake_task  # noqa: E402
+
+fake_task.register()
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def make_trainer(out, steps, seed=3, **hp):
+  return Trainer(fake_task.FakeReverseProblem(), "fake_seq_model", fake_task.hparams(**hp),
+                 None, str(out), steps, random_seed=seed, log_step_count_steps=5,
+                 save_checkpoints_steps=10)
+
+
+def weights(trainer):
+  return [v.numpy() for v in trainer.model.weights]
+
+
+def test_training_lowers_loss_and_saves_checkpoints(tmp_path):
+  trainer = make_trainer(tmp_path, 30)
+  before = trainer.evaluate(-1)
+  after = trainer.run("continuous_train_and_eval", eval_steps=-1)
+  assert after["global_step"] == 30
+  assert after["loss"] < before["loss"] * 0.8
+  assert after["accuracy"] > before["accuracy"]
+  assert [os.path.basename(p) for p in sorted(glob.glob(str(tmp_path / "ckpt-*.index")))] == [
+      "ckpt-10.index", "ckpt-20.index", "ckpt-30.index"]
+  saved = json.loads((tmp_path / "eval_results.json").read_text())
+  assert saved["global_step"] == 30 and saved["accuracy"] == pytest.approx(after["accuracy"])
+  assert set(saved) >= {"accuracy", "accuracy_top5", "accuracy_per_sequence",
+                        "neg_log_perplexity", "approx_bleu_score", "loss"}
+
+
+def test_resumed_run_ends_with_the_same_weights(tmp_path):
+  tf.config.experimental.enable_op_determinism()
+  straight = make_trainer(tmp_path / "a", 20)
+  straight.train()
+  first = make_trainer(tmp_path / "b", 10)  # stops at 10, saving a checkpoint
+  first.train()
+  resumed = make_trainer(tmp_path / "b", 20)
+  assert resumed.restore() is not None and int(resumed.global_step.numpy()) == 10
+  resumed.train()
+  assert int(resumed.global_step.numpy()) == 20
+  for a, b in zip(weights(straight), weights(resumed)):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_rerun_at_train_steps_only_evaluates(tmp_path):
+  make_trainer(tmp_path, 10).train()
+  again = make_trainer(tmp_path, 10)
+  results = again.run("continuous_train_and_eval", eval_steps=2)
+  assert results["global_step"] == 10
+  assert len(glob.glob(str(tmp_path / "ckpt-*.index"))) == 1
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+  trainer = make_trainer(tmp_path, 10)
+  trainer.train()
+  good = trainer._manager.latest_checkpoint
+  trainer2 = make_trainer(tmp_path, 30, learning_rate_constant=1e30)
+  with pytest.raises(TrainingDivergedError, match=r"at step \d+.*ckpt-10"):
+    trainer2.train()
+  assert trainer2._manager.latest_checkpoint == good
+  assert sorted(glob.glob(str(tmp_path / "ckpt-*.index"))) == [good + ".index"]
+
+
+def test_unknown_schedule_lists_valid_ones(tmp_path):
+  with pytest.raises(ConfigError) as e:
+    train_supervised(fake_task.FakeReverseProblem(), "fake_seq_model", fake_task.hparams(),
+                     None, str(tmp_path), 1, 1, schedule="train_forever")
+  for s in SCHEDULES:
+    assert s in str(e.value)
+  assert not os.listdir(tmp_path)
+
+
+def test_negative_train_steps_is_refused(tmp_path):
+  with pytest.raises(ConfigError, match="train_steps"):
+    make_trainer(tmp_path, -5)
+
+
+def test_evaluate_schedule_needs_a_checkpoint(tmp_path):
+  with pytest.raises(ConfigError, match="no checkpoint"):
+    make_trainer(tmp_path, 5).run("evaluate")
+
+
+def test_train_and_evaluate_evaluates_every_local_eval_frequency(tmp_path):
+  trainer = make_trainer(tmp_path, 20)
+  seen = []
+  original = trainer.evaluate
+  trainer.evaluate = lambda steps: seen.append(int(trainer.global_step.numpy())) or original(steps)
+  trainer.run("train_and_evaluate", eval_steps=1, local_eval_frequency=7)
+  assert seen == [7, 14]  # and not at 20: train_and_evaluate has no final evaluation
+
+
+def test_continuous_eval_evaluates_checkpoints_until_train_steps(tmp_path):
+  make_trainer(tmp_path, 10).train()
+  watcher = Trainer(fake_task.FakeReverseProblem(), "fake_seq_model", fake_task.hparams(), None,
+                    str(tmp_path), 10, continuous_eval_timeout=5)
+  results = watcher.run("continuous_eval", eval_steps=2)
+  assert results["global_step"] == 10
+
+
+def test_summaries_are_written_for_tensorboard(tmp_path):
+  make_trainer(tmp_path, 10).run("continuous_train_and_eval", eval_steps=1)
+  tags = {"train": set(), "eval": set()}
+  for split in tags:
+    for path in glob.glob(str(tmp_path / split / "events.out.tfevents.*")):
+      for event in tf.compat.v1.train.summary_iterator(path):
+        for value in event.summary.value:
+          tags[split].add(value.tag)
+  assert tags["train"] >= {"loss", "learning_rate", "steps_per_sec", "tokens_per_sec"}
+  assert tags["eval"] >= {"accuracy", "accuracy_per_sequence", "neg_log_perplexity", "loss"}
+
+
+def test_exported_saved_model_loads_in_a_fresh_process(tmp_path):
+  trainer = make_trainer(tmp_path, 5)
+  trainer.train()
+  export_dir = trainer.export_saved_model()
+  features = {"inputs": np.array([[2, 3, 1, 0]], np.int32),
+              "targets": np.array([[3, 2, 1, 0]], np.int32)}
+  expected = trainer.model(features, training=False).numpy()
+  np.save(tmp_path / "inputs.npy", features["inputs"])
+  np.save(tmp_path / "targets.npy", features["targets"])
+  code = (
+      "import sys, numpy as np, tensorflow as tf\n"
+      "assert 't2t_lite' not in sys.modules\n"
+      "m = tf.saved_model.load(sys.argv[1])\n"
+      "out = m.serve({'inputs': tf.constant(np.load(sys.argv[2])),"
+      " 'targets': tf.constant(np.load(sys.argv[3]))})\n"
+      "np.save(sys.argv[4], out.numpy())\n")
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+  subprocess.run([sys.executable, "-c", code, export_dir, str(tmp_path / "inputs.npy"),
+                  str(tmp_path / "targets.npy"), str(tmp_path / "out.npy")],
+                 check=True, env=env, cwd=str(tmp_path))
+  np.testing.assert_allclose(np.load(tmp_path / "out.npy"), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_noam_schedule_matches_tensor2tensor_formula():
+  hp = fake_task.hparams(learning_rate_schedule="noam", learning_rate_constant=2.0,
+                         learning_rate_warmup_steps=100, hidden_size=64)
+  schedule = optimizers.learning_rate_schedule(hp, 1000)
+  for step in (0, 49, 99, 100, 400, 999):
+    s = step + 1.0
+    want = 2.0 * min(1.0, s / 100) * (max(s, 100.0) ** -0.5) * (64 ** -0.5)
+    assert float(schedule(step)) == pytest.approx(want, rel=1e-5)
+
+
+def test_cosine_and_constant_schedules():
+  hp = fake_task.hparams(learning_rate_schedule="cosine", learning_rate_constant=0.5,
+                         learning_rate_warmup_steps=10)
+  cosine = optimizers.learning_rate_schedule(hp, 110)
+  assert float(cosine(5)) == pytest.approx(0.25, rel=1e-4)  # halfway up the warmup
+  assert float(cosine(10)) == pytest.approx(0.5, rel=1e-4)
+  assert float(cosine(60)) == pytest.approx(0.25, rel=1e-3)  # halfway down the cosine
+  assert float(cosine(110)) == pytest.approx(0.0, abs=1e-6)
+  hp = fake_task.hparams(learning_rate_schedule="constant", learning_rate_constant=0.3,
+                         learning_rate_warmup_steps=0)
+  constant = optimizers.learning_rate_schedule(hp, 100)
+  assert float(constant(0)) == pytest.approx(0.3) and float(constant(10 ** 6)) == pytest.approx(0.3)
+
+
+@pytest.mark.parametrize("name, cls", [("adam", "Adam"), ("adafactor", "Adafactor"),
+                                       ("sgd", "SGD")])
+def test_optimizers_from_hparams(name, cls):
+  opt = optimizers.create_optimizer(fake_task.hparams(optimizer=name, clip_grad_norm=1.5), 10)
+  assert type(opt).__name__ == cls
+  assert opt.global_clipnorm == 1.5
+
+
+def test_bad_optimizer_and_schedule_names():
+  with pytest.raises(ValueError, match="optimizer=rmsprop"):
+    optimizers.create_optimizer(fake_task.hparams(optimizer="rmsprop"), 10)
+  with pytest.raises(ValueError, match="learning_rate_schedule=linear"):
+    optimizers.create_optimizer(fake_task.hparams(learning_rate_schedule="linear"), 10)
+
+
+def test_sequence_metrics_on_known_predictions():
+  # Two sequences; the second has one wrong token. Padding (0) is ignored.
+  targets = tf.constant([[2, 3, 1, 0], [3, 3, 2, 1]])
+  predictions = np.array([[2, 3, 1, 4], [3, 2, 2, 1]])
+  logits = tf.one_hot(predictions, 6) * 10.0
+  sums = metrics_lib.batch_metric_sums(logits, targets, metrics_lib.SEQUENCE_METRICS)
+  value = {k: float(n) / float(d) for k, (n, d) in sums.items()}
+  assert value["accuracy"] == pytest.approx(6 / 7)
+  assert value["accuracy_per_sequence"] == pytest.approx(0.5)
+  assert value["accuracy_top5"] == pytest.approx(1.0)
+  assert value["neg_log_perplexity"] < 0
+
+
+def test_bleu_of_identical_and_disjoint_sequences():
+  same = metrics_lib.BleuAccumulator()
+  same.add_batch([[2, 3, 4, 5, 6, 1]], [[2, 3, 4, 5, 6, 1]])
+  assert same.result() == pytest.approx(1.0)
+  disjoint = metrics_lib.BleuAccumulator()
+  disjoint.add_batch([[7, 8, 9, 10, 1]], [[2, 3, 4, 5, 1]])
+  assert disjoint.result() == 0.0
+
+
+def _run_script(args, timeout=240):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3",
+             PYTHONPATH=os.pathsep.join([os.path.dirname(HERE), HERE]))
+  return subprocess.run([sys.executable] + args, env=env, capture_output=True, text=True,
+                        timeout=timeout)
+
+
+def test_mirrored_two_cpus_equals_one_device(tmp_path):
+  out = _run_script([os.path.join(HERE, "helpers", "mirrored_check.py"), str(tmp_path)])
+  assert out.returncode == 0, out.stderr[-3000:]
+  assert "MIRRORED_MATCH" in out.stdout
+
+
+def test_multi_worker_mirrored_two_processes(tmp_path):
+  import socket
+  ports = []
+  for _ in range(2):
+    with socket.socket() as s:
+      s.bind(("localhost", 0))
+      ports.append(s.getsockname()[1])
+  procs = []
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3",
+             PYTHONPATH=os.pathsep.join([os.path.dirname(HERE), HERE]))
+  for index in range(2):
+    cfg = {"cluster": {"worker": ["localhost:%d" % p for p in ports]},
+           "task": {"type": "worker", "index": index}}
+    procs.append(subprocess.Popen(
+        [sys.executable, os.path.join(HERE, "helpers", "multi_worker_check.py"),
+         str(tmp_path / ("w%d" % index)), str(tmp_path / ("w%d.npy" % index))],
+        env=dict(env, TF_CONFIG=json.dumps(cfg)), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True))
+  outs = []
+  for p in procs:
+    try:
+      outs.append(p.communicate(timeout=240))
+    except subprocess.TimeoutExpired:
+      for q in procs:
+        q.kill()
+      raise
+  for p, (o, e) in zip(procs, outs):
+    assert p.returncode == 0, e[-3000:]
+  np.testing.assert_allclose(np.load(tmp_path / "w0.npy"), np.load(tmp_path / "w1.npy"),
+                             rtol=1e-6, atol=1e-7)
