@@ -37,6 +37,7 @@ setup(
             "t2t-trainer=t2t_lite.bin.t2t_trainer:console_main",
             "t2t-datagen=t2t_lite.bin.t2t_datagen:console_main",
             "t2t-decoder=t2t_lite.bin.t2t_decoder:console_main",
+            "t2t-trainer-model-based=t2t_lite.bin.trainer_model_based:console_main",
         ],
     },
     license="Apache-2.0",

@@ -71,8 +71,8 @@ class _Registry:
 
   def register(self, name_or_obj=None, name=None):
     """A decorator: `@reg`, `@reg("name")` or `@reg(name="name")`."""
-    if callable(name_or_obj) and name is None:
-      return self._add(default_name(name_or_obj), name_or_obj)
+    if callable(name_or_obj):  # `@reg` or a direct `reg(obj)` / `reg(obj, name="x")`
+      return self._add(name if name is not None else default_name(name_or_obj), name_or_obj)
     explicit = name if name is not None else name_or_obj
 
     def decorator(obj):
@@ -90,8 +90,9 @@ class _Registry:
           "%s %r is already registered by %s; cannot register it again for %s. Pick another "
           "name (pass it to the decorator)." % (self.kind, name, _where(old), _where(obj)))
     self._items[name] = obj
-    obj_name = getattr(obj, "REGISTERED_NAME", None)
-    if isinstance(obj, type) and obj_name is None:
+    # Only the class's own attribute counts: a subclass of a registered class inherits
+    # REGISTERED_NAME and must still get its own.
+    if isinstance(obj, type) and "REGISTERED_NAME" not in vars(obj):
       try:
         obj.REGISTERED_NAME = name
       except (AttributeError, TypeError):
@@ -99,16 +100,15 @@ class _Registry:
     return obj
 
   def __contains__(self, name):
-    return name in self._items
+    return isinstance(name, str) and name in self._items
 
   def names(self):
     return sorted(self._items)
 
   def get(self, name):
-    try:
-      return self._items[name]
-    except (KeyError, TypeError):
-      raise self.unknown(name) from None
+    if name not in self:
+      raise self.unknown(name)
+    return self._items[name]
 
   def unknown(self, name):
     names = self.names()
@@ -177,7 +177,10 @@ def problem(name):
     return _PROBLEMS.get(name)()
   base, was_reversed, was_copy = parse_problem_name(str(name))
   if (was_reversed or was_copy) and base in _PROBLEMS:
-    return _PROBLEMS.get(base)(was_reversed=was_reversed, was_copy=was_copy)
+    # Only the modifiers in the name are passed: `cls(was_reversed=True)` for NAME_rev.
+    modifiers = {k: True for k, v in (("was_reversed", was_reversed), ("was_copy", was_copy))
+                 if v}
+    return _PROBLEMS.get(base)(**modifiers)
   raise _PROBLEMS.unknown(name)
 
 

@@ -1,0 +1,142 @@
+"""Training speed: tokens/s and model FLOPs utilization of t2t_lite's loop.
+
+    python -m benchmarks.train
+
+transformer_small on algorithmic_reverse_binary40 at a 4096-token batch, measured in one
+process:
+  - MFU = the model's FLOPs per step (counted from the layer shapes of each batch: every
+    matmul of the forward pass, times 3 for forward + backward) / step time / the peak matmul
+    FLOP/s of this machine measured in the same process; with and without XLA.
+  - t2t_lite's loop against keras `model.fit` on the same model and the same batches: the
+    ratio of their tokens/s (t2t_lite / fit), both without XLA.
+  - the peak resident memory of the process.
+"""
+import os
+import resource
+import sys
+import tempfile
+import time
+
+from benchmarks import common
+
+PROBLEM = "algorithmic_reverse_binary40"
+STEPS = 30
+
+
+def batch_flops(inputs_shape, targets_shape, hp, vocab):
+  """Matmul FLOPs of one forward pass of the transformer on padded [B, T] batches."""
+  b, ti = inputs_shape
+  _, tt = targets_shape
+  d, f = hp.hidden_size, hp.filter_size
+  layers = hp.num_hidden_layers
+
+  def dense(tokens, n_in, n_out):
+    return 2.0 * tokens * n_in * n_out
+
+  enc = layers * (dense(b * ti, d, 3 * d) + dense(b * ti, d, d) + dense(b * ti, d, f) +
+                  dense(b * ti, f, d) + 2 * 2.0 * b * ti * ti * d)
+  dec = layers * (dense(b * tt, d, 3 * d) + dense(b * tt, d, d) + 2 * 2.0 * b * tt * tt * d +
+                  dense(b * tt, d, d) + dense(b * ti, d, 2 * d) + dense(b * tt, d, d) +
+                  2 * 2.0 * b * tt * ti * d + dense(b * tt, d, f) + dense(b * tt, f, d))
+  return enc + dec + dense(b * tt, d, vocab)
+
+
+def _setup():
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import problems  # noqa: F401  pylint: disable=unused-import
+  import t2t_lite.models  # noqa: F401  pylint: disable=unused-import
+  from t2t_lite import registry
+  problem = registry.problem(PROBLEM)
+  data_dir = os.path.join(tempfile.gettempdir(), "t2t_lite_bench_data")
+  if not problem.data_exists(data_dir):
+    problem.generate_data(data_dir, os.path.join(tempfile.gettempdir(), "t2t_lite_bench_tmp"))
+  hp = registry.hparams("transformer_small")
+  hp.batch_size = 4096
+  hp.deterministic_data = True
+  batches = list(problem.dataset("train", data_dir, hp, seed=1).take(STEPS + 3))
+  return tf, registry, problem, data_dir, hp, batches
+
+
+def _time_t2t(tf, problem, data_dir, hp, batches, xla):
+  from t2t_lite.training import Trainer  # pylint: disable=g-import-not-at-top
+  hp = hp.copy()
+  hp.xla_compile = xla
+  hp.iterations_per_loop = 10
+  trainer = Trainer(problem, "transformer", hp, data_dir, tempfile.mkdtemp(), 10 ** 6,
+                    random_seed=1)
+  train_fn = trainer._make_train_fn()  # pylint: disable=protected-access
+
+  def run(feats):
+    ds = tf.data.Dataset.from_generator(lambda: iter(feats), output_signature={
+        k: tf.TensorSpec([None, None], tf.int32) for k in feats[0]})
+    out = train_fn(iter(ds), tf.constant(len(feats), tf.int64))
+    float(out[0])
+
+  run(batches[:3])  # trace (and, with XLA, compile the shapes seen so far)
+  if xla:
+    run(batches[3:])  # compile every bucket shape before timing
+  start = time.perf_counter()
+  run(batches[3:])
+  return time.perf_counter() - start
+
+
+def _time_keras_fit(tf, registry, problem, hp, batches):
+  import keras  # pylint: disable=g-import-not-at-top
+  from t2t_lite.models import losses  # pylint: disable=g-import-not-at-top
+  model = registry.model("transformer")(hp, problem.get_hparams(hp))
+  model(batches[0], training=False)
+  from t2t_lite.training import optimizers  # pylint: disable=g-import-not-at-top
+
+  def loss_fn(y_true, y_pred):
+    loss_sum, weight_sum = losses.padded_cross_entropy(y_pred, y_true, hp.label_smoothing)
+    return loss_sum / tf.maximum(weight_sum, 1.0)
+
+  model.compile(optimizer=optimizers.create_optimizer(hp, 10 ** 6), loss=loss_fn,
+                jit_compile=False)
+  spec = {k: tf.TensorSpec([None, None], tf.int32) for k in batches[0]}
+
+  def dataset(feats):
+    return tf.data.Dataset.from_generator(lambda: iter(feats), output_signature=spec).map(
+        lambda f: (f, f["targets"]))
+
+  model.fit(dataset(batches[:3]), epochs=1, verbose=0)
+  start = time.perf_counter()
+  model.fit(dataset(batches[3:]), epochs=1, verbose=0)
+  return time.perf_counter() - start
+
+
+def run():
+  tf, registry, problem, data_dir, hp, batches = _setup()
+  timed = batches[3:]
+  vocab = problem.get_hparams(hp).vocab_size["targets"]
+  tokens = sum(float(tf.reduce_sum(tf.cast(b["inputs"] > 0, tf.float32)) +
+                     tf.reduce_sum(tf.cast(b["targets"] > 0, tf.float32))) for b in timed)
+  flops = 3.0 * sum(batch_flops(b["inputs"].shape, b["targets"].shape, hp, vocab)
+                    for b in timed)
+  peak = common.matmul_peak_flops(1024)
+  rows = []
+  seconds = {}
+  for xla in (False, True):
+    seconds[xla] = _time_t2t(tf, problem, data_dir, hp, batches, xla)
+    mfu = flops / seconds[xla] / peak
+    target = 0.65 if xla else 0.55
+    rows.append(common.row(
+        "transformer_small MFU, %s" % ("XLA" if xla else "no XLA"), 100 * mfu, "%",
+        ">= %d" % (100 * target), mfu >= target,
+        "%.0f tokens/s; %.2f GFLOP/step; peak matmul %.1f GFLOP/s" % (
+            tokens / seconds[xla], flops / len(timed) / 1e9, peak / 1e9)))
+  fit_seconds = _time_keras_fit(tf, registry, problem, hp, batches)
+  ratio = fit_seconds / seconds[False]
+  rows.append(common.row("t2t_lite loop tokens/s / keras model.fit tokens/s", ratio, "ratio",
+                         ">= 1.0", ratio >= 1.0,
+                         "fit %.0f tokens/s, t2t_lite %.0f tokens/s, same %d batches" % (
+                             tokens / fit_seconds, tokens / seconds[False], len(timed))))
+  rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+  rows.append(common.row("peak resident memory of this benchmark", rss_mb, "MiB", "(printed)",
+                         True, "ru_maxrss"))
+  return rows
+
+
+if __name__ == "__main__":
+  common.print_rows(run())
+  sys.exit(0)

@@ -1,0 +1,299 @@
+"""The absl flags shared by t2t-trainer, t2t-datagen and t2t-decoder, and what reads them.
+
+Importing this module defines the flags (once per process) on `absl.flags.FLAGS`; the scripts
+parse them. tensor2tensor's names and meanings are kept, so its tutorials still read right.
+
+    t2t-trainer --problem=algorithmic_reverse_binary40 --model=transformer \\
+        --hparams_set=transformer_tiny --hparams="batch_size=1024,dropout=0.2" \\
+        --hp_learning_rate_constant 0.5 --data_dir=~/t2t_data --output_dir=~/t2t_train/rev
+
+`--hparams` takes the syntax in `t2t_lite.hparams` (quote strings that contain `,` or `=`).
+Any `--hp_NAME VALUE` or `--hp_NAME=VALUE` on the command line is appended to it (see
+`set_hparams_from_args`).
+
+Flags whose default differs from tensor2tensor, and why
+-------------------------------------------------------
+
+| Flag                      | tensor2tensor      | t2t_lite             | Why                                           |
+|---------------------------|--------------------|----------------------|-----------------------------------------------|
+| `--train_steps`           | 250000             | 2000                 | A first run should finish in minutes on a laptop; pass a larger value for real training (the hparams sets' docstrings give theirs). |
+| `--random_seed`           | None (unseeded)    | 1234                 | Two runs of the same command give the same result; pass another seed to vary it. |
+| `--worker_gpu`            | 1                  | None: every visible GPU | tf.distribute mirrors over all GPUs at no cost to the user; set it to use fewer. |
+| `--t2t_usr_dir`           | one string         | repeatable, and/or a comma list; a folder, a .py file or a module name | Several user directories in one run. |
+| `--tpu`                   | `--cloud_tpu_name`/`--master` | `--tpu` (name or grpc:// address) | tf.distribute's TPUClusterResolver takes one. |
+| `--distribution_strategy` | (none)             | auto                 | New: picks TPU, multi-worker (TF_CONFIG), mirrored (>1 GPU) or default. |
+| `--tmp_dir`               | /tmp/t2t_datagen   | <system temp dir>/t2t_datagen | The same on Linux; also right on macOS and Windows. |
+| `--output_dir`            | ""                 | None                 | Unset is unset; the scripts say which flag is missing. |
+| `--overwrite_output_hparams`, `--overwrite`, `--decode_interactive` | (none) | False | New: see their help. |
+
+Every other flag keeps tensor2tensor's default: `--eval_steps=100`,
+`--local_eval_frequency=1000`, `--schedule=continuous_train_and_eval`,
+`--keep_checkpoint_max=20`, `--log_step_count_steps=100`, `--save_checkpoints_steps=None`
+(= `--local_eval_frequency`), `--hparams=""`, `--decode_hparams=""`, the booleans False.
+"""
+import os
+import tempfile
+
+from absl import flags
+from absl import logging
+
+from t2t_lite import registry
+from t2t_lite.errors import ConfigError, HParamsError
+from t2t_lite.hparams import HParams
+
+FLAGS = flags.FLAGS
+
+SCHEDULES = ("train", "evaluate", "train_and_evaluate", "continuous_train_and_eval",
+             "continuous_eval")
+DISTRIBUTION_STRATEGIES = ("auto", "default", "mirrored", "multi_worker_mirrored", "tpu")
+DEFAULT_RANDOM_SEED = 1234
+HPARAMS_FILENAME = "hparams.json"
+FLAGS_FILENAME = "flags.txt"
+HP_PREFIXES = ("--hp_", "-hp_")
+
+
+def _define(define, name, *args, **kwargs):
+  # Defining twice in one process (this module imported under two names) keeps the first.
+  if name not in FLAGS:
+    define(name, *args, **kwargs)
+
+
+# What to run.
+_define(flags.DEFINE_string, "problem", None,
+        "Registered problem name, e.g. algorithmic_reverse_binary40 (NAME_rev swaps inputs "
+        "and targets, NAME_copy copies inputs to targets).")
+_define(flags.DEFINE_string, "model", None, "Registered model name, e.g. transformer.")
+_define(flags.DEFINE_string, "hparams_set", None,
+        "Registered hparams set name, e.g. transformer_tiny.")
+_define(flags.DEFINE_string, "hparams", "",
+        "Comma-separated overrides of the hparams set: \"a=1,b=2.5,c=true,d=[1,2],e='x,y'\". "
+        "--hp_NAME VALUE arguments are appended to it.")
+_define(flags.DEFINE_multi_string, "t2t_usr_dir", None,
+        "Your own problems/models/hparams sets: a directory (a package, or a folder whose .py "
+        "files are all imported), a .py file or a dotted module name. Repeat the flag or give "
+        "a comma-separated list.")
+_define(flags.DEFINE_boolean, "registry_help", False,
+        "Print the registered problems, models and hparams sets, and exit.")
+
+# Where things are.
+_define(flags.DEFINE_string, "data_dir", None, "Directory of the problem's data shards.")
+_define(flags.DEFINE_string, "output_dir", None,
+        "Directory for checkpoints, summaries, hparams.json and flags.txt.")
+_define(flags.DEFINE_string, "tmp_dir", os.path.join(tempfile.gettempdir(), "t2t_datagen"),
+        "Directory for downloads and intermediate files of data generation.")
+
+# Data generation.
+_define(flags.DEFINE_boolean, "generate_data", False,
+        "t2t-trainer: generate the problem's data in --data_dir first, if it is missing.")
+_define(flags.DEFINE_boolean, "overwrite", False,
+        "t2t-datagen: regenerate shards that are already complete.")
+
+# Training.
+_define(flags.DEFINE_integer, "train_steps", 2000,
+        "Total number of training steps (tensor2tensor: 250000).")
+_define(flags.DEFINE_integer, "eval_steps", 100, "Number of batches per evaluation.")
+_define(flags.DEFINE_integer, "local_eval_frequency", 1000,
+        "Evaluate (and save a checkpoint) every this many training steps.")
+_define(flags.DEFINE_string, "schedule", "continuous_train_and_eval",
+        "What to run: %s." % ", ".join(SCHEDULES))
+_define(flags.DEFINE_integer, "random_seed", DEFAULT_RANDOM_SEED,
+        "Seed for Python, NumPy and TensorFlow.")
+_define(flags.DEFINE_integer, "keep_checkpoint_max", 20,
+        "How many recent checkpoints to keep.")
+_define(flags.DEFINE_integer, "save_checkpoints_steps", None,
+        "Save a checkpoint every this many steps; None: every --local_eval_frequency steps.")
+_define(flags.DEFINE_integer, "log_step_count_steps", 100,
+        "Log the loss and steps per second every this many steps.")
+_define(flags.DEFINE_boolean, "overwrite_output_hparams", False,
+        "Take this run's hparams over the hparams.json already in --output_dir (by default a "
+        "difference is an error).")
+
+# Hardware.
+_define(flags.DEFINE_enum, "distribution_strategy", "auto", list(DISTRIBUTION_STRATEGIES),
+        "auto: tpu if --use_tpu/--tpu, multi_worker_mirrored if TF_CONFIG names several "
+        "workers, mirrored if more than one GPU, else default.")
+_define(flags.DEFINE_boolean, "use_tpu", False, "Train on a TPU.")
+_define(flags.DEFINE_string, "tpu", None,
+        "TPU name or grpc:// address for TPUClusterResolver ('' or 'local' for a TPU VM).")
+_define(flags.DEFINE_integer, "worker_gpu", None,
+        "GPUs to use on this worker; None: every visible GPU.")
+
+# Decoding and export.
+_define(flags.DEFINE_string, "decode_from_file", None, "Decode the lines of this file.")
+_define(flags.DEFINE_string, "decode_to_file", None,
+        "Write the decodes here (default: --decode_from_file with a suffix).")
+_define(flags.DEFINE_string, "decode_hparams", "",
+        "Overrides of the decoding hparams, e.g. \"beam_size=4,alpha=0.6\".")
+_define(flags.DEFINE_boolean, "decode_interactive", False,
+        "t2t-decoder: read inputs from stdin and print each decode.")
+_define(flags.DEFINE_boolean, "export_saved_model", False,
+        "Export a SavedModel for serving to OUTPUT_DIR/export after training.")
+
+
+def set_hparams_from_args(args):
+  """Appends `--hp_NAME VALUE` / `--hp_NAME=VALUE` arguments to `FLAGS.hparams`.
+
+  Call it with the arguments absl left unparsed (`argv[1:]` of the script's main). Each
+  setting is added as `NAME=VALUE` after what `--hparams` already holds, comma-joined, so a
+  later setting of the same name is an error when the hparams are parsed. VALUE is in the
+  `--hparams` syntax (quote strings that contain `,` or `=`). Any other argument is logged as
+  a warning and ignored.
+
+  Args:
+    args: a list of strings.
+
+  Raises:
+    HParamsError: for `--hp_NAME` with no value, or an empty NAME.
+  """
+  settings = []
+  i = 0
+  args = list(args or [])
+  while i < len(args):
+    arg = args[i]
+    prefix = next((p for p in HP_PREFIXES if arg.startswith(p)), None)
+    if prefix is None:
+      logging.warning("Ignoring unknown command-line argument %r (hparams are set with "
+                      "--hparams or --hp_NAME VALUE).", arg)
+      i += 1
+      continue
+    body = arg[len(prefix):]
+    if "=" in body:
+      name, value = body.split("=", 1)
+      i += 1
+    else:
+      if i + 1 >= len(args) or args[i + 1].startswith("--"):
+        raise HParamsError("%s needs a value: %s VALUE or %s=VALUE." % (arg, arg, arg))
+      name, value = body, args[i + 1]
+      i += 2
+    if not name:
+      raise HParamsError("%r: expected --hp_NAME=VALUE." % arg)
+    settings.append("%s=%s" % (name, value))
+  if settings:
+    current = (FLAGS.hparams or "").strip().rstrip(",")
+    FLAGS.hparams = ",".join([current] + settings if current else settings)
+
+
+def create_hparams(hparams_set, overrides="", problem_name=None):
+  """The hparams set `hparams_set` with `overrides` (an `--hparams` string) applied.
+
+  The result also records where it came from, so that hparams.json in an output_dir says
+  which set and problem a run used, and `save_or_check_hparams` notices a run pointed at the
+  same output_dir with another set or problem: `hparams_set` (a str) always, and
+  `problem_name` (a str) when given. An hparams set that defines these names itself keeps
+  its own (a str one is set to the name). Overrides cannot change them.
+
+  Args:
+    hparams_set: a registered hparams set name.
+    overrides: a string for `HParams.parse`, e.g. "batch_size=1024,dropout=0.2".
+    problem_name: the problem's name, as given to --problem; None records nothing.
+
+  Returns:
+    A new HParams.
+
+  Raises:
+    UnknownNameError: for an unknown hparams set (with close matches).
+    HParamsError: for a bad overrides string.
+  """
+  if not hparams_set:
+    raise ConfigError("--hparams_set is required. %s" % _list_hint(registry.list_hparams()))
+  hp = registry.hparams(hparams_set)
+  if not isinstance(hp, HParams):
+    raise ConfigError("hparams set %r returned a %s, not an HParams." %
+                      (hparams_set, type(hp).__name__))
+  hp.parse(overrides or "")
+  _record(hp, "hparams_set", hparams_set)
+  if problem_name is not None:
+    _record(hp, "problem_name", problem_name)
+  return hp
+
+
+def _record(hp, name, value):
+  if name not in hp:
+    hp.add_hparam(name, value)
+  elif hp.get(name) is None or isinstance(hp.get(name), str):
+    hp.set_hparam(name, value)
+
+
+def _list_hint(names):
+  if not names:
+    return "None are registered; import your own with --t2t_usr_dir."
+  return "Registered: %s." % ", ".join(names[:12]) + (" ..." if len(names) > 12 else "")
+
+
+def _differences(saved, new):
+  """`name: saved X, new Y` for every name whose values differ (or exist on one side)."""
+  saved_values, new_values = saved.values(), new.values()
+  diffs = []
+  for name in sorted(set(saved_values) | set(new_values)):
+    if name not in new_values:
+      diffs.append("%s: saved %r, new (absent)" % (name, saved_values[name]))
+    elif name not in saved_values:
+      diffs.append("%s: saved (absent), new %r" % (name, new_values[name]))
+    elif HParams(x=saved_values[name]) != HParams(x=new_values[name]):
+      diffs.append("%s: saved %r, new %r" % (name, saved_values[name], new_values[name]))
+  return diffs
+
+
+def _write_atomically(gfile, path, text):
+  tmp = "%s.tmp-%d-%s" % (path, os.getpid(), os.urandom(4).hex())
+  try:
+    with gfile.GFile(tmp, "w") as f:
+      f.write(text)
+    gfile.rename(tmp, path, overwrite=True)
+  finally:
+    if gfile.exists(tmp):
+      gfile.remove(tmp)
+
+
+def save_or_check_hparams(output_dir, hparams, flags_text=None, overwrite=False):
+  """Saves `hparams` in output_dir, or checks them against the ones saved there.
+
+  The first run writes OUTPUT_DIR/hparams.json (and flags.txt). A later run loads
+  hparams.json: if it differs from `hparams`, that is an error naming each difference, unless
+  `overwrite` (--overwrite_output_hparams), which saves the new values. Files are written to
+  a temporary name and renamed, so a killed run never leaves half a file.
+
+  Args:
+    output_dir: the run's directory (created if missing; any tf.io.gfile path).
+    hparams: the HParams of this run.
+    flags_text: the text for flags.txt; None: absl's FLAGS as a flag file, if they are
+      parsed (else no flags.txt). flags.txt is rewritten on every run that passes the check,
+      so it shows the latest command.
+    overwrite: save `hparams` even if output_dir holds different ones.
+
+  Returns:
+    The hparams to use (`hparams`).
+
+  Raises:
+    ConfigError: if the saved hparams differ (and not `overwrite`), or hparams.json is not
+      valid.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  gfile = tf.io.gfile
+  path = os.path.join(output_dir, HPARAMS_FILENAME)
+  new_json = hparams.to_json(indent=2)
+  if gfile.exists(path) and not overwrite:
+    with gfile.GFile(path, "r") as f:
+      saved_text = f.read()
+    try:
+      saved = HParams.from_json(saved_text)
+    except HParamsError as e:
+      raise ConfigError("%s is not a valid hparams file (%s). Pass --overwrite_output_hparams "
+                        "to replace it with this run's hparams." % (path, e)) from None
+    diffs = _differences(saved, HParams.from_json(new_json))
+    if diffs:
+      raise ConfigError(
+          "The hparams differ from the ones saved in %s: %s. Pass "
+          "--overwrite_output_hparams to take the new values (the checkpoints there were "
+          "trained with the saved ones), or use another --output_dir." %
+          (path, "; ".join(diffs)))
+  else:
+    gfile.makedirs(output_dir)
+    _write_atomically(gfile, path, new_json + "\n")
+  if flags_text is None and FLAGS.is_parsed():
+    flags_text = FLAGS.flags_into_string()
+  if flags_text is not None:
+    gfile.makedirs(output_dir)
+    _write_atomically(gfile, os.path.join(output_dir, FLAGS_FILENAME), flags_text)
+  return hparams
+
