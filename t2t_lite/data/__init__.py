@@ -1,1 +1,39 @@
-"""t2t_lite.data."""
+"""t2t_lite.data: the Problem base class, text encoders, data generation and batching.
+
+    from t2t_lite.data import Problem, ModeKeys
+    problem = registry.problem("algorithmic_reverse_binary40")
+    problem.generate_data(data_dir, tmp_dir)
+    problem.check_shards(data_dir)            # CorruptDataError naming a bad shard
+    ds = problem.dataset(ModeKeys.TRAIN, data_dir, hparams)
+
+Base classes to subclass: `Problem` (any data), `Text2TextProblem` / `Text2SelfProblem`
+(strings; `t2t_lite.data.text_problems`), `TfdsProblem` (a TFDS dataset;
+`t2t_lite.data.tfds_problem`).
+"""
+from t2t_lite.data import generator_utils
+from t2t_lite.data import text_encoder
+from t2t_lite.data.problem import BATCHING_DEFAULTS
+from t2t_lite.data.problem import ModeKeys
+from t2t_lite.data.problem import Problem
+from t2t_lite.data.problem import batching_scheme
+from t2t_lite.data.problem import bucket_boundaries
+from t2t_lite.data.problem import example_length
+from t2t_lite.data.text_problems import Text2SelfProblem
+from t2t_lite.data.text_problems import Text2TextProblem
+from t2t_lite.data.text_problems import VocabType
+from t2t_lite.data.tfds_problem import TfdsProblem
+
+__all__ = [
+    "BATCHING_DEFAULTS",
+    "ModeKeys",
+    "Problem",
+    "Text2SelfProblem",
+    "Text2TextProblem",
+    "TfdsProblem",
+    "VocabType",
+    "batching_scheme",
+    "bucket_boundaries",
+    "example_length",
+    "generator_utils",
+    "text_encoder",
+]

@@ -14,6 +14,7 @@ position in the data. The train step runs `iterations_per_loop` steps per `tf.fu
 replica is divided by the token count of the global batch, so any number of replicas computes
 the same update.
 """
+import contextlib
 import json
 import math
 import os
@@ -100,7 +101,11 @@ class Trainer:
       keras.utils.set_random_seed(int(random_seed))
 
     self.dirs = setup_directories(output_dir, ["train", "eval"])
-    self.problem_hparams = self.problem.get_hparams(hparams)
+    try:
+      # Subword vocabularies are read from data_dir to know their size.
+      self.problem_hparams = self.problem.get_hparams(hparams, data_dir=data_dir)
+    except TypeError:  # a duck-typed problem whose get_hparams takes only the hparams
+      self.problem_hparams = self.problem.get_hparams(hparams)
     self.sequence_targets = self.problem_hparams.modality["targets"] != "class_label"
     self.device_metrics, self.host_metrics = metrics_lib.metric_names_for(
         self.problem.eval_metrics(), self.sequence_targets)
@@ -115,6 +120,22 @@ class Trainer:
     self._manager = None
     self._train_fn = None
     self._eval_fn = None
+
+  @contextlib.contextmanager
+  def _reading_errors(self):
+    """tf.data's DataLossError (a corrupt or truncated shard) as a CorruptDataError that
+    names the file (the Problem finds it), not a bare error mid-training."""
+    reading_errors = getattr(self.problem, "reading_errors", None)
+    if reading_errors is not None:
+      with reading_errors(self.data_dir):
+        yield
+      return
+    try:
+      yield
+    except tf.errors.DataLossError as e:
+      raise CorruptDataError("%s: a data file is corrupt or truncated (%s). Regenerate it "
+                             "with t2t-datagen --overwrite." %
+                             (self.data_dir, e.message.splitlines()[0])) from None
 
   # ---------------------------------------------------------------- building
   def _dataset_fn(self, mode, shuffle=None):
@@ -268,13 +289,9 @@ class Trainer:
         for every in (self.save_checkpoints_steps, eval_every, self.log_step_count_steps):
           if every:
             n = min(n, every - step % every)
-        try:
+        with self._reading_errors():
           loss_sum, weight_sum, tokens = self._train_fn(self._train_iterator,
                                                         tf.constant(n, tf.int64))
-        except tf.errors.DataLossError as e:
-          raise CorruptDataError("%s: a training data file is corrupt or truncated (%s). "
-                                 "Regenerate it with t2t-datagen --overwrite." %
-                                 (self.data_dir, e.message.splitlines()[0])) from None
         loss_sum, weight_sum = float(loss_sum), float(weight_sum)
         step += n
         if not math.isfinite(loss_sum):
@@ -375,7 +392,7 @@ class Trainer:
     totals = {}
     bleu = metrics_lib.BleuAccumulator() if "approx_bleu_score" in self.host_metrics else None
     batches = 0
-    try:
+    with self._reading_errors():
       for features in dataset:
         sums, extra = self._eval_fn(features)
         for name, (num, den) in sums.items():
@@ -386,10 +403,6 @@ class Trainer:
                           self.strategy.experimental_local_results(extra["targets"])):
             bleu.add_batch(p.numpy(), t.numpy())
         batches += 1
-    except tf.errors.DataLossError as e:
-      raise CorruptDataError("%s: an eval data file is corrupt or truncated (%s). Regenerate "
-                             "it with t2t-datagen --overwrite." %
-                             (self.data_dir, e.message.splitlines()[0])) from None
     step = int(self.global_step.numpy())
     results = {name: num / den if den else 0.0 for name, (num, den) in totals.items()}
     if bleu is not None:

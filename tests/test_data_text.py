@@ -1,0 +1,154 @@
+"""Text encoders and the text problem base classes."""
+import os
+
+import numpy as np
+import pytest
+
+import problems  # noqa: F401
+from t2t_lite import registry
+from t2t_lite.data import ModeKeys, text_encoder
+from t2t_lite.data.text_problems import Text2SelfProblem, Text2TextProblem
+from t2t_lite.errors import DataNotFoundError
+from t2t_lite.hparams import HParams
+
+CORPUS = [
+    "the quick brown fox jumps over the lazy dog",
+    "a stitch in time saves nine",
+    "all that glitters is not gold",
+    "the early bird catches the worm",
+] * 20
+
+
+def test_reserved_ids():
+  assert text_encoder.PAD_ID == 0 and text_encoder.EOS_ID == 1
+
+
+def test_text_encoder_shifts_integers():
+  enc = text_encoder.TextEncoder()
+  assert enc.encode("0 7") == [2, 9]
+  assert enc.decode([2, 9, 1, 0]) == "0 7"
+
+
+def test_byte_encoder_round_trip():
+  enc = text_encoder.ByteTextEncoder()
+  s = "héllo, wörld ✓"
+  ids = enc.encode(s)
+  assert min(ids) >= 2 and max(ids) < 258 and enc.vocab_size == 258
+  assert enc.decode(ids + [1, 0, 0]) == s
+
+
+def test_symbol_encoder_names():
+  enc = text_encoder.SymbolEncoder(3, ["0", "1", "+"])
+  assert enc.encode("1 + 0") == [3, 4, 2]
+  assert enc.decode([3, 4, 2, 1]) == "1 + 0"
+  with pytest.raises(ValueError, match="not a symbol"):
+    enc.encode("7")
+
+
+def test_token_encoder_file_round_trip(tmp_path):
+  enc = text_encoder.TokenTextEncoder.build_from_corpus(CORPUS, max_vocab_size=30)
+  assert enc.vocab_size <= 30
+  path = str(tmp_path / "vocab.tokens")
+  enc.store_to_file(path)
+  enc2 = text_encoder.TokenTextEncoder(path, replace_oov="<UNK>")
+  assert enc2.vocab_size == enc.vocab_size
+  ids = enc2.encode("the lazy dog")
+  assert min(ids) >= 2
+  assert enc2.decode(ids + [1]) == "the lazy dog"
+  assert enc2.decode(enc2.encode("the zebra")) == "the <UNK>"
+
+
+def test_subword_encoder_build_save_load_round_trip(tmp_path):
+  enc = text_encoder.SubwordTextEncoder.build_from_corpus(CORPUS, target_vocab_size=300)
+  s = "the quick dog catches gold"
+  ids = enc.encode(s)
+  assert min(ids) >= 2  # 0 and 1 stay reserved
+  assert enc.decode(ids + [1, 0]) == s
+  prefix = str(tmp_path / "vocab.x")
+  enc.store_to_file(prefix)
+  assert os.path.exists(prefix + ".subwords")
+  enc2 = text_encoder.SubwordTextEncoder(prefix)
+  assert enc2.encode(s) == ids and enc2.vocab_size == enc.vocab_size
+  assert enc2.decode(enc2.encode("unseen words zq")) == "unseen words zq"
+
+
+def test_class_label_encoder():
+  enc = text_encoder.ClassLabelEncoder(["neg", "pos"])
+  assert enc.encode("pos") == [1] and enc.decode([0]) == "neg" and enc.vocab_size == 2
+
+
+class _Pairs(Text2TextProblem):
+  num_train_shards = 2
+  approx_vocab_size = 300
+
+  def generate_samples(self, data_dir, tmp_dir, split):
+    rows = CORPUS if split == "train" else CORPUS[:8]
+    for line in rows:
+      yield {"inputs": line, "targets": line.upper()}
+
+
+class _PairsTokens(_Pairs):
+  vocab_type = "tokens"
+  approx_vocab_size = 64
+
+
+class _Lm(Text2SelfProblem):
+  vocab_type = "character"
+  num_train_shards = 1
+
+  def generate_samples(self, data_dir, tmp_dir, split):
+    for line in CORPUS[:10]:
+      yield {"targets": line}
+
+
+@pytest.mark.parametrize("cls", [_Pairs, _PairsTokens])
+def test_text2text_problem_generates_vocab_and_data(cls, tmp_path):
+  p = cls()
+  d = str(tmp_path)
+  with pytest.raises(DataNotFoundError, match="vocabulary"):
+    p.feature_encoders(d)
+  p.generate_data(d, d)
+  assert p.data_exists(d)
+  assert os.path.exists(os.path.join(d, p.vocab_filename))
+  hp = p.get_hparams(data_dir=d)
+  enc = p.feature_encoders(d)["inputs"]
+  assert hp.vocab_size["inputs"] == enc.vocab_size == hp.vocab_size["targets"]
+  assert "approx_bleu_score" in p.eval_metrics()
+  batch = next(iter(p.dataset(ModeKeys.EVAL, d, HParams(batch_size=512, max_length=0))))
+  row = batch["inputs"][0].numpy()
+  assert row[(row > 0).sum() - 1] == 1  # EOS last
+  text_in = enc.decode(row)
+  assert text_in in CORPUS or "<UNK>" in text_in
+  targets = enc.decode(batch["targets"][0].numpy())
+  if cls is _Pairs:
+    assert targets == text_in.upper()
+
+
+def test_text2self_problem_has_only_targets(tmp_path):
+  p = _Lm()
+  p.generate_data(str(tmp_path), None)
+  hp = p.get_hparams()
+  assert not hp.has_inputs and hp.vocab_size == {"targets": 258}
+  batch = next(iter(p.dataset(ModeKeys.TRAIN, str(tmp_path), HParams(batch_size=256), seed=0)))
+  assert set(batch) == {"targets"}
+
+
+def test_python_stdlib_language_model(tmp_path):
+  p = registry.problem("languagemodel_python_stdlib_bytes")
+  p.generate_data(str(tmp_path), None)
+  counts = p.check_shards(str(tmp_path))
+  assert counts["train"] > 3000 and counts["dev"] > 100
+  names = sorted(os.listdir(tmp_path))
+  assert names[0] == "languagemodel_python_stdlib_bytes-dev-00000-of-00001"
+  ds = p.dataset(ModeKeys.TRAIN, str(tmp_path), HParams(batch_size=2048), seed=0)
+  batch = next(iter(ds))["targets"].numpy()
+  assert batch.shape == (8, 256)
+  assert (batch[:, -1] == 1).all() and (batch[:, :-1] >= 2).all()
+  text = p.feature_encoders(None)["targets"].decode(batch[0])
+  assert len(text.encode("utf-8", "surrogateescape")) > 0
+  # Deterministic: the same files, split and chunks every time.
+  first = [b["targets"].numpy() for b in p.dataset(ModeKeys.EVAL, str(tmp_path),
+                                                     HParams(batch_size=4096))]
+  again = [b["targets"].numpy() for b in p.dataset(ModeKeys.EVAL, str(tmp_path),
+                                                     HParams(batch_size=4096))]
+  assert all(np.array_equal(a, b) for a, b in zip(first, again))

@@ -1,0 +1,202 @@
+"""The model-based loop end to end: a 2-epoch tiny run, reruns, and the script's user errors."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import problems.world_model  # noqa: F401  (registers the world-model problems)
+import t2t_lite.models  # noqa: F401  (registers the transformer)
+from t2t_lite import registry
+from t2t_lite.errors import ConfigError, HParamsError
+from t2t_lite.rl import trainer_model_based as tmb
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def tiny_hparams(**overrides):
+  hparams = registry.hparams("rlmb_tiny")  # 4x4 grid, 1-layer 16-wide transformer
+  hparams.num_real_env_frames = 120
+  hparams.world_model_train_steps = 6
+  hparams.world_model_eval_steps = 1
+  hparams.eval_num_subsequences = 8
+  for name, value in overrides.items():
+    setattr(hparams, name, value)
+  return hparams
+
+
+def read_json(path):
+  with open(path) as f:
+    return json.load(f)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+  """One real 2-epoch run, shared by the tests that look at what it left."""
+  out = str(tmp_path_factory.mktemp("rlmb"))
+  records = tmb.training_loop(tiny_hparams(), out, random_seed=3)
+  return out, records
+
+
+def test_two_epoch_tiny_run_end_to_end(finished_run):
+  out, records = finished_run
+  assert [r["epoch"] for r in records] == [0, 1]
+  for subdir in ("data", "tmp", "world_model", "world_model/debug_videos", "policy",
+                 "eval_metrics"):
+    assert os.path.isdir(os.path.join(out, subdir)), subdir
+  for epoch, record in enumerate(records):
+    assert read_json(os.path.join(out, "eval_metrics", "epoch_%d.json" % epoch)) == record
+    metrics = record["world_model"]
+    assert metrics["num_examples"] == 8
+    for name in ("next_frame_error", "frame_accuracy", "reward_accuracy"):
+      assert 0.0 <= metrics[name] <= 1.0
+    assert record["real_env_steps"] == 60 * (epoch + 1)
+    assert record["world_model_train_steps"] == 6 * (epoch + 1)
+    assert record["world_model_train"]["global_step"] == 6 * (epoch + 1)
+    assert "accuracy" in record["world_model_train"]
+    assert record["timing"].startswith("Timing: ")
+    video = os.path.join(out, "world_model", "debug_videos", "epoch_%d.txt" % epoch)
+    assert "predicted reward" in open(video).read()
+  # Epoch 1 trains on the rollouts of both epochs.
+  assert records[1]["examples"]["train"] > records[0]["examples"]["train"]
+  rollouts = sorted(os.listdir(os.path.join(out, "data", "rollouts")))
+  assert rollouts == ["epoch_0-dev.tfrecord", "epoch_0-train.tfrecord",
+                      "epoch_1-dev.tfrecord", "epoch_1-train.tfrecord"]
+  assert read_json(os.path.join(out, "loop_hparams.json"))["epochs"] == 2
+
+
+def test_rerun_skips_finished_epochs(finished_run, tmp_path):
+  out, records = finished_run
+
+  def must_not_train(*args, **kwargs):
+    raise AssertionError("a finished epoch was trained again")
+
+  assert tmb.training_loop(tiny_hparams(), out, random_seed=3, train_fn=must_not_train) == records
+  # Other hparams on the same output_dir are an error, unless asked for.
+  with pytest.raises(ConfigError, match="num_real_env_frames: saved 120, new 100"):
+    tmb.training_loop(tiny_hparams(num_real_env_frames=100), out, train_fn=must_not_train)
+
+
+def test_rerun_continues_an_interrupted_run(finished_run, tmp_path):
+  """Epoch 0 finished, epoch 1 not: only epoch 1 runs again, on the same rollouts."""
+  out, _ = finished_run
+  import shutil
+  copy = str(tmp_path / "copy")
+  shutil.copytree(out, copy)
+  os.remove(os.path.join(copy, "eval_metrics", "epoch_1.json"))
+  rollouts_before = open(os.path.join(copy, "data", "rollouts", "epoch_1-train.tfrecord"),
+                         "rb").read()
+  trained = []
+
+  class ConstantModel:
+    """Predicts an empty frame and reward 0 whatever it sees (no TensorFlow needed)."""
+
+    def __call__(self, features, training=False):
+      logits = np.zeros(features["targets"].shape + (11,), np.float32)
+      logits[..., 2] = 1.0
+      logits[:, 16, 9] = 2.0
+      return logits
+
+  def fake_train(problem, model_name, hparams, data_dir, output_dir, train_steps, eval_steps,
+                 schedule, random_seed):
+    trained.append((os.path.basename(data_dir), train_steps))
+    return {"accuracy": 0.5}, ConstantModel()
+
+  records = tmb.training_loop(tiny_hparams(), copy, random_seed=3, train_fn=fake_train)
+  assert trained == [("epoch_1", 12)]
+  assert [r["epoch"] for r in records] == [0, 1]
+  assert records[1]["world_model_train"] == {"accuracy": 0.5}
+  assert 0.0 < records[1]["world_model"]["next_frame_error"] < 0.5
+  assert open(os.path.join(copy, "data", "rollouts", "epoch_1-train.tfrecord"),
+              "rb").read() == rollouts_before
+
+
+def test_loop_config_errors(tmp_path):
+  with pytest.raises(ConfigError, match="epochs=0"):
+    tmb.training_loop(tiny_hparams(epochs=0), str(tmp_path))
+  with pytest.raises(ConfigError, match="dev_fraction"):
+    tmb.training_loop(tiny_hparams(dev_fraction=0.0), str(tmp_path))
+  from t2t_lite.data import Problem
+
+  @registry.register_problem("test_rl_not_a_world_model")
+  class NotAWorldModel(Problem):
+    pass
+
+  try:
+    with pytest.raises(ConfigError, match="not a world-model problem"):
+      tmb.training_loop(tiny_hparams(problem="test_rl_not_a_world_model"), str(tmp_path))
+  finally:
+    registry.unregister("problem", "test_rl_not_a_world_model")
+  with pytest.raises(HParamsError):
+    tmb.training_loop(tiny_hparams(world_model_hparams="no_such_hparam=3"), str(tmp_path))
+
+
+def test_greedy_predict_matches_step_by_step_decoding():
+  """The cached greedy decode equals re-running the whole model once per position."""
+  import keras
+  from t2t_lite.hparams import HParams
+  hp = registry.hparams("transformer_tiny")
+  hp.parse("hidden_size=16,filter_size=32,num_heads=2,num_hidden_layers=1")
+  php = HParams(vocab_size={"inputs": 11, "targets": 11},
+                modality={"inputs": "symbol", "targets": "symbol"}, has_inputs=True)
+  keras.utils.set_random_seed(1)
+  model = registry.model("transformer")(hp, php)
+  inputs = np.random.default_rng(0).integers(2, 11, size=(5, 9)).astype(np.int32)
+  model({"inputs": inputs, "targets": np.zeros((5, 6), np.int32)}, training=False)
+  cached = tmb.greedy_predict(model, inputs, 6, batch_size=2)
+
+  class Uncached:
+    def __call__(self, features, training=False):
+      return model(features, training=training)
+
+  assert cached.shape == (5, 6)
+  np.testing.assert_array_equal(cached, tmb.greedy_predict(Uncached(), inputs, 6))
+
+
+def run_script(args, env):
+  return subprocess.run([sys.executable, os.path.join(REPO, "scripts", "trainer_model_based.py")]
+                        + args, capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_script_user_errors_are_one_line_and_exit_2(script_env, tmp_path):
+  """Checked before TensorFlow is imported, so these cost a second each."""
+  for args, message in [
+      (["--output_dir=%s" % tmp_path, "--loop_hparams_set=rlmb_tiny", "--epochs=0"],
+       "epochs=0: the loop needs at least one epoch"),
+      (["--output_dir=%s" % tmp_path, "--loop_hparams_set=rlmb_tinyy"],
+       "--loop_hparams_set=rlmb_tinyy: unknown hparams set; did you mean 'rlmb_tiny'?"),
+      (["--loop_hparams_set=rlmb_tiny"], "--output_dir is required")]:
+    result = run_script(args, script_env)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines == ["t2t-trainer-model-based: error: " + lines[0].split(": error: ", 1)[1]]
+    assert message in lines[0], lines[0]
+  assert not os.listdir(str(tmp_path))
+
+
+@pytest.mark.slow
+def test_script_runs_the_loop(script_env, tmp_path):
+  args = ["--output_dir=%s" % tmp_path, "--loop_hparams_set=rlmb_tiny", "--epochs=1",
+          "--num_real_env_frames=40", "--random_seed=2",
+          "--hparams=world_model_train_steps=2,world_model_eval_steps=1,"
+          "eval_num_subsequences=4,world_model_schedule=train"]
+  result = run_script(args, script_env)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "1 epochs done; last: next_frame_error" in result.stdout
+  record = read_json(os.path.join(str(tmp_path), "eval_metrics", "epoch_0.json"))
+  assert record["world_model"]["num_examples"] == 4 and record["world_model_train"] == {}
+
+
+def test_create_loop_hparams_applies_flags_in_order():
+  from t2t_lite.bin import trainer_model_based as bin_tmb
+  hp = bin_tmb.create_loop_hparams(
+      "rlmb_tiny", "epochs=5,world_model_hparams='hidden_size=8,num_heads=1'",
+      num_real_env_frames=77)
+  assert hp.epochs == 5 and hp.num_real_env_frames == 77
+  assert hp.world_model_hparams == "hidden_size=8,num_heads=1"
+  assert tmb.world_model_hparams(hp).hidden_size == 8
+  assert bin_tmb.create_loop_hparams("rlmb_tiny", "epochs=5", epochs=3).epochs == 3
+  with pytest.raises(ConfigError, match="not a model-based loop hparams set"):
+    bin_tmb.create_loop_hparams("transformer_tiny")
