@@ -1,0 +1,144 @@
+"""Token embedding with tensor2tensor's timing signal or learned positions."""
+import math
+
+import keras
+from keras import ops
+
+
+def get_timing_signal_1d(positions, channels, min_timescale=1.0, max_timescale=1.0e4,
+                         dtype="float32"):
+  """tensor2tensor's sinusoidal timing signal for the given positions.
+
+  Channel i < channels // 2 is sin(position / timescale_i), channel channels // 2 + i is the
+  matching cos, with timescales spaced geometrically from min_timescale to max_timescale; an odd
+  last channel is zero.
+
+  Args:
+    positions: int or float tensor of positions, shape [T] (or any shape [...]).
+    channels: the number of channels D.
+    min_timescale: the smallest timescale.
+    max_timescale: the largest timescale.
+    dtype: the dtype of the result.
+
+  Returns:
+    A tensor of shape [..., channels].
+
+  Example:
+
+  >>> signal = get_timing_signal_1d(keras.ops.arange(10), 16)   # [10, 16]
+  """
+  num_timescales = channels // 2
+  log_increment = math.log(float(max_timescale) / float(min_timescale)) / max(
+      num_timescales - 1, 1)
+  inv_timescales = min_timescale * ops.exp(
+      ops.arange(num_timescales, dtype="float32") * -log_increment)
+  scaled_time = ops.expand_dims(ops.cast(positions, "float32"), -1) * inv_timescales
+  signal = ops.concatenate([ops.sin(scaled_time), ops.cos(scaled_time)], axis=-1)
+  if channels % 2:
+    signal = ops.pad(signal, [[0, 0]] * (len(signal.shape) - 1) + [[0, 1]])
+  return ops.cast(signal, dtype)
+
+
+@keras.saving.register_keras_serializable(package="t2t_lite")
+class TokenEmbedding(keras.layers.Layer):
+  """Token ids -> vectors, scaled by sqrt(hidden_size), plus position information.
+
+  Id 0 is padding: the layer propagates the mask `ids != 0` to the layers after it.
+
+  Args:
+    vocab_size: number of token ids.
+    hidden_size: size D of each vector.
+    position: "sinusoidal" (tensor2tensor's timing signal), "learned" (a [max_length, D]
+      table; needs max_length) or None (no position information).
+    max_length: the number of learned positions; with "sinusoidal" it is only documentation.
+    scale: multiply the embeddings by sqrt(D) (tensor2tensor's convention).
+    dropout: dropout rate on the output (training only).
+    embeddings_initializer: initializer of the table; default normal with stddev D**-0.5.
+    seed: int seed of the dropout.
+    **kwargs: `keras.layers.Layer` arguments (name, dtype, ...).
+
+  Call arguments:
+    ids: int tensor [batch, length].
+    start_index: position of the first id (int or scalar tensor), for one-step decoding.
+    training: whether dropout is active.
+
+  Example:
+
+  >>> embed = TokenEmbedding(vocab_size=100, hidden_size=32)
+  >>> x = embed(keras.ops.array([[5, 7, 0]]))     # [1, 3, 32], mask [[True, True, False]]
+  >>> logits = embed.logits(x)                    # [1, 3, 100], with the shared table
+  """
+
+  def __init__(self, vocab_size, hidden_size, position="sinusoidal", max_length=None,
+               scale=True, dropout=0.0, embeddings_initializer=None, seed=None, **kwargs):
+    super().__init__(**kwargs)
+    if position not in ("sinusoidal", "learned", None):
+      raise ValueError("TokenEmbedding: `position` must be 'sinusoidal', 'learned' or None; "
+                       "received position=%r." % (position,))
+    if position == "learned" and not max_length:
+      raise ValueError("TokenEmbedding: position='learned' needs max_length; received "
+                       "max_length=%r." % (max_length,))
+    self.vocab_size = vocab_size
+    self.hidden_size = hidden_size
+    self.position = position
+    self.max_length = max_length
+    self.scale = scale
+    self.dropout = dropout
+    self.seed = seed
+    self.embeddings_initializer = keras.initializers.get(
+        embeddings_initializer if embeddings_initializer is not None else
+        keras.initializers.RandomNormal(stddev=hidden_size ** -0.5))
+    self._dropout_layer = keras.layers.Dropout(dropout, seed=seed, dtype=self.dtype_policy)
+    self.supports_masking = True
+
+  def build(self, ids_shape=None):
+    self.embeddings = self.add_weight(
+        name="embeddings", shape=(self.vocab_size, self.hidden_size),
+        initializer=self.embeddings_initializer)
+    if self.position == "learned":
+      self.position_embeddings = self.add_weight(
+          name="position_embeddings", shape=(self.max_length, self.hidden_size),
+          initializer=keras.initializers.get(
+              keras.initializers.serialize(self.embeddings_initializer)))
+    self.built = True
+
+  def call(self, ids, start_index=0, training=None):
+    if len(ids.shape) != 2:
+      raise ValueError("TokenEmbedding: `ids` must have rank 2, [batch, length]; received "
+                       "shape %s." % (tuple(ids.shape),))
+    ids = ops.cast(ids, "int32")
+    x = ops.take(self.embeddings, ids, axis=0)
+    if self.scale:
+      x = x * ops.cast(self.hidden_size ** 0.5, x.dtype)
+    if self.position is not None:
+      positions = ops.arange(ops.shape(ids)[1], dtype="int32") + ops.cast(start_index, "int32")
+      if self.position == "sinusoidal":
+        signal = get_timing_signal_1d(positions, self.hidden_size, dtype=x.dtype)
+      else:
+        signal = ops.take(self.position_embeddings, positions, axis=0)
+      x = x + ops.cast(ops.expand_dims(signal, 0), x.dtype)
+    return self._dropout_layer(x, training=training)
+
+  def compute_mask(self, ids, mask=None, *args, **kwargs):
+    return ops.not_equal(ids, 0)
+
+  def compute_output_shape(self, ids_shape):
+    return tuple(ids_shape) + (self.hidden_size,)
+
+  def logits(self, x):
+    """x @ embeddings^T: [..., D] -> [..., vocab_size], for a shared input/output embedding."""
+    return ops.matmul(x, ops.transpose(ops.cast(self.embeddings, x.dtype)))
+
+  def get_config(self):
+    config = super().get_config()
+    config.update({
+        "vocab_size": self.vocab_size,
+        "hidden_size": self.hidden_size,
+        "position": self.position,
+        "max_length": self.max_length,
+        "scale": self.scale,
+        "dropout": self.dropout,
+        "embeddings_initializer": keras.initializers.serialize(self.embeddings_initializer),
+        "seed": self.seed,
+    })
+    return config

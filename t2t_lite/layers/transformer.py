@@ -1,0 +1,248 @@
+"""Pre-norm Transformer encoder and decoder blocks (tensor2tensor's layout).
+
+Each sublayer is `x + dropout(sublayer(layer_norm(x)))`; the final layer norm of a stack is the
+model's job. The decoder block's self-attention keeps a key/value cache for incremental decoding
+(see `t2t_lite.layers.attention` for its structure), and its attention over the encoder output
+can reuse keys and values projected once per sequence (`compute_memory_kv`).
+"""
+import keras
+
+from t2t_lite.layers.attention import MultiHeadAttention
+from t2t_lite.layers.attention import MultiHeadSelfAttention
+from t2t_lite.layers.dense import Dense
+
+
+class _TransformerBlockBase(keras.layers.Layer):
+  """Arguments, feed-forward network and config shared by the encoder and decoder blocks."""
+
+  def __init__(self, num_heads, filter_size, dropout=0.0, attention_dropout=0.0,
+               relu_dropout=0.0, activation="relu", layer_norm_epsilon=1e-6, seed=None,
+               **kwargs):
+    super().__init__(**kwargs)
+    self.num_heads = num_heads
+    self.filter_size = filter_size
+    self.dropout = dropout
+    self.attention_dropout = attention_dropout
+    self.relu_dropout = relu_dropout
+    self.activation = keras.activations.get(activation)
+    self.layer_norm_epsilon = layer_norm_epsilon
+    self.seed = seed
+    self.supports_masking = True
+    self._hidden_size = None
+    self._cross_attention = None
+
+  def _seed(self, offset):
+    return None if self.seed is None else self.seed + offset
+
+  def _norm(self, name):
+    return keras.layers.LayerNormalization(epsilon=self.layer_norm_epsilon,
+                                           dtype=self.dtype_policy, name=name)
+
+  def _dropout(self, rate, offset, name):
+    return keras.layers.Dropout(rate, seed=self._seed(offset), dtype=self.dtype_policy,
+                                name=name)
+
+  def _check_x(self, x_shape):
+    if len(x_shape) != 3 or x_shape[-1] is None:
+      raise ValueError("%s: `x` must have rank 3, (batch, length, hidden) with a known hidden "
+                       "size; received shape %s." % (type(self).__name__, tuple(x_shape)))
+
+  def _build_ffn(self, x_shape):
+    hidden = x_shape[-1]
+    self._ffn_norm = self._norm("ffn_norm")
+    self._ffn_norm.build(x_shape)
+    self._ffn_inner = Dense(self.filter_size, activation=self.activation,
+                            dtype=self.dtype_policy, name="ffn_inner")
+    self._ffn_inner.build(x_shape)
+    self._relu_dropout = self._dropout(self.relu_dropout, 1, "relu_dropout")
+    self._ffn_outer = Dense(hidden, dtype=self.dtype_policy, name="ffn_outer")
+    self._ffn_outer.build(tuple(x_shape[:-1]) + (self.filter_size,))
+    self._ffn_dropout = self._dropout(self.dropout, 2, "ffn_dropout")
+
+  def _ffn(self, x, training):
+    y = self._ffn_inner(self._ffn_norm(x))
+    y = self._ffn_outer(self._relu_dropout(y, training=training))
+    return x + self._ffn_dropout(y, training=training)
+
+  def compute_mask(self, x, mask=None, *args, **kwargs):
+    return mask
+
+  def compute_output_shape(self, x_shape, *args, **kwargs):
+    return tuple(x_shape)
+
+  def get_config(self):
+    config = super().get_config()
+    config.update({
+        "num_heads": self.num_heads,
+        "filter_size": self.filter_size,
+        "dropout": self.dropout,
+        "attention_dropout": self.attention_dropout,
+        "relu_dropout": self.relu_dropout,
+        "activation": keras.activations.serialize(self.activation),
+        "layer_norm_epsilon": self.layer_norm_epsilon,
+        "seed": self.seed,
+    })
+    return config
+
+
+@keras.saving.register_keras_serializable(package="t2t_lite")
+class TransformerEncoderBlock(_TransformerBlockBase):
+  """Pre-norm self-attention + feed-forward block of a Transformer encoder.
+
+  Args:
+    num_heads: number of attention heads (must divide the hidden size).
+    filter_size: size of the feed-forward network's inner layer.
+    dropout: dropout on each sublayer's output, before the residual add.
+    attention_dropout: dropout on the attention probabilities.
+    relu_dropout: dropout after the feed-forward inner activation.
+    activation: the feed-forward activation.
+    layer_norm_epsilon: epsilon of the layer norms.
+    seed: optional int; seeds the block's dropouts.
+    **kwargs: `keras.layers.Layer` arguments (name, dtype, ...).
+
+  Call arguments:
+    x: [batch, length, hidden].
+    mask: optional [batch, length] padding mask (True = real token); also from Keras masking.
+    training: whether dropout is active.
+
+  Example:
+
+  >>> block = TransformerEncoderBlock(num_heads=4, filter_size=64)
+  >>> y = block(keras.random.normal((2, 10, 32)))   # [2, 10, 32]
+  """
+
+  def build(self, x_shape):
+    x_shape = tuple(x_shape)
+    self._check_x(x_shape)
+    self._hidden_size = x_shape[-1]
+    self._attention_norm = self._norm("attention_norm")
+    self._attention_norm.build(x_shape)
+    self._attention = MultiHeadSelfAttention(
+        self.num_heads, dropout=self.attention_dropout, seed=self._seed(3),
+        dtype=self.dtype_policy, name="self_attention")
+    self._attention.build(x_shape)
+    self._attention_dropout = self._dropout(self.dropout, 4, "attention_output_dropout")
+    self._build_ffn(x_shape)
+    self.built = True
+
+  def call(self, x, mask=None, training=None):
+    y = self._attention(self._attention_norm(x), mask=mask, training=training)
+    x = x + self._attention_dropout(y, training=training)
+    return self._ffn(x, training)
+
+
+@keras.saving.register_keras_serializable(package="t2t_lite")
+class TransformerDecoderBlock(_TransformerBlockBase):
+  """Pre-norm Transformer decoder block: causal self-attention, attention over memory, FFN.
+
+  With `memory=None` (and no `memory_kv`) the attention over memory is skipped: a decoder-only
+  (language model) block. The block is built with that attention only when it first sees a
+  memory, so a decoder-only block holds no unused weights.
+
+  Args:
+    num_heads: number of attention heads (must divide the hidden size).
+    filter_size: size of the feed-forward network's inner layer.
+    dropout: dropout on each sublayer's output, before the residual add.
+    attention_dropout: dropout on the attention probabilities.
+    relu_dropout: dropout after the feed-forward inner activation.
+    activation: the feed-forward activation.
+    layer_norm_epsilon: epsilon of the layer norms.
+    seed: optional int; seeds the block's dropouts.
+    **kwargs: `keras.layers.Layer` arguments (name, dtype, ...).
+
+  Call arguments:
+    x: [batch, length, hidden], the (shifted) targets.
+    memory: optional [batch, memory_length, memory_size], the encoder output.
+    mask: optional [batch, length] padding mask of x; also from Keras masking.
+    memory_mask: optional [batch, memory_length] padding mask of the memory.
+    training: whether dropout is active.
+    cache: optional self-attention cache from `init_cache`; the call then returns
+      (x, new_cache).
+    cache_index: position of x's first step in the cache (int or scalar tensor).
+    memory_kv: optional keys/values from `compute_memory_kv(memory)`, used instead of
+      projecting `memory` again on every decoding step.
+
+  Example:
+
+  >>> block = TransformerDecoderBlock(num_heads=4, filter_size=64)
+  >>> x, memory = keras.random.normal((2, 5, 32)), keras.random.normal((2, 7, 32))
+  >>> y = block(x, memory)                                   # full causal pass
+  >>> cache = block.init_cache(batch_size=2, max_length=5)
+  >>> kv = block.compute_memory_kv(memory)
+  >>> for i in range(5):
+  ...   y_i, cache = block(x[:, i:i + 1], cache=cache, cache_index=i, memory_kv=kv)
+  """
+
+  def build(self, x_shape, memory_shape=None):
+    x_shape = tuple(x_shape)
+    self._check_x(x_shape)
+    self._hidden_size = x_shape[-1]
+    self._self_attention_norm = self._norm("self_attention_norm")
+    self._self_attention_norm.build(x_shape)
+    self._self_attention = MultiHeadSelfAttention(
+        self.num_heads, dropout=self.attention_dropout, seed=self._seed(3),
+        dtype=self.dtype_policy, name="self_attention")
+    self._self_attention.build(x_shape)
+    self._self_attention_dropout = self._dropout(self.dropout, 4, "self_attention_dropout")
+    self._cross_attention_norm = self._norm("cross_attention_norm")
+    self._cross_attention = MultiHeadAttention(
+        self.num_heads, dropout=self.attention_dropout, seed=self._seed(5),
+        dtype=self.dtype_policy, name="cross_attention")
+    self._cross_attention_dropout = self._dropout(self.dropout, 6, "cross_attention_dropout")
+    if memory_shape is not None:
+      self._build_cross_attention(x_shape, tuple(memory_shape))
+    self._build_ffn(x_shape)
+    self.built = True
+
+  def _build_cross_attention(self, x_shape, memory_shape):
+    self._cross_attention_norm.build(x_shape)
+    self._cross_attention.build(x_shape, memory_shape)
+    self._memory_size = memory_shape[-1]
+
+  def get_build_config(self):
+    # Also records a memory size learnt after build (a first call with memory_kv only), so that
+    # load_model recreates the attention over memory.
+    config = super().get_build_config() or {}
+    if self._cross_attention is not None and self._cross_attention.built:
+      config["memory_size"] = self._memory_size
+    return config
+
+  def build_from_config(self, config):
+    config = dict(config)
+    memory_size = config.pop("memory_size", None)
+    super().build_from_config(config)
+    if memory_size is not None and not self._cross_attention.built:
+      self._build_cross_attention((None, None, self._hidden_size), (None, None, memory_size))
+
+  def init_cache(self, batch_size, max_length, dtype=None):
+    """An empty self-attention cache: {"key": [B, L, N, K], "value": [B, L, N, V]}."""
+    if not self.built:
+      raise ValueError("%s: build the block before init_cache: call it once or "
+                       "block.build((None, None, hidden_size))." % type(self).__name__)
+    return self._self_attention.init_cache(batch_size, max_length, dtype)
+
+  def compute_memory_kv(self, memory):
+    """Projects the memory to the attention's keys and values once per sequence."""
+    if not self.built:
+      self.build((None, None, memory.shape[-1]), tuple(memory.shape))
+    if not self._cross_attention.built:
+      self._build_cross_attention((None, None, self._hidden_size), tuple(memory.shape))
+    return self._cross_attention.compute_memory_kv(memory)
+
+  def call(self, x, memory=None, mask=None, memory_mask=None, training=None, cache=None,
+           cache_index=None, memory_kv=None):
+    y = self._self_attention(self._self_attention_norm(x), mask=mask, use_causal_mask=True,
+                             training=training, cache=cache, cache_index=cache_index)
+    if cache is not None:
+      y, cache = y
+    x = x + self._self_attention_dropout(y, training=training)
+    if memory is not None or memory_kv is not None:
+      if not self._cross_attention.built:
+        self._build_cross_attention(
+            tuple(x.shape), (None, None, self._hidden_size) if memory is None else
+            tuple(memory.shape))
+      y = self._cross_attention(self._cross_attention_norm(x), memory, mask=mask,
+                                memory_mask=memory_mask, training=training, memory_kv=memory_kv)
+      x = x + self._cross_attention_dropout(y, training=training)
+    x = self._ffn(x, training)
+    return x if cache is None else (x, cache)

@@ -1,0 +1,218 @@
+"""Tests of TokenEmbedding and the Transformer encoder/decoder blocks."""
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from t2t_lite.layers import TokenEmbedding
+from t2t_lite.layers import TransformerDecoderBlock
+from t2t_lite.layers import TransformerEncoderBlock
+from t2t_lite.layers import get_timing_signal_1d
+from t2t_lite.layers.testing import run_layer_checks
+
+
+def _randn(*shape):
+  return np.random.randn(*shape).astype("float32")
+
+
+def _t2t_timing_signal(length, channels, start=0):
+  """tensor2tensor's get_timing_signal_1d, written out in NumPy."""
+  position = np.arange(length, dtype=np.float64) + start
+  num_timescales = channels // 2
+  log_increment = math.log(1.0e4 / 1.0) / max(num_timescales - 1, 1)
+  inv_timescales = np.exp(np.arange(num_timescales) * -log_increment)
+  scaled_time = position[:, None] * inv_timescales[None, :]
+  signal = np.concatenate([np.sin(scaled_time), np.cos(scaled_time)], axis=1)
+  return np.pad(signal, [[0, 0], [0, channels % 2]])
+
+
+# --- TokenEmbedding ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("channels", [8, 9])
+def test_timing_signal_is_tensor2tensors(channels):
+  np.testing.assert_allclose(get_timing_signal_1d(np.arange(12), channels),
+                             _t2t_timing_signal(12, channels), atol=1e-5)
+
+
+@pytest.mark.parametrize("position", ["sinusoidal", "learned", None])
+def test_token_embedding_common_checks(position):
+  ids = np.array([[1, 5, 3, 0], [2, 2, 0, 0]], "int32")
+  run_layer_checks(TokenEmbedding, {"vocab_size": 10, "hidden_size": 8, "position": position,
+                                    "max_length": 16}, ids, (2, 4, 8))
+
+
+def test_token_embedding_values_mask_and_logits():
+  embed = TokenEmbedding(10, 8)
+  ids = np.array([[1, 5, 3, 0], [2, 2, 0, 0]], "int32")
+  out = embed(ids)
+  table = np.asarray(embed.embeddings)
+  expected = table[ids] * math.sqrt(8) + _t2t_timing_signal(4, 8)[None]
+  np.testing.assert_allclose(out, expected, atol=1e-5)
+  np.testing.assert_array_equal(embed.compute_mask(ids), ids != 0)
+  np.testing.assert_array_equal(out._keras_mask, ids != 0)
+  np.testing.assert_allclose(embed.logits(out), np.asarray(out) @ table.T, atol=1e-5)
+  unscaled = TokenEmbedding(10, 8, position=None, scale=False)
+  np.testing.assert_allclose(unscaled(ids), np.asarray(unscaled.embeddings)[ids], atol=1e-6)
+
+
+@pytest.mark.parametrize("position", ["sinusoidal", "learned"])
+def test_token_embedding_start_index_offsets_positions(position):
+  embed = TokenEmbedding(10, 8, position=position, max_length=8)
+  ids = np.array([[1, 5, 3, 4, 7]], "int32")
+  full = np.asarray(embed(ids))
+  step = tf.function(lambda i, start: embed(i, start_index=start))
+  for start in range(5):
+    np.testing.assert_allclose(step(ids[:, start:start + 1], tf.constant(start)),
+                               full[:, start:start + 1], atol=1e-5)
+
+
+def test_token_embedding_rejects_bad_arguments():
+  with pytest.raises(ValueError, match="position"):
+    TokenEmbedding(10, 8, position="rotary")
+  with pytest.raises(ValueError, match="max_length"):
+    TokenEmbedding(10, 8, position="learned")
+  with pytest.raises(ValueError, match="rank 2"):
+    TokenEmbedding(10, 8)(np.ones((2, 3, 1), "int32"))
+
+
+# --- encoder block ---------------------------------------------------------------------------
+
+_BLOCK_ARGS = {"num_heads": 2, "filter_size": 16}
+
+
+def test_encoder_block_common_checks():
+  run_layer_checks(TransformerEncoderBlock, dict(_BLOCK_ARGS, dropout=0.1), _randn(2, 5, 8),
+                   (2, 5, 8))
+
+
+def test_encoder_block_padding_does_not_change_real_positions():
+  block = TransformerEncoderBlock(**_BLOCK_ARGS)
+  x = _randn(2, 6, 8)
+  mask = np.array([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]], bool)
+  out = np.asarray(block(x, mask=mask))
+  x_other_padding = x.copy()
+  x_other_padding[0, 4:] = 100.0
+  out_other = np.asarray(block(x_other_padding, mask=mask))
+  np.testing.assert_allclose(out_other[0, :4], out[0, :4], atol=1e-5)
+  np.testing.assert_allclose(np.asarray(block(x[:1, :4]))[0], out[0, :4], atol=1e-5)
+  # without the mask the padding would matter
+  assert not np.allclose(np.asarray(block(x_other_padding))[0, :4], out[0, :4], atol=1e-3)
+
+
+def test_encoder_block_takes_the_keras_mask():
+  inputs = keras.Input((None,), dtype="int32")
+  outputs = TransformerEncoderBlock(**_BLOCK_ARGS)(TokenEmbedding(12, 8)(inputs))
+  model = keras.Model(inputs, outputs)
+  ids = np.array([[3, 4, 5, 0, 0]])
+  np.testing.assert_allclose(np.asarray(model(ids))[0, :3], np.asarray(model(ids[:, :3]))[0],
+                             atol=1e-5)
+
+
+def test_encoder_block_dropout_only_in_training():
+  block = TransformerEncoderBlock(**_BLOCK_ARGS, dropout=0.3, attention_dropout=0.3,
+                                  relu_dropout=0.3)
+  x = _randn(2, 5, 8)
+  plain = np.asarray(block(x))
+  np.testing.assert_array_equal(np.asarray(block(x, training=False)), plain)
+  assert not np.allclose(np.asarray(block(x, training=True)), plain)
+
+
+# --- decoder block ---------------------------------------------------------------------------
+
+def test_decoder_block_common_checks_with_memory():
+  run_layer_checks(TransformerDecoderBlock, _BLOCK_ARGS, (_randn(2, 4, 8), _randn(2, 6, 8)),
+                   (2, 4, 8))
+
+
+def test_decoder_block_common_checks_decoder_only():
+  block = run_layer_checks(TransformerDecoderBlock, _BLOCK_ARGS, _randn(2, 4, 8), (2, 4, 8))
+  assert not any("cross_attention" in w.path for w in block.weights)
+
+
+def test_decoder_block_is_causal_and_uses_memory():
+  block = TransformerDecoderBlock(**_BLOCK_ARGS)
+  x, memory = _randn(2, 5, 8), _randn(2, 3, 8)
+  out = np.asarray(block(x, memory))
+  changed = x.copy()
+  changed[:, 3:] += 1.0
+  np.testing.assert_allclose(np.asarray(block(changed, memory))[:, :3], out[:, :3], atol=1e-5)
+  assert not np.allclose(np.asarray(block(x, memory + 1.0)), out, atol=1e-3)
+
+
+def test_decoder_block_padding_does_not_change_real_positions():
+  block = TransformerDecoderBlock(**_BLOCK_ARGS)
+  x, memory = _randn(2, 5, 8), _randn(2, 4, 8)
+  memory_mask = np.array([[1, 1, 1, 1], [1, 1, 0, 0]], bool)
+  out = np.asarray(block(x, memory, memory_mask=memory_mask))
+  other_memory = memory.copy()
+  other_memory[1, 2:] = -50.0
+  np.testing.assert_allclose(np.asarray(block(x, other_memory, memory_mask=memory_mask)), out,
+                             atol=1e-5)
+  np.testing.assert_allclose(np.asarray(block(x[1:], memory[1:, :2])), out[1:], atol=1e-5)
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_decoder_block_cached_decoding_equals_full_pass(jit):
+  b, t, s, d = 2, 6, 4, 8
+  block = TransformerDecoderBlock(**_BLOCK_ARGS)
+  x, memory = _randn(b, t, d), _randn(b, s, d)
+  memory_mask = np.array([[1, 1, 1, 1], [1, 1, 1, 0]], bool)
+  full = np.asarray(block(x, memory, memory_mask=memory_mask))
+  memory_kv = block.compute_memory_kv(memory)
+
+  def step(x_i, cache, index):
+    return block(x_i, cache=cache, cache_index=index, memory_kv=memory_kv,
+                 memory_mask=memory_mask)
+
+  if jit:
+    step = tf.function(step, jit_compile=True)
+  cache = block.init_cache(b, t)
+  outs = []
+  for i in range(t):
+    out, cache = step(x[:, i:i + 1], cache, tf.constant(i))
+    outs.append(np.asarray(out))
+  np.testing.assert_allclose(np.concatenate(outs, axis=1), full, atol=1e-5)
+
+
+def test_decoder_only_cached_decoding_equals_full_pass():
+  block = TransformerDecoderBlock(**_BLOCK_ARGS)
+  x = _randn(1, 5, 8)
+  full = np.asarray(block(x))
+  cache = block.init_cache(1, 5)
+  outs = []
+  for i in range(5):
+    out, cache = block(x[:, i:i + 1], cache=cache, cache_index=i)
+    outs.append(np.asarray(out))
+  np.testing.assert_allclose(np.concatenate(outs, axis=1), full, atol=1e-5)
+
+
+def test_decoder_block_memory_kv_built_before_first_call_survives_saving(tmp_path):
+  block = TransformerDecoderBlock(**_BLOCK_ARGS)
+  x, memory = _randn(2, 3, 8), _randn(2, 4, 8)
+  memory_kv = block.compute_memory_kv(memory)
+  out = np.asarray(block(x, memory_kv=memory_kv))
+  np.testing.assert_allclose(np.asarray(block(x, memory)), out, atol=1e-6)
+  x_in, m_in = keras.Input((None, 8)), keras.Input((None, 8))
+  model = keras.Model([x_in, m_in], block(x_in, m_in))
+  model.save(tmp_path / "m.keras")
+  restored = keras.models.load_model(tmp_path / "m.keras")
+  np.testing.assert_allclose(np.asarray(restored([x, memory])), out, atol=1e-6)
+
+
+def test_decoder_block_init_cache_needs_a_built_block():
+  with pytest.raises(ValueError, match="build"):
+    TransformerDecoderBlock(**_BLOCK_ARGS).init_cache(1, 4)
+
+
+def test_decoder_block_attention_over_memory_built_after_first_call_survives_saving(tmp_path):
+  block = TransformerDecoderBlock(**_BLOCK_ARGS)
+  x, memory = _randn(2, 3, 8), _randn(2, 4, 6)
+  x_in = keras.Input((None, 8))
+  model = keras.Model(x_in, block(x_in))  # decoder-only at first
+  memory_kv = block.compute_memory_kv(memory)  # now with a memory of size 6
+  out = np.asarray(block(x, memory_kv=memory_kv))
+  model.save(tmp_path / "m.keras")
+  restored_block = keras.models.load_model(tmp_path / "m.keras").layers[-1]
+  np.testing.assert_allclose(np.asarray(restored_block(x, memory)), out, atol=1e-6)
