@@ -131,6 +131,17 @@ def run():
                          ">= 1.0", ratio >= 1.0,
                          "fit %.0f tokens/s, t2t_lite %.0f tokens/s, same %d batches" % (
                              tokens / fit_seconds, tokens / seconds[False], len(timed))))
+  # The input pipeline must keep far ahead of the trainer (issue 5's figure): tokens/s that
+  # dataset("train") delivers with the same batching, over what the loop above consumed.
+  from benchmarks import input_pipeline  # pylint: disable=g-import-not-at-top
+  pipe = input_pipeline.pipeline_tokens_per_second(PROBLEM, hp, data_dir, num_batches=200,
+                                                   warmup_batches=20, seed=1)
+  consumed = tokens / seconds[False]
+  ratio_pipe = pipe["tokens_per_second"] / consumed
+  rows.append(common.row("input pipeline tokens/s / trainer tokens/s (transformer_small)",
+                         ratio_pipe, "ratio", ">= 20", ratio_pipe >= 20,
+                         "pipeline %.0f tokens/s, trainer %.0f tokens/s" % (
+                             pipe["tokens_per_second"], consumed)))
   rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
   rows.append(common.row("peak resident memory of this benchmark", rss_mb, "MiB", "(printed)",
                          True, "ru_maxrss"))

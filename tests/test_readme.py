@@ -51,3 +51,16 @@ def test_quickstart_rejects_an_unknown_job():
                        capture_output=True, text=True)
   assert out.returncode == 2
   assert "unknown job 'dance'" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_layers_example_runs_and_round_trips(tmp_path, monkeypatch):
+  section = readme().split("## Use the layers in your own Keras model", 1)[1]
+  code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+  monkeypatch.chdir(tmp_path)
+  namespace = {}
+  exec(compile(code, "README.md", "exec"), namespace)  # pylint: disable=exec-used
+  import keras
+  import numpy as np
+  loaded = keras.models.load_model(str(tmp_path / "model.keras"))
+  x = np.random.default_rng(0).random((2, 5, 64)).astype("float32")
+  np.testing.assert_allclose(loaded(x), namespace["model"](x), rtol=1e-6, atol=1e-6)

@@ -1,0 +1,50 @@
+"""The hparams every model and problem shares (tensor2tensor's basic_params1, trimmed).
+
+Problems read the batching hparams; the trainer reads the optimizer, schedule and precision
+hparams; a model's hparams set starts from `basic_params1()` and adds its own.
+"""
+from t2t_lite import registry
+from t2t_lite.hparams import HParams
+
+
+@registry.register_hparams
+def basic_params1():
+  """The shared defaults; not a trainable set on its own (it names no model sizes)."""
+  return HParams(
+      # Batching (read by Problem.dataset). For sequence problems batch_size is the number of
+      # tokens per replica per batch; for fixed-size problems, the number of examples.
+      batch_size=4096,
+      max_length=256,  # longer training examples are dropped; 0 means batch_size
+      min_length_bucket=8,
+      length_bucket_step=1.1,
+      eval_drop_long_sequences=False,
+      fixed_batch_shapes=False,  # TPU: pad to max_length, drop_remainder=True
+      shuffle_buffer_size=1024,
+      deterministic_data=False,  # deterministic tf.data order for reproducible runs
+      # Model basics (every registered model reads these).
+      hidden_size=64,
+      num_hidden_layers=2,
+      dropout=0.1,
+      # Cross-entropy against (1 - label_smoothing) on the label and label_smoothing spread
+      # over the other classes (t2t_lite.models.losses); 0.0 is plain cross-entropy.
+      label_smoothing=0.1,
+      # Tie the target embedding and the output softmax (models with a symbol output).
+      shared_embedding_and_softmax_weights=False,
+      # Optimization (read by the trainer).
+      optimizer="adam",  # adam | adafactor | sgd
+      optimizer_adam_beta1=0.9,
+      optimizer_adam_beta2=0.997,
+      optimizer_adam_epsilon=1e-9,
+      optimizer_momentum_momentum=0.9,
+      optimizer_momentum_nesterov=False,
+      weight_decay=0.0,
+      clip_grad_norm=0.0,  # 0 means no clipping
+      learning_rate_schedule="noam",  # noam | constant | cosine
+      learning_rate_constant=2.0,
+      learning_rate_warmup_steps=4000,
+      learning_rate_decay_steps=0,  # cosine: 0 means train_steps
+      learning_rate_min_fraction=0.0,  # cosine floor as a fraction of the peak
+      iterations_per_loop=10,  # train steps per tf.function call
+      xla_compile=False,
+      mixed_precision="",  # "" | mixed_float16 | mixed_bfloat16
+  )

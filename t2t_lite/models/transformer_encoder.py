@@ -1,0 +1,215 @@
+"""transformer_encoder: a Transformer encoder with a classifier head, for class-label problems.
+
+    text ids [B, T]      -> token embedding + positions ---------\\
+    images [B, H, W, C]  -> rows (or patches) -> Dense + positions -> dropout
+        -> N x encoder block -> layer norm -> mean over real positions -> Dense -> classes
+
+Text problems (sentiment_imdb) give padded int ids; image problems (image_mnist) give float
+images that are read as a sequence of rows (28 rows of 28 pixels for MNIST) or, with
+`image_patch_size` > 0, of non-overlapping square patches. Real-valued sequences [B, T, D]
+are projected like rows.
+"""
+import keras
+from keras import ops
+
+from t2t_lite import registry
+from t2t_lite.layers.embedding import get_timing_signal_1d
+from t2t_lite.models import base
+from t2t_lite.models.transformer import _encoder_layers
+from t2t_lite.models.transformer import _position_type
+from t2t_lite.models.transformer import transformer_common
+
+
+def image_to_sequence(images, patch_size=0):
+  """[B, H, W, C] -> [B, H, W*C] (rows), or [B, (H/p)*(W/p), p*p*C] with patch_size p > 0."""
+  shape = images.shape
+  if len(shape) != 4 or None in shape[1:]:
+    raise ValueError("image inputs must be [batch, height, width, channels] with known sizes; "
+                     "received shape %s." % (tuple(shape),))
+  _, height, width, channels = shape
+  if not patch_size:
+    return ops.reshape(images, (-1, height, width * channels))
+  p = int(patch_size)
+  if height % p or width % p:
+    raise ValueError("image_patch_size=%d must divide the image size %dx%d." % (p, height, width))
+  x = ops.reshape(images, (-1, height // p, p, width // p, p, channels))
+  x = ops.transpose(x, (0, 1, 3, 2, 4, 5))
+  return ops.reshape(x, (-1, (height // p) * (width // p), p * p * channels))
+
+
+@registry.register_model("transformer_encoder")
+@keras.saving.register_keras_serializable(package="t2t_lite")
+class TransformerEncoder(base.T2TModel):
+  """A Transformer encoder, mean pooling and a linear classifier.
+
+  Args:
+    hparams: HParams with the transformer's sizes and dropouts (`hidden_size`,
+      `num_hidden_layers`, `filter_size`, `num_heads`, `layer_prepostprocess_dropout`,
+      `attention_dropout`, `relu_dropout`, `norm_epsilon`, `pos`), `dropout` (before the
+      classifier) and `image_patch_size` (0: read an image row by row).
+    problem_hparams: HParams with `vocab_size` {"inputs": n (text), "targets": num_classes}
+      and `modality` {"inputs": "symbol" | "image" | "real", "targets": "class_label"}.
+    **kwargs: `keras.Model` arguments.
+
+  Call arguments:
+    features: {"inputs": int [B, T] padded with 0, or float images [B, H, W, C], or float
+      [B, T, D]}; "targets" is not read.
+    training: whether dropout is active.
+
+  Returns:
+    float32 logits [B, num_classes].
+
+  Example:
+
+  >>> hp = registry.hparams("transformer_encoder_tiny")
+  >>> php = HParams(vocab_size={"inputs": 256, "targets": 10},
+  ...               modality={"inputs": "image", "targets": "class_label"}, has_inputs=True)
+  >>> model = registry.model("transformer_encoder")(hp, php)
+  >>> logits = model({"inputs": images}, training=False)       # [B, 10]
+  """
+
+  def __init__(self, hparams, problem_hparams, **kwargs):
+    super().__init__(hparams, problem_hparams, **kwargs)
+    from t2t_lite import layers  # pylint: disable=g-import-not-at-top
+    hp = self._plain.hparams
+    dtype = self.layer_dtype
+    self.hidden_size = int(hp["hidden_size"])
+    self.input_modality = self.modality("inputs")
+    if self.input_modality not in ("symbol", "image", "real"):
+      raise ValueError("transformer_encoder: unknown inputs modality %r; expected 'symbol', "
+                       "'image' or 'real'." % (self.input_modality,))
+    prepost_dropout = float(hp.get("layer_prepostprocess_dropout", 0.0))
+    self.position = _position_type(hp.get("pos", "timing"))
+    max_length = int(hp.get("max_length") or 0) or None
+    if self.input_modality == "symbol":
+      self.input_embedding = layers.TokenEmbedding(
+          self.vocab_size("inputs"), self.hidden_size, position=self.position,
+          max_length=max_length, scale=True, dropout=prepost_dropout, dtype=dtype,
+          name="input_embedding")
+      self.input_projection = None
+    else:
+      self.input_embedding = None
+      self.input_projection = layers.Dense(self.hidden_size, dtype=dtype,
+                                           name="input_projection")
+      if self.position == "learned":
+        if not max_length:
+          raise ValueError("transformer_encoder: pos='emb' needs max_length > 0.")
+        self.position_embedding = keras.layers.Embedding(
+            max_length, self.hidden_size, dtype=dtype, name="position_embedding")
+      else:
+        self.position_embedding = None
+      self.input_dropout = keras.layers.Dropout(prepost_dropout, dtype=dtype,
+                                                name="input_dropout")
+    epsilon = float(hp.get("norm_epsilon", 1e-6))
+    self.encoder_blocks = [
+        layers.TransformerEncoderBlock(
+            num_heads=int(hp["num_heads"]), filter_size=int(hp["filter_size"]),
+            dropout=prepost_dropout, attention_dropout=float(hp.get("attention_dropout", 0.0)),
+            relu_dropout=float(hp.get("relu_dropout", 0.0)),
+            activation=hp.get("ffn_activation", "relu"), layer_norm_epsilon=epsilon,
+            dtype=dtype, name="encoder_%d" % i)
+        for i in range(_encoder_layers(hp))]
+    self.encoder_norm = keras.layers.LayerNormalization(epsilon=epsilon, dtype=dtype,
+                                                        name="encoder_norm")
+    self.head_dropout = keras.layers.Dropout(float(hp.get("dropout", 0.0)), dtype=dtype,
+                                             name="head_dropout")
+    self.classifier = layers.Dense(self.vocab_size("targets"), dtype=dtype, name="classifier")
+
+  def _embed(self, inputs, training):
+    """Returns (x [B, T, hidden], mask bool [B, T] or None)."""
+    if self.input_modality == "symbol":
+      inputs = ops.cast(inputs, "int32")
+      return self.input_embedding(inputs, training=training), ops.not_equal(inputs, 0)
+    if not keras.backend.is_float_dtype(inputs.dtype):
+      inputs = ops.cast(inputs, "float32")
+    if self.input_modality == "image":
+      inputs = image_to_sequence(inputs, int(self.hp("image_patch_size", 0) or 0))
+    x = self.input_projection(inputs)
+    length = x.shape[1] if x.shape[1] is not None else ops.shape(x)[1]
+    if self.position == "sinusoidal":
+      signal = get_timing_signal_1d(ops.arange(length), self.hidden_size, dtype=x.dtype)
+      x = x + ops.expand_dims(signal, 0)
+    elif self.position == "learned":
+      x = x + ops.expand_dims(self.position_embedding(ops.arange(length)), 0)
+    return self.input_dropout(x, training=training), None
+
+  def encode(self, inputs, training=False):
+    """(encoder_output [B, T, hidden], mask bool [B, T] or None for dense inputs)."""
+    x, mask = self._embed(inputs, training)
+    for block in self.encoder_blocks:
+      x = block(x, mask=mask, training=training)
+    return self.encoder_norm(x), mask
+
+  def required_features(self):
+    return ("inputs",)
+
+  def call(self, features, training=None):
+    x, mask = self.encode(features["inputs"], training=training)
+    if mask is None:
+      pooled = ops.mean(x, axis=1)
+    else:
+      weights = ops.expand_dims(ops.cast(mask, x.dtype), -1)
+      count = ops.maximum(ops.sum(weights, axis=1), ops.cast(1.0, x.dtype))
+      pooled = ops.sum(x * weights, axis=1) / count
+    pooled = self.head_dropout(pooled, training=training)
+    return self._float32(self.classifier(pooled))
+
+
+def transformer_encoder_common():
+  hparams = transformer_common()
+  hparams.add_hparam("image_patch_size", 0)  # 0: one image row per position
+  return hparams
+
+
+@registry.register_hparams
+def transformer_encoder_tiny():
+  """A 2-layer, 128-wide encoder classifier (transformer_tiny's sizes).
+
+  Train it (MNIST read as 28 rows of 28 pixels):
+
+      t2t-trainer --problem=image_mnist --model=transformer_encoder \\
+          --hparams_set=transformer_encoder_tiny --train_steps=2000 \\
+          --data_dir=~/t2t_data --output_dir=~/t2t_train/mnist_encoder_tiny
+
+  Result on this machine: TBD (filled in by the lead once the trainer lands).
+  """
+  hparams = transformer_encoder_common()
+  hparams.hidden_size = 128
+  hparams.num_hidden_layers = 2
+  hparams.filter_size = 512
+  hparams.num_heads = 4
+  hparams.dropout = 0.1
+  hparams.label_smoothing = 0.1
+  # tensor2tensor has no encoder-only classifier set; these follow transformer_tiny's
+  # optimizer (Adam, noam) with a warmup sized for short CPU runs.
+  # batch_size counts examples for fixed-size inputs (images) and tokens for text, as the
+  # problem decides (tensor2tensor's batch_size_means_tokens): 128 MNIST images per batch.
+  hparams.batch_size = 128
+  hparams.max_length = 0  # keep every example (0: up to batch_size tokens)
+  hparams.optimizer_adam_beta2 = 0.997
+  hparams.optimizer_adam_epsilon = 1e-9
+  hparams.learning_rate_schedule = "noam"
+  hparams.learning_rate_constant = 1.0
+  hparams.learning_rate_warmup_steps = 400
+  return hparams
+
+
+@registry.register_hparams
+def transformer_encoder_small():
+  """A 2-layer, 256-wide encoder classifier (transformer_small's sizes).
+
+  Train it (IMDB sentiment):
+
+      t2t-trainer --problem=sentiment_imdb --model=transformer_encoder \\
+          --hparams_set=transformer_encoder_small --train_steps=4000 \\
+          --data_dir=~/t2t_data --output_dir=~/t2t_train/imdb_encoder_small
+
+  Result on this machine: TBD (filled in by the lead once the trainer lands).
+  """
+  hparams = transformer_encoder_tiny()
+  hparams.hidden_size = 256
+  hparams.filter_size = 1024
+  hparams.num_heads = 4
+  hparams.batch_size = 4096  # tokens per batch for text problems such as sentiment_imdb
+  hparams.learning_rate_warmup_steps = 1000
+  return hparams

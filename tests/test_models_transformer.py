@@ -1,0 +1,312 @@
+"""The transformer: teacher forcing, masking, the decoding cache, size, saving, training."""
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import t2t_lite.models  # noqa: F401  (registers the models and hparams sets)
+from t2t_lite import registry
+from t2t_lite.hparams import HParams
+from t2t_lite.models.transformer import shift_right
+
+VOCAB_IN, VOCAB_OUT = 11, 13
+
+
+def seq2seq_problem(vocab_in=VOCAB_IN, vocab_out=VOCAB_OUT):
+  return HParams(vocab_size={"inputs": vocab_in, "targets": vocab_out},
+                 modality={"inputs": "symbol", "targets": "symbol"}, has_inputs=True)
+
+
+def lm_problem(vocab=VOCAB_OUT):
+  return HParams(vocab_size={"targets": vocab}, modality={"targets": "symbol"},
+                 has_inputs=False)
+
+
+def small_hparams(**overrides):
+  """transformer_tiny's set with test sizes (hidden 16, 2 heads, 2 layers)."""
+  hp = registry.hparams("transformer_tiny")
+  hp.hidden_size = 16
+  hp.filter_size = 32
+  hp.num_heads = 2
+  hp.num_hidden_layers = 2
+  for k, v in overrides.items():
+    setattr(hp, k, v)
+  return hp
+
+
+def no_dropout(**overrides):
+  return small_hparams(layer_prepostprocess_dropout=0.0, attention_dropout=0.0,
+                       relu_dropout=0.0, **overrides)
+
+
+def random_ids(rng, batch, length, vocab, min_length=1):
+  """Ids in [2, vocab) ending in EOS=1, then 0-padding; the lengths vary by row."""
+  ids = np.zeros((batch, length), "int32")
+  for row in range(batch):
+    n = int(rng.integers(min_length, length))
+    ids[row, :n] = rng.integers(2, vocab, size=n)
+    ids[row, n] = 1
+  return ids
+
+
+def batch(rng, b=3, t_in=7, t_out=6):
+  return {"inputs": random_ids(rng, b, t_in, VOCAB_IN),
+          "targets": random_ids(rng, b, t_out, VOCAB_OUT)}
+
+
+def numpy(x):
+  return keras.ops.convert_to_numpy(x)
+
+
+def build(hp, problem, features):
+  model = registry.model("transformer")(hp, problem)
+  model(features, training=False)
+  return model
+
+
+# --- the forward pass ----------------------------------------------------------------------
+
+
+def test_shift_right():
+  np.testing.assert_array_equal(numpy(shift_right(np.array([[5, 6, 7], [8, 1, 0]]))),
+                                [[0, 5, 6], [0, 8, 1]])
+
+
+def test_seq2seq_logits_shape_dtype():
+  features = batch(np.random.default_rng(0))
+  model = build(small_hparams(), seq2seq_problem(), features)
+  logits = model(features, training=True)
+  assert tuple(logits.shape) == (3, 6, VOCAB_OUT)
+  assert keras.backend.standardize_dtype(logits.dtype) == "float32"
+
+
+def test_decoder_is_causal_and_encoder_ignores_padding():
+  rng = np.random.default_rng(1)
+  features = batch(rng)
+  model = build(no_dropout(), seq2seq_problem(), features)
+  logits = numpy(model(features, training=False))
+  # Changing target t changes only the logits after t (the decoder reads targets shifted).
+  changed = dict(features, targets=features["targets"].copy())
+  changed["targets"][:, 3] = (changed["targets"][:, 3] + 1) % VOCAB_OUT
+  other = numpy(model(changed, training=False))
+  np.testing.assert_allclose(other[:, :4], logits[:, :4], atol=1e-5)
+  assert not np.allclose(other[:, 4:], logits[:, 4:], atol=1e-3)
+  # More padding after the inputs changes nothing.
+  padded = dict(features, inputs=np.pad(features["inputs"], ((0, 0), (0, 5))))
+  np.testing.assert_allclose(numpy(model(padded, training=False)), logits, atol=1e-5)
+  # The inputs matter.
+  other_inputs = dict(features, inputs=np.where(features["inputs"] > 1, 2, features["inputs"]))
+  assert not np.allclose(numpy(model(other_inputs, training=False)), logits, atol=1e-3)
+
+
+def test_dropout_is_active_only_in_training():
+  features = batch(np.random.default_rng(2))
+  hp = small_hparams(layer_prepostprocess_dropout=0.1, attention_dropout=0.1, relu_dropout=0.1)
+  model = build(hp, seq2seq_problem(), features)
+  a, b = numpy(model(features, training=False)), numpy(model(features, training=False))
+  np.testing.assert_array_equal(a, b)
+  assert not np.allclose(numpy(model(features, training=True)), a)
+
+
+def test_language_model_has_no_encoder():
+  rng = np.random.default_rng(3)
+  features = {"targets": random_ids(rng, 2, 5, VOCAB_OUT)}
+  model = build(no_dropout(), lm_problem(), features)
+  assert tuple(model(features).shape) == (2, 5, VOCAB_OUT)
+  assert not model.encoder_blocks and model.input_embedding is None
+  assert not any("encoder" in w.path or "memory" in w.path or "cross" in w.path
+                 for w in model.weights), [w.path for w in model.weights]
+  with pytest.raises(ValueError, match="no inputs"):
+    model.encode(features["targets"])
+
+
+def test_missing_targets_is_a_clear_error():
+  model = registry.model("transformer")(small_hparams(), seq2seq_problem())
+  with pytest.raises(ValueError, match="no 'targets'"):
+    model({"inputs": np.ones((1, 3), "int32")})
+
+
+def test_shared_embedding_and_softmax_weights():
+  features = batch(np.random.default_rng(4))
+  tied = build(no_dropout(shared_embedding_and_softmax_weights=True), seq2seq_problem(),
+               features)
+  untied = build(no_dropout(shared_embedding_and_softmax_weights=False), seq2seq_problem(),
+                 features)
+  assert tied.output_projection is None
+  assert untied.count_params() - tied.count_params() == 16 * VOCAB_OUT + VOCAB_OUT
+  # The logits are the decoder output times the target embedding table.
+  tied.target_embedding.embeddings.assign(tied.target_embedding.embeddings * 2.0)
+  assert tuple(tied(features).shape) == (3, 6, VOCAB_OUT)
+
+
+def test_shared_source_target_embedding_needs_equal_vocabularies():
+  with pytest.raises(ValueError, match="equal input and target"):
+    registry.model("transformer")(small_hparams(shared_embedding=True), seq2seq_problem())
+  same = seq2seq_problem(VOCAB_OUT, VOCAB_OUT)
+  features = batch(np.random.default_rng(5))
+  model = build(small_hparams(shared_embedding=True), same, features)
+  assert model.input_embedding is None
+
+
+# --- size ----------------------------------------------------------------------------------
+
+
+def transformer_parameter_count(vocab_in, vocab_out, d, f, layers, shared_softmax):
+  """Closed form for the transformer's weights (every dense has a bias, every norm has a
+  scale and an offset):
+
+    embeddings       V_in*d + V_out*d
+    encoder layer    2 norms (2*2d) + self-attention (d*3d + 3d + d*d + d) + FFN (d*f + f + f*d + d)
+    decoder layer    3 norms (3*2d) + self-attention + attention over memory
+                     (query d*d + d, key/value d*2d + 2d, output d*d + d) + FFN
+    final norms      2 * 2d
+    softmax          d*V_out + V_out unless tied to the target embedding
+  """
+  attention = 4 * d * d + 4 * d
+  ffn = 2 * d * f + f + d
+  encoder_layer = 2 * 2 * d + attention + ffn
+  decoder_layer = 3 * 2 * d + 2 * attention + ffn
+  total = (vocab_in + vocab_out) * d + layers * (encoder_layer + decoder_layer) + 2 * 2 * d
+  if not shared_softmax:
+    total += d * vocab_out + vocab_out
+  return total
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_transformer_tiny_parameter_count(shared):
+  hp = registry.hparams("transformer_tiny")
+  hp.shared_embedding_and_softmax_weights = shared
+  features = {"inputs": np.ones((1, 2), "int32"), "targets": np.ones((1, 2), "int32")}
+  model = build(hp, seq2seq_problem(), features)
+  expected = transformer_parameter_count(VOCAB_IN, VOCAB_OUT, d=128, f=512, layers=2,
+                                         shared_softmax=shared)
+  assert model.count_params() == expected
+
+
+# --- decoding ------------------------------------------------------------------------------
+
+
+def teacher_forced_decode(model, features, max_length):
+  """decode_step over the shifted targets, position by position, in one tf.while_loop."""
+  targets = tf.constant(features["targets"])
+  batch_size = targets.shape[0]
+  decoder_input = shift_right(targets)
+
+  @tf.function
+  def run():
+    if model.has_inputs:
+      encoder_output, encoder_mask = model.encode(tf.constant(features["inputs"]))
+      cache = model.init_decode_cache(batch_size, max_length, encoder_output, encoder_mask)
+    else:
+      cache = model.init_decode_cache(batch_size, max_length)
+    logits = tf.TensorArray(tf.float32, size=targets.shape[1])
+
+    def body(i, cache, logits):
+      step_logits, cache = model.decode_step(decoder_input[:, i], cache, i)
+      return i + 1, cache, logits.write(i, step_logits)
+
+    _, _, logits = tf.while_loop(lambda i, *_: i < targets.shape[1], body,
+                                 (tf.constant(0), cache, logits))
+    return tf.transpose(logits.stack(), (1, 0, 2))
+
+  return run().numpy()
+
+
+@pytest.mark.parametrize("problem", ["seq2seq", "lm"])
+def test_decode_step_matches_the_full_call(problem):
+  rng = np.random.default_rng(6)
+  if problem == "seq2seq":
+    php, features = seq2seq_problem(), batch(rng)
+  else:
+    php, features = lm_problem(), {"targets": random_ids(rng, 3, 6, VOCAB_OUT)}
+  model = build(small_hparams(shared_embedding_and_softmax_weights=problem == "lm"), php,
+                features)
+  full = numpy(model(features, training=False))
+  stepped = teacher_forced_decode(model, features, max_length=9)
+  assert stepped.shape == full.shape
+  np.testing.assert_allclose(stepped, full, atol=1e-4)
+
+
+def test_decode_cache_structure():
+  features = batch(np.random.default_rng(7), b=2)
+  model = build(small_hparams(), seq2seq_problem(), features)
+  encoder_output, encoder_mask = model.encode(features["inputs"])
+  assert tuple(encoder_output.shape) == (2, 7, 16)
+  np.testing.assert_array_equal(numpy(encoder_mask), features["inputs"] != 0)
+  cache = model.init_decode_cache(2, 10, encoder_output, encoder_mask)
+  assert set(cache) == {"self_attention", "memory_kv", "memory_mask"}
+  assert len(cache["self_attention"]) == len(cache["memory_kv"]) == 2
+  for leaf in tf.nest.flatten(cache):
+    assert leaf.shape[0] == 2  # batch first: a beam search tiles and gathers axis 0
+  logits, new_cache = model.decode_step(np.zeros(2, "int32"), cache, 0)
+  assert tuple(logits.shape) == (2, VOCAB_OUT)
+  tf.nest.assert_same_structure(cache, new_cache)
+  for old, new in zip(tf.nest.flatten(cache), tf.nest.flatten(new_cache)):
+    assert old.shape == new.shape and old.dtype == new.dtype
+  # The memory keys/values are computed once and passed through unchanged.
+  for old, new in zip(tf.nest.flatten(cache["memory_kv"]), tf.nest.flatten(new_cache["memory_kv"])):
+    assert old is new
+
+
+# --- saving, precision, training -----------------------------------------------------------
+
+
+def test_save_load_and_config_round_trip(tmp_path):
+  features = batch(np.random.default_rng(8))
+  model = build(small_hparams(), seq2seq_problem(), features)
+  expected = numpy(model(features, training=False))
+  config = model.get_config()
+  assert isinstance(config["hparams"], dict) and isinstance(config["problem_hparams"], dict)
+  clone = type(model).from_config(config)
+  clone(features)
+  assert clone.count_params() == model.count_params()
+  path = str(tmp_path / "transformer.keras")
+  model.save(path)
+  loaded = keras.models.load_model(path)
+  np.testing.assert_allclose(numpy(loaded(features, training=False)), expected, atol=1e-6)
+  assert loaded.hparams.hidden_size == 16
+
+
+def test_mixed_bfloat16_gives_float32_logits_and_decodes():
+  features = batch(np.random.default_rng(9))
+  model = build(small_hparams(mixed_precision="mixed_bfloat16"), seq2seq_problem(), features)
+  logits = model(features, training=True)
+  assert keras.backend.standardize_dtype(logits.dtype) == "float32"
+  assert all(w.dtype == "float32" for w in model.weights)
+  assert model.decoder_blocks[0].compute_dtype == "bfloat16"
+  encoder_output, encoder_mask = model.encode(features["inputs"])
+  cache = model.init_decode_cache(3, 6, encoder_output, encoder_mask)
+  step_logits, _ = model.decode_step(np.zeros(3, "int32"), cache, 0)
+  assert keras.backend.standardize_dtype(step_logits.dtype) == "float32"
+  np.testing.assert_allclose(numpy(step_logits), numpy(model(features))[:, 0], atol=0.1)
+
+
+def test_overfits_8_examples_to_100_percent():
+  """A tiny transformer learns to reverse 8 sequences exactly (teacher forcing)."""
+  rng = np.random.default_rng(10)
+  inputs = random_ids(rng, 8, 7, VOCAB_IN, min_length=3)
+  targets = np.zeros_like(inputs)
+  for row in range(8):
+    n = int(np.argmax(inputs[row] == 1))
+    targets[row, :n] = inputs[row, :n][::-1]
+    targets[row, n] = 1
+  features = {"inputs": inputs, "targets": targets}
+  hp = no_dropout(label_smoothing=0.0, hidden_size=32, filter_size=64)
+  model = build(hp, seq2seq_problem(VOCAB_IN, VOCAB_IN), features)
+  optimizer = keras.optimizers.Adam(3e-3)
+  optimizer.build(model.trainable_variables)
+
+  @tf.function
+  def train_step():
+    with tf.GradientTape() as tape:
+      loss_sum, weight_sum = model.loss_sum(model(features, training=True), features)
+      loss = loss_sum / weight_sum
+    grads = tape.gradient(loss, model.trainable_variables)
+    optimizer.apply_gradients(zip(grads, model.trainable_variables))
+    return loss
+
+  for _ in range(300):
+    loss = train_step()
+  predictions = np.argmax(numpy(model(features, training=False)), -1)
+  real = targets != 0
+  assert (predictions[real] == targets[real]).mean() == 1.0, float(loss)
