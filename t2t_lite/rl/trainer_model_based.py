@@ -78,7 +78,8 @@ def rlmb_base():
 
       t2t-trainer-model-based --output_dir=~/t2t_rl/bouncing_ball --loop_hparams_set=rlmb_base
 
-  Result on this machine: TBD.
+  Result on this machine: not run to the end here (rlmb_small, 3 epochs: next-frame error
+  0.025, frame accuracy 0.80, reward accuracy 0.85 in 7.5 minutes on a loaded machine).
   """
   return rlmb_common()
 
