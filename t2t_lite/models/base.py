@@ -102,6 +102,17 @@ class T2TModel(keras.Model):
 
   # --- hparams helpers -----------------------------------------------------------------------
 
+  def track_layers(self, prefix, layer_list):
+    """Returns `layer_list`, each layer also set as attribute `prefix_i`.
+
+    Keras tracks the weights of layers kept in a list attribute, but tf.train.Checkpoint
+    (Keras 3.15 on TF 2.21) does not see them: a checkpoint of the model alone would lack
+    them. Every list of layers in a model goes through here.
+    """
+    for i, layer in enumerate(layer_list):
+      setattr(self, "%s_%d" % (prefix, i), layer)
+    return layer_list
+
   def hp(self, name, default=None):
     """`hparams.name`, or `default` when the set does not define it."""
     return self._plain.hparams.get(name, default)

@@ -44,11 +44,12 @@ class BasicFcRelu(base.T2TModel):
     num_layers = int(self.hp("num_hidden_layers"))
     dropout = float(self.hp("dropout", 0.0))
     self.flatten = keras.layers.Flatten(dtype=self.layer_dtype, name="flatten")
-    self.hidden_layers = [
+    self.hidden_layers = self.track_layers("hidden_layer", [
         Dense(hidden_size, activation="relu", dtype=self.layer_dtype, name="dense_%d" % i)
-        for i in range(num_layers)]
-    self.dropouts = [keras.layers.Dropout(dropout, dtype=self.layer_dtype, name="dropout_%d" % i)
-                     for i in range(num_layers)]
+        for i in range(num_layers)])
+    self.dropouts = self.track_layers("dropout_layer", [
+        keras.layers.Dropout(dropout, dtype=self.layer_dtype, name="dropout_%d" % i)
+        for i in range(num_layers)])
     self.classifier = Dense(self.vocab_size("targets"), dtype=self.layer_dtype,
                             name="classifier")
 

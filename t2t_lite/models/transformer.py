@@ -135,16 +135,17 @@ class Transformer(base.T2TModel):
         self.input_embedding = layers.TokenEmbedding(
             self.vocab_size("inputs"), self.hidden_size, name="input_embedding",
             **embedding_args)
-      self.encoder_blocks = [layers.TransformerEncoderBlock(name="encoder_%d" % i, **block_args)
-                             for i in range(_encoder_layers(hp))]
+      self.encoder_blocks = self.track_layers("encoder_block", [
+          layers.TransformerEncoderBlock(name="encoder_%d" % i, **block_args)
+          for i in range(_encoder_layers(hp))])
       self.encoder_norm = keras.layers.LayerNormalization(epsilon=epsilon, dtype=dtype,
                                                           name="encoder_norm")
     else:
       self.input_embedding = None
       self.encoder_blocks = []
       self.encoder_norm = None
-    self.decoder_blocks = [layers.TransformerDecoderBlock(name="decoder_%d" % i, **block_args)
-                           for i in range(_decoder_layers(hp))]
+    self.decoder_blocks = self.track_layers("decoder_block", [layers.TransformerDecoderBlock(name="decoder_%d" % i, **block_args)
+                           for i in range(_decoder_layers(hp))])
     self.decoder_norm = keras.layers.LayerNormalization(epsilon=epsilon, dtype=dtype,
                                                         name="decoder_norm")
     if hp.get("shared_embedding_and_softmax_weights", False):

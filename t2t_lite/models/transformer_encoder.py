@@ -101,14 +101,14 @@ class TransformerEncoder(base.T2TModel):
       self.input_dropout = keras.layers.Dropout(prepost_dropout, dtype=dtype,
                                                 name="input_dropout")
     epsilon = float(hp.get("norm_epsilon", 1e-6))
-    self.encoder_blocks = [
+    self.encoder_blocks = self.track_layers("encoder_block", [
         layers.TransformerEncoderBlock(
             num_heads=int(hp["num_heads"]), filter_size=int(hp["filter_size"]),
             dropout=prepost_dropout, attention_dropout=float(hp.get("attention_dropout", 0.0)),
             relu_dropout=float(hp.get("relu_dropout", 0.0)),
             activation=hp.get("ffn_activation", "relu"), layer_norm_epsilon=epsilon,
             dtype=dtype, name="encoder_%d" % i)
-        for i in range(_encoder_layers(hp))]
+        for i in range(_encoder_layers(hp))])
     self.encoder_norm = keras.layers.LayerNormalization(epsilon=epsilon, dtype=dtype,
                                                         name="encoder_norm")
     self.head_dropout = keras.layers.Dropout(float(hp.get("dropout", 0.0)), dtype=dtype,

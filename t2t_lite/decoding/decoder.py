@@ -1,0 +1,241 @@
+"""Decoding a model: the decode hparams, `decode_ids` (a graph function) and `Decoder`.
+
+`decode_ids(model, inputs)` runs a whole search for a batch: the encoder once, its keys and
+values projected once into the cache (`model.init_decode_cache`), then greedy or beam search
+over `model.decode_step` in one `tf.while_loop`. `Decoder` wraps it in a `tf.function`
+(optionally XLA-compiled), batches lists of id sequences and turns results into text:
+
+    decoder = Decoder(model, decode_hparams("beam_size=4,alpha=0.6"))
+    texts = decoder.decode_texts(["1 0 1 1", "0 0 1"], encoders)   # [["1 1 0 1"], ["1 0 0"]]
+
+Decode length: an input of n ids (EOS included) gets at most n + `extra_length` output
+positions (EOS included); decoding stops earlier once every sequence has ended with EOS.
+For a decoder-only model (`has_inputs` False) the input is a prompt of n ids that the output
+continues, with the same bound n + extra_length, and only the continuation is returned.
+"""
+import numpy as np
+import tensorflow as tf
+
+from t2t_lite.decoding import search
+from t2t_lite.errors import ConfigError, HParamsError
+from t2t_lite.hparams import HParams
+
+EOS_ID = search.EOS_ID
+PAD_ID = 0
+# Batches are padded to a multiple of this length, so a tf.function sees few distinct shapes
+# (padding does not change any result: every row has its own length limit).
+_LENGTH_QUANTUM = 8
+
+
+def decode_hparams(overrides=""):
+  """The decoding settings (`--decode_hparams`), with `overrides` applied.
+
+  Defaults (tensor2tensor's names and, except extra_length and batch_size, its values):
+
+    beam_size=4          hypotheses kept by beam search; 1 is greedy search.
+    alpha=0.6            length penalty exponent: scores are log p / ((5 + len) / 6) ** alpha.
+    extra_length=50      an input of n ids decodes at most n + 50 positions (tensor2tensor's
+                         model default decode_length; its decode_hparams used 100).
+    return_beams=False   write every beam (tab-separated), not only the best one.
+    write_beam_scores=False   with return_beams, write "decode<TAB>score" for each beam.
+    batch_size=32        sentences per batch (tensor2tensor: 0, meaning its own default 32).
+    num_samples=1000     examples of the dev split decoded when there is no decode file
+                         (-1: all of them).
+    max_input_size=-1    input lines longer than this many ids are cut (-1: never).
+    xla=False            compile the search with XLA (jit_compile).
+    log_results=True     log a few inputs, decodes and targets of the dev split.
+
+  Args:
+    overrides: a `--decode_hparams` string, e.g. "beam_size=1,extra_length=20".
+
+  Returns:
+    An HParams.
+
+  Raises:
+    HParamsError: for a malformed string, an unknown name or a bad value.
+  """
+  hp = HParams(beam_size=4, alpha=0.6, extra_length=50, return_beams=False,
+               write_beam_scores=False, batch_size=32, num_samples=1000, max_input_size=-1,
+               xla=False, log_results=True)
+  try:
+    hp.parse(overrides or "")
+  except HParamsError as e:
+    raise HParamsError("--decode_hparams: %s" % e) from None
+  if hp.beam_size < 1:
+    raise HParamsError("--decode_hparams: beam_size must be >= 1 (1 is greedy search); got "
+                       "%d." % hp.beam_size)
+  if hp.extra_length < 1:
+    raise HParamsError("--decode_hparams: extra_length must be >= 1; got %d." %
+                       hp.extra_length)
+  if hp.batch_size < 1:
+    raise HParamsError("--decode_hparams: batch_size must be >= 1; got %d." % hp.batch_size)
+  return hp
+
+
+def check_decodable(model):
+  """Raises ConfigError unless `model` has the incremental decoding interface."""
+  missing = [name for name in ("init_decode_cache", "decode_step")
+             if not callable(getattr(model, name, None))]
+  if getattr(model, "has_inputs", True) and not callable(getattr(model, "encode", None)):
+    missing.insert(0, "encode")
+  if missing:
+    raise ConfigError(
+        "model %s cannot be decoded: it has no %s (t2t-decoder needs a model with encode, "
+        "init_decode_cache and decode_step, such as transformer)." %
+        (type(model).__name__, ", ".join(missing)))
+
+
+def decode_ids(model, inputs, beam_size=1, alpha=0.6, extra_length=50, eos_id=EOS_ID):
+  """Decodes a batch with the model's cache: a function of tensors, for tf.function / XLA.
+
+  Args:
+    model: a built model with `encode` (when it has inputs), `init_decode_cache` and
+      `decode_step` (the Transformer).
+    inputs: int [B, T] padded with 0: the encoder inputs (each ending with EOS, as in the
+      training data), or for a decoder-only model the prompts (without EOS).
+    beam_size: 1 for greedy search, else beam search with this many beams.
+    alpha: the length penalty exponent of beam search.
+    extra_length: a row of n ids decodes at most n + extra_length positions.
+    eos_id: the id that ends a sequence (None: never stop before the limit).
+
+  Returns:
+    {"outputs": int32 [B, K, T + extra_length] (K = beam_size, best first; EOS kept, then
+     0), "scores": float32 [B, K] (greedy: the sum of log-probabilities; beam search: that
+     divided by the length penalty), "prefix_length": int32 [B], the prompt length at the
+     front of each output (0 for models with inputs)}.
+  """
+  inputs = tf.cast(inputs, tf.int32)
+  batch_size = tf.shape(inputs)[0]
+  lengths = tf.reduce_sum(tf.cast(tf.not_equal(inputs, PAD_ID), tf.int32), axis=1)
+  decode_length = tf.shape(inputs)[1] + int(extra_length)
+  max_lengths = lengths + int(extra_length)
+  if model.has_inputs:
+    encoder_output, encoder_mask = model.encode(inputs, training=False)
+    cache = model.init_decode_cache(batch_size, decode_length, encoder_output, encoder_mask)
+    prefix, prefix_length = None, tf.zeros_like(lengths)
+  else:
+    cache = model.init_decode_cache(batch_size, decode_length)
+    prefix, prefix_length = inputs, lengths
+  if int(beam_size) <= 1:
+    ids, scores = search.greedy_search(
+        model.decode_step, batch_size, decode_length, cache, eos_id=eos_id,
+        max_lengths=max_lengths, prefix=prefix, prefix_length=prefix_length)
+    ids, scores = ids[:, None, :], scores[:, None]
+  else:
+    ids, scores = search.beam_search(
+        model.decode_step, batch_size, decode_length, cache, int(beam_size), alpha=alpha,
+        eos_id=eos_id, max_lengths=max_lengths, prefix=prefix, prefix_length=prefix_length)
+  return {"outputs": ids, "scores": scores, "prefix_length": prefix_length}
+
+
+def strip_ids(ids, prefix_length=0, eos_id=EOS_ID):
+  """The ids of one decode without the prompt, and without EOS, what follows it and padding."""
+  out = []
+  for i in list(ids)[int(prefix_length):]:
+    i = int(i)
+    if eos_id is not None and i == eos_id:
+      break
+    if i != PAD_ID:
+      out.append(i)
+  return out
+
+
+class Decoder:
+  """Batched cached decoding of a model, from id lists or text.
+
+  Args:
+    model: a built, decodable model (see `decode_ids`).
+    hparams: decode hparams from `decode_hparams()` (default: its defaults).
+    eos_id: the id that ends a sequence.
+
+  Example:
+
+  >>> decoder = Decoder(model, decode_hparams("beam_size=1"))
+  >>> decoder.decode([[3, 2, 1], [2, 1]])        # ids in, ids out (EOS stripped)
+  [[[2, 3]], [[2]]]
+  """
+
+  def __init__(self, model, hparams=None, eos_id=EOS_ID):
+    check_decodable(model)
+    self.model = model
+    self.hparams = hparams if hparams is not None else decode_hparams()
+    self.eos_id = eos_id
+    hp = self.hparams
+    beam_size, alpha, extra_length = int(hp.beam_size), float(hp.alpha), int(hp.extra_length)
+
+    def run(inputs):
+      return decode_ids(model, inputs, beam_size, alpha, extra_length, eos_id)
+
+    self._run = tf.function(run, input_signature=[tf.TensorSpec([None, None], tf.int32)],
+                            jit_compile=bool(hp.xla) or None)
+
+  def decode_batch(self, inputs):
+    """One padded batch: int [B, T] -> the numpy arrays of `decode_ids`."""
+    result = self._run(tf.convert_to_tensor(np.asarray(inputs, np.int32)))
+    return {k: v.numpy() for k, v in result.items()}
+
+  def decode(self, id_lists):
+    """Decodes id sequences in batches (longest first); results in the input order.
+
+    Args:
+      id_lists: a list of lists of ids (inputs ending with EOS, or prompts).
+
+    Returns:
+      A list with, per input, a list of `beam_size` (1 for greedy) id lists, best first,
+      each without prompt, EOS or padding.
+    """
+    return [beams for beams, _ in self.decode_with_scores(id_lists)]
+
+  def decode_with_scores(self, id_lists):
+    """Like `decode`, with each input's beam scores: a list of (beams, scores)."""
+    hp = self.hparams
+    id_lists = [list(ids) for ids in id_lists]
+    order = sorted(range(len(id_lists)), key=lambda i: -len(id_lists[i]))
+    results = [None] * len(id_lists)
+    for start in range(0, len(order), hp.batch_size):
+      chunk = order[start:start + hp.batch_size]
+      longest = max(1, max(len(id_lists[i]) for i in chunk))
+      width = -(-longest // _LENGTH_QUANTUM) * _LENGTH_QUANTUM
+      batch = np.zeros([len(chunk), width], np.int32)
+      for row, i in enumerate(chunk):
+        batch[row, :len(id_lists[i])] = id_lists[i]
+      out = self.decode_batch(batch)
+      for row, i in enumerate(chunk):
+        beams = [strip_ids(seq, out["prefix_length"][row], self.eos_id)
+                 for seq in out["outputs"][row]]
+        results[i] = (beams, [float(s) for s in out["scores"][row]])
+    return results
+
+  def encode_text(self, text, encoder):
+    """One input line -> ids: inputs get EOS appended; a decoder-only prompt does not.
+
+    With `max_input_size` > 0 the encoded text is cut to that many ids first.
+    """
+    ids = list(encoder.encode(text))
+    if self.hparams.max_input_size > 0:
+      ids = ids[:self.hparams.max_input_size]
+    return ids + [EOS_ID] if self.model.has_inputs else ids
+
+  def decode_texts(self, texts, encoders, with_scores=False):
+    """Decodes lines of text with the problem's encoders.
+
+    Args:
+      texts: a list of strings.
+      encoders: the problem's `feature_encoders(data_dir)`: "inputs" encodes (the prompt
+        of a decoder-only model is encoded with "targets"), "targets" decodes.
+      with_scores: also return the scores.
+
+    Returns:
+      Per text, a list of decoded strings (all beams with return_beams, else the best one);
+      with `with_scores`, a list of (strings, scores).
+    """
+    source = encoders["inputs"] if self.model.has_inputs else encoders["targets"]
+    target = encoders["targets"]
+    results = self.decode_with_scores([self.encode_text(t, source) for t in texts])
+    out = []
+    for beams, scores in results:
+      if not self.hparams.return_beams:
+        beams, scores = beams[:1], scores[:1]
+      strings = [target.decode(ids) for ids in beams]
+      out.append((strings, scores) if with_scores else strings)
+    return out

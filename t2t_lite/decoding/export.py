@@ -1,0 +1,256 @@
+"""A SavedModel that decodes raw strings: text in, text out, no t2t_lite needed to serve it.
+
+    export_decoder(model, problem, decode_hparams("beam_size=4"), "/tmp/export")
+
+    # anywhere with TensorFlow (no t2t_lite import):
+    loaded = tf.saved_model.load("/tmp/export")
+    loaded.signatures["serving_default"](inputs=tf.constant(["1 0 1 1"]))
+    # {"outputs": [b"1 1 0 1"], "scores": [-0.01]}
+
+The serving signature `serving_default` (also the `serve` function):
+
+    inputs:  tf.string [batch], one raw input line each (as t2t-decoder reads them)
+    outputs: tf.string [batch], the best decode
+             float32 [batch] "scores", its score
+             with return_beams: tf.string [batch, beam_size] "beams" and float32
+             [batch, beam_size] "beam_scores", best first
+
+The decode settings (beam_size, alpha, extra_length, return_beams) are fixed at export time.
+Strings are encoded and decoded inside the graph, so the problem's encoders must be
+expressible in TensorFlow ops. Supported:
+
+- `SymbolEncoder` (the algorithmic problems) and `TokenTextEncoder`: whitespace-separated
+  tokens looked up in a `tf.lookup.StaticHashTable` (an unknown token fails the request with
+  an InvalidArgument error naming it, or maps to the encoder's replace_oov token);
+- `TextEncoder`: whitespace-separated integers (`tf.strings.to_number`);
+- `ByteTextEncoder`: UTF-8 bytes (`tf.strings.bytes_split`); invalid UTF-8 in a decode is
+  replaced by U+FFFD, as `ByteTextEncoder.decode` does;
+- any encoder that defines `encode_tf(strings) -> tf.RaggedTensor of int32 ids` and
+  `decode_tf(ids: tf.RaggedTensor) -> tf.string tensor` (without EOS handling: the exporter
+  adds EOS to inputs and strips it, padding and the prompt from outputs).
+
+Other encoders (e.g. `SubwordTextEncoder`) raise `ExportNotSupportedError`.
+"""
+import os
+
+import keras
+import tensorflow as tf
+from absl import logging
+
+from t2t_lite.data import text_encoder
+from t2t_lite.decoding import decoder as decoder_lib
+from t2t_lite.errors import ConfigError
+
+
+class ExportNotSupportedError(ConfigError):
+  """The problem's vocabulary cannot be expressed in TensorFlow ops, so no string SavedModel."""
+
+
+def _same_method(encoder, cls, *names):
+  return all(getattr(type(encoder), n, None) is getattr(cls, n) for n in names)
+
+
+class InGraphCodec:
+  """A problem's encoder as TensorFlow ops: `encode` strings [B] -> ragged ids [B, None] (no
+  EOS), `decode` ragged ids [..., None] -> strings [...].
+
+  Args:
+    encoder: a text encoder of `t2t_lite.data.text_encoder` (see the module docstring for the
+      supported ones) or one with `encode_tf` / `decode_tf`.
+    role: "inputs" or "targets", for the error message.
+
+  Raises:
+    ExportNotSupportedError: the encoder cannot be expressed in TensorFlow ops.
+
+  Example:
+
+  >>> codec = InGraphCodec(text_encoder.SymbolEncoder(2), "inputs")
+  >>> codec.encode(tf.constant(["1 0 1"]))              # <tf.RaggedTensor [[3, 2, 3]]>
+  >>> codec.decode(tf.ragged.constant([[3, 2]]))        # [b"1 0"]
+  """
+
+  def __init__(self, encoder, role):
+    self.kind = None
+    self.table = None
+    self.custom = None
+    if callable(getattr(encoder, "encode_tf", None)) and callable(
+        getattr(encoder, "decode_tf", None)):
+      self.kind = "custom"
+      self.custom = encoder
+    elif isinstance(encoder, text_encoder.ByteTextEncoder) and _same_method(
+        encoder, text_encoder.ByteTextEncoder, "encode", "decode"):
+      self.kind = "bytes"
+      self.tokens = tf.constant(["", ""] + [bytes([b]) for b in range(256)])
+    elif isinstance(encoder, text_encoder.SymbolEncoder) and _same_method(
+        encoder, text_encoder.SymbolEncoder, "encode", "decode_list"):
+      self._token_table(encoder.decode_list(range(encoder.vocab_size)), None)
+    elif isinstance(encoder, text_encoder.TokenTextEncoder) and _same_method(
+        encoder, text_encoder.TokenTextEncoder, "encode", "decode_list"):
+      vocab = encoder.decode_list(range(encoder.vocab_size), strip_extraneous=False)
+      oov = getattr(encoder, "_replace_oov", None)
+      self._token_table(vocab, None if oov is None else vocab.index(oov), reserved=True)
+    elif type(encoder) is text_encoder.TextEncoder:  # pylint: disable=unidiomatic-typecheck
+      self.kind = "integers"
+      self.num_reserved = encoder.num_reserved_ids
+    if self.kind is None:
+      raise ExportNotSupportedError(
+          "--export_saved_model: the %s vocabulary of this problem (%s) cannot be expressed "
+          "in TensorFlow ops, so a SavedModel taking raw strings is not supported for it "
+          "(supported: symbol, token, integer and byte encoders, or an encoder with "
+          "encode_tf/decode_tf)." % (role, type(encoder).__name__))
+
+  def _token_table(self, names, oov_id, reserved=False):
+    """names: the token of each id >= 2 (SymbolEncoder) or of every id (TokenTextEncoder)."""
+    self.kind = "tokens"
+    if reserved:
+      tokens = list(names)
+    else:
+      tokens = ["", ""] + list(names)
+    start = text_encoder.NUM_RESERVED_TOKENS
+    keys = tf.constant(tokens[start:])
+    values = tf.range(start, len(tokens), dtype=tf.int32)
+    self.table = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(keys, values), default_value=-1)
+    self.oov_id = oov_id
+    self.tokens = tf.constant([""] * start + tokens[start:])
+
+  def encode(self, strings):
+    """strings [B] -> int32 ragged [B, None] of ids (no EOS)."""
+    if self.kind == "custom":
+      return tf.cast(self.custom.encode_tf(strings), tf.int32)
+    if self.kind == "bytes":
+      # Latin-1 maps every byte to the code point of the same value.
+      values = tf.strings.unicode_decode(strings, "ISO-8859-1")
+      return values + text_encoder.NUM_RESERVED_TOKENS
+    words = tf.strings.split(strings)
+    if self.kind == "integers":
+      numbers = tf.strings.to_number(words, tf.int32)
+      return numbers + self.num_reserved
+    ids = tf.ragged.map_flat_values(self.table.lookup, words)
+    unknown = tf.equal(ids.flat_values, -1)
+    if self.oov_id is not None:
+      return tf.ragged.map_flat_values(lambda v: tf.where(tf.equal(v, -1), self.oov_id, v),
+                                       ids)
+    first_unknown = tf.cond(tf.reduce_any(unknown),
+                            lambda: tf.boolean_mask(words.flat_values, unknown)[0],
+                            lambda: tf.constant(""))
+    check = tf.debugging.Assert(tf.logical_not(tf.reduce_any(unknown)),
+                                ["unknown token in the input:", first_unknown])
+    with tf.control_dependencies([check]):
+      return tf.ragged.map_flat_values(tf.identity, ids)
+
+  def decode(self, ids):
+    """int32 ragged [..., None] of ids (no EOS, no padding) -> strings [...]."""
+    if self.kind == "custom":
+      return self.custom.decode_tf(ids)
+    if self.kind == "integers":
+      words = tf.ragged.map_flat_values(
+          lambda v: tf.strings.as_string(v - self.num_reserved), ids)
+      return tf.strings.reduce_join(words, axis=-1, separator=" ")
+    size = tf.shape(self.tokens, out_type=tf.int32)[0]
+    safe = tf.ragged.map_flat_values(lambda v: tf.clip_by_value(v, 0, size - 1), ids)
+    words = tf.ragged.map_flat_values(lambda v: tf.gather(self.tokens, v), safe)
+    if self.kind == "bytes":
+      joined = tf.strings.reduce_join(words, axis=-1)
+      return tf.strings.unicode_transcode(joined, "UTF-8", "UTF-8", errors="replace")
+    return tf.strings.reduce_join(words, axis=-1, separator=" ")
+
+  def resources(self):
+    return [self.table] if self.table is not None else []
+
+
+def _decoded_ragged(ids, prefix_length, eos_id):
+  """int32 [N, L] -> ragged [N, None]: after the prompt, before EOS, without padding."""
+  positions = tf.range(tf.shape(ids)[-1])[None, :]
+  before_eos = tf.equal(tf.cumsum(tf.cast(tf.equal(ids, eos_id), tf.int32), axis=-1), 0)
+  keep = before_eos & (positions >= prefix_length[:, None]) & tf.not_equal(ids, 0)
+  return tf.ragged.boolean_mask(ids, keep)
+
+
+def make_serving_fn(model, problem, decode_hp, data_dir=None):
+  """The (strings [B]) -> dict of tensors function the SavedModel serves, and its codecs.
+
+  Raises:
+    ExportNotSupportedError: an encoder that cannot be expressed in TensorFlow ops.
+  """
+  decoder_lib.check_decodable(model)
+  encoders = problem.feature_encoders(data_dir)
+  if model.has_inputs:
+    source = InGraphCodec(encoders["inputs"], "inputs")
+  else:
+    source = None
+  target = InGraphCodec(encoders["targets"], "targets")
+  if source is None:
+    source = target
+  beam_size, alpha = int(decode_hp.beam_size), float(decode_hp.alpha)
+  extra_length, return_beams = int(decode_hp.extra_length), bool(decode_hp.return_beams)
+  max_input_size = int(decode_hp.max_input_size)
+  has_inputs = model.has_inputs
+
+  def serve(inputs):
+    ids = source.encode(inputs)
+    if max_input_size > 0:
+      ids = ids[:, :max_input_size]
+    if has_inputs:
+      eos = tf.fill([ids.nrows(), 1], decoder_lib.EOS_ID)
+      ids = tf.concat([ids, tf.RaggedTensor.from_tensor(eos)], axis=1)
+    dense = ids.to_tensor(0)
+    dense = tf.cond(tf.shape(dense)[1] > 0, lambda: dense,
+                    lambda: tf.zeros([tf.shape(dense)[0], 1], tf.int32))
+    result = decoder_lib.decode_ids(model, dense, beam_size, alpha, extra_length)
+    outputs = result["outputs"]  # [B, K, L]
+    shape = tf.shape(outputs)
+    flat = tf.reshape(outputs, [shape[0] * shape[1], shape[2]])
+    flat_prefix = tf.repeat(result["prefix_length"], shape[1])
+    texts = target.decode(_decoded_ragged(flat, flat_prefix, decoder_lib.EOS_ID))
+    texts = tf.reshape(texts, shape[:2])
+    out = {"outputs": texts[:, 0], "scores": result["scores"][:, 0]}
+    if return_beams:
+      out["beams"] = texts
+      out["beam_scores"] = result["scores"]
+    return out
+
+  return serve, [c for c in {id(source): source, id(target): target}.values()]
+
+
+def export_decoder(model, problem, decode_hp, export_dir, data_dir=None):
+  """Writes a SavedModel serving `make_serving_fn` as `serving_default` (and `serve`).
+
+  The directory is written under a temporary name and renamed, replacing an older export.
+
+  Args:
+    model: a built, restored, decodable model.
+    problem: the Problem (its encoders are built into the graph).
+    decode_hp: decode hparams (beam_size, alpha, extra_length, return_beams are fixed).
+    export_dir: where to write it.
+    data_dir: where the problem's vocabulary is (for encoders built from data).
+
+  Returns:
+    export_dir.
+
+  Raises:
+    ExportNotSupportedError: the problem's vocabulary cannot be expressed in TF ops.
+  """
+  serve, codecs = make_serving_fn(model, problem, decode_hp, data_dir)
+  archive = keras.export.ExportArchive()
+  archive.track(model)
+  for codec in codecs:
+    for resource in codec.resources():
+      archive.track(resource)
+  archive.add_endpoint("serve", serve,
+                       input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
+  tmp = "%s.tmp-%d" % (export_dir.rstrip("/"), os.getpid())
+  if tf.io.gfile.exists(tmp):
+    tf.io.gfile.rmtree(tmp)
+  tf_logger = tf.get_logger()
+  level = tf_logger.level
+  tf_logger.setLevel("WARNING")  # SavedModel writing logs a screenful at INFO
+  try:
+    archive.write_out(tmp, verbose=False)
+  finally:
+    tf_logger.setLevel(level)
+  if tf.io.gfile.exists(export_dir):
+    tf.io.gfile.rmtree(export_dir)
+  tf.io.gfile.rename(tmp, export_dir)
+  logging.info("Exported a string-to-string decoder SavedModel to %s", export_dir)
+  return export_dir

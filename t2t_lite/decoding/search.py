@@ -1,0 +1,261 @@
+"""Greedy and beam search over a step function with a fixed-shape cache.
+
+Both searches drive a `step_fn(ids, cache, index) -> (logits, new_cache)`, such as the
+Transformer's `decode_step`: `ids` int32 [N] are the decoder inputs at position `index` (0 at
+index 0, then the token chosen at index - 1), `logits` float32 [N, vocab_size], and `cache` a
+nest of tensors whose first axis is N and whose shapes never change. Each search is one
+`tf.while_loop` with static shapes, so it runs inside `tf.function`, under XLA
+(`jit_compile=True`) and on TPUs.
+
+Conventions shared by both searches:
+
+- Positions: the output holds `decode_length` positions; position i is the token predicted
+  at step i. A row is finished once it has produced `eos_id` (kept in the output); the
+  positions after it hold 0 (padding). `max_lengths` (int [B]) gives each row its own limit
+  (<= decode_length): a row that reaches it without EOS is cut off there. Per-row limits make
+  a batch decode exactly like its rows decoded one at a time, whatever the batch's padding.
+- Prefixes (prompts of decoder-only models): `prefix` int [B, P] with `prefix_length` [B]
+  forces the first prefix_length[b] output tokens of row b. Forced tokens add nothing to the
+  score and never end a row; the prefix stays at the front of the output.
+- The loop stops as soon as every row is finished, so `decode_length` only bounds the work.
+
+Beam search (`beam_search`) keeps `beam_size` alive hypotheses per row. At each step it
+takes the 2 * beam_size best one-token extensions (by log-probability); those of the best
+beam_size that end in EOS become finished hypotheses, scored by log-probability / length
+penalty with tensor2tensor's penalty ((5 + length) / 6) ** alpha, where length counts the
+positions up to and including EOS; the best beam_size extensions that do not end in EOS are
+the next alive hypotheses. A row is done when it holds beam_size finished hypotheses, or at
+its length limit, where its alive hypotheses join the finished ones (scored at that length).
+Because only EOS among the best beam_size extensions finishes a hypothesis, beam_size=1 is
+exactly greedy search. (tensor2tensor finishes EOS among all 2 * beam_size candidates and
+stops on a score bound instead; with beam_size=1 that can return a shorter sequence than
+greedy search.)
+
+Example:
+
+    encoder_output, encoder_mask = model.encode(inputs)
+    cache = model.init_decode_cache(batch, length, encoder_output, encoder_mask)
+    ids, scores = greedy_search(model.decode_step, batch, length, cache)
+    ids, scores = beam_search(model.decode_step, batch, length, cache, beam_size=4,
+                              alpha=0.6)        # ids [B, 4, length], scores [B, 4]
+"""
+import tensorflow as tf
+
+EOS_ID = 1
+# Log-probability of an impossible hypothesis. Finite, so sums and divisions stay finite.
+NEG_INF = -1e9
+# Cache entries that are the same for every step (keys/values of the encoder output): beam
+# search tiles them once and never reorders them (all beams of a row share them).
+STATIC_CACHE_KEYS = ("memory_kv", "memory_mask")
+
+
+def length_penalty(length, alpha):
+  """tensor2tensor's length penalty ((5 + length) / 6) ** alpha (1.0 when alpha is 0)."""
+  return tf.pow((5.0 + tf.cast(length, tf.float32)) / 6.0, float(alpha))
+
+
+def _row_limits(batch_size, decode_length, max_lengths):
+  limit = tf.cast(decode_length, tf.int32)
+  if max_lengths is None:
+    return tf.fill([batch_size], limit)
+  return tf.minimum(tf.cast(max_lengths, tf.int32), limit)
+
+
+def _prefix_at(prefix, prefix_length, index, batch_size):
+  """(forced bool [B], token int32 [B]) of position `index`."""
+  if prefix is None:
+    return tf.zeros([batch_size], tf.bool), tf.zeros([batch_size], tf.int32)
+  prefix = tf.cast(prefix, tf.int32)
+  width = tf.shape(prefix)[1]
+  if prefix_length is None:
+    prefix_length = tf.fill([batch_size], width)
+  forced = index < tf.minimum(tf.cast(prefix_length, tf.int32), width)
+  column = tf.minimum(index, tf.maximum(width - 1, 0))
+  token = tf.cond(width > 0, lambda: tf.gather(prefix, column, axis=1),
+                  lambda: tf.zeros([batch_size], tf.int32))
+  return forced, token
+
+
+def _set_column(seqs, index, values):
+  """seqs[..., index] = values for an int tensor [..., L] whose column `index` is 0."""
+  one_hot = tf.one_hot(index, tf.shape(seqs)[-1], dtype=seqs.dtype)
+  return seqs + tf.expand_dims(values, -1) * one_hot
+
+
+def _keep_shapes(new_state, old_state):
+  """Gives each loop variable its static shape from before the step (reshapes and gathers
+  by computed indices lose it, and tf.while_loop needs it unchanged)."""
+  def fix(new, old):
+    new = tf.convert_to_tensor(new)
+    if not tf.executing_eagerly():
+      new.set_shape(old.shape)
+    return new
+  return tf.nest.map_structure(fix, new_state, old_state)
+
+
+def _wrap_body(body):
+  def wrapped(*state):
+    return _keep_shapes(body(*state), state)
+  return wrapped
+
+
+def greedy_search(step_fn, batch_size, decode_length, cache, eos_id=EOS_ID, max_lengths=None,
+                  prefix=None, prefix_length=None):
+  """Greedy (argmax) decoding with a cache.
+
+  Args:
+    step_fn: (ids int32 [B], cache, index) -> (logits float32 [B, V], new_cache).
+    batch_size: B (int or scalar int tensor).
+    decode_length: the number of output positions (int or scalar int tensor); the cache
+      must hold that many.
+    cache: the initial cache (a nest of tensors with first axis B).
+    eos_id: the id that ends a sequence; None decodes every row to its limit.
+    max_lengths: optional int [B], each row's limit (default decode_length).
+    prefix: optional int [B, P], tokens forced at the first positions (a prompt).
+    prefix_length: optional int [B], how many of `prefix`'s tokens each row forces
+      (default P).
+
+  Returns:
+    (ids int32 [B, decode_length], scores float32 [B]): the tokens (EOS included, 0 after
+    it) and the sum of the log-probabilities of the tokens chosen (forced ones excluded).
+  """
+  limits = _row_limits(batch_size, decode_length, max_lengths)
+  ids = tf.zeros([batch_size, decode_length], tf.int32)
+  state = (tf.constant(0, tf.int32), tf.zeros([batch_size], tf.int32), ids,
+           tf.zeros([batch_size], tf.float32), limits <= 0, cache)
+
+  def cond(i, last, ids, scores, done, cache):
+    del last, ids, scores, cache
+    return tf.logical_and(i < decode_length, tf.logical_not(tf.reduce_all(done)))
+
+  def body(i, last, ids, scores, done, cache):
+    logits, cache = step_fn(last, cache, i)
+    log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1)
+    token = tf.argmax(log_probs, axis=-1, output_type=tf.int32)
+    forced, forced_token = _prefix_at(prefix, prefix_length, i, batch_size)
+    token = tf.where(forced, forced_token, token)
+    token = tf.where(done, tf.zeros_like(token), token)
+    token_log_prob = tf.gather(log_probs, token, axis=1, batch_dims=1)
+    scores += tf.where(tf.logical_or(done, forced), 0.0, token_log_prob)
+    ids = _set_column(ids, i, token)
+    finished = i + 1 >= limits
+    if eos_id is not None:
+      finished = tf.logical_or(finished, tf.logical_and(tf.equal(token, eos_id),
+                                                        tf.logical_not(forced)))
+    return i + 1, token, ids, scores, tf.logical_or(done, finished), cache
+
+  body = _wrap_body(body)
+  _, _, ids, scores, _, _ = tf.while_loop(cond, body, state)
+  return ids, scores
+
+
+def _map_cache(fn, cache, static_keys):
+  """Applies fn to every tensor of the cache except those under `static_keys`."""
+  if isinstance(cache, dict):
+    return {k: v if k in static_keys else _map_cache(fn, v, ()) for k, v in cache.items()}
+  return tf.nest.map_structure(fn, cache)
+
+
+def tile_beams(x, beam_size):
+  """[B, ...] -> [B * beam_size, ...]: each row repeated beam_size times (rows b*K .. b*K+K-1)."""
+  return tf.repeat(x, beam_size, axis=0)
+
+
+def beam_search(step_fn, batch_size, decode_length, cache, beam_size, alpha=0.6,
+                eos_id=EOS_ID, max_lengths=None, prefix=None, prefix_length=None,
+                static_cache_keys=STATIC_CACHE_KEYS):
+  """Beam search with a cache (see the module docstring for the algorithm).
+
+  Args:
+    step_fn: (ids int32 [B*K], cache, index) -> (logits float32 [B*K, V], new_cache).
+    batch_size: B (int or scalar int tensor).
+    decode_length: the number of output positions; the cache must hold that many.
+    cache: the initial cache for B rows (first axis B); it is tiled to B * beam_size rows
+      (row b's beams are rows b*K .. b*K+K-1) and reordered as beams are chosen, except the
+      entries under `static_cache_keys`, which are only tiled.
+    beam_size: K, the number of hypotheses kept (int).
+    alpha: the length penalty's exponent; 0 ranks by log-probability alone.
+    eos_id: the id that ends a hypothesis; None decodes every row to its limit.
+    max_lengths: optional int [B], each row's limit (default decode_length).
+    prefix: optional int [B, P], tokens forced at the first positions (a prompt).
+    prefix_length: optional int [B], how many of `prefix`'s tokens each row forces.
+    static_cache_keys: top-level cache keys whose tensors never change during decoding.
+
+  Returns:
+    (ids int32 [B, K, decode_length], scores float32 [B, K]): the K best hypotheses of each
+    row, best first, and their scores (log-probability / length penalty). A slot that no
+    hypothesis reached (possible only when K * vocab is tiny) has score <= NEG_INF / 2.
+  """
+  beam_size = int(beam_size)
+  if beam_size < 1:
+    raise ValueError("beam_search: beam_size must be >= 1; got %d." % beam_size)
+  k = beam_size
+  limits = _row_limits(batch_size, decode_length, max_lengths)
+  cache = _map_cache(lambda t: tile_beams(t, k), cache, ())
+  seqs = tf.zeros([batch_size, k, decode_length], tf.int32)
+  # Only the first beam is alive at the start, so the first step does not pick K copies.
+  alive_log_probs = tf.tile(tf.constant([[0.0] + [NEG_INF] * (k - 1)]), [batch_size, 1])
+  state = (tf.constant(0, tf.int32), tf.zeros([batch_size, k], tf.int32), seqs,
+           alive_log_probs, seqs, tf.fill([batch_size, k], NEG_INF), limits <= 0, cache)
+  beam_offsets = tf.expand_dims(tf.range(batch_size) * k, 1)  # [B, 1]
+
+  def cond(i, *rest):
+    done = rest[5]
+    return tf.logical_and(i < decode_length, tf.logical_not(tf.reduce_all(done)))
+
+  def body(i, last, alive_seqs, alive_log_probs, finished_seqs, finished_scores, done, cache):
+    logits, cache = step_fn(tf.reshape(last, [-1]), cache, i)
+    vocab_size = tf.shape(logits)[-1]
+    log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1)
+    log_probs = tf.reshape(log_probs, [batch_size, k, vocab_size])
+    candidates = tf.expand_dims(alive_log_probs, 2) + log_probs  # [B, K, V]
+    forced, forced_token = _prefix_at(prefix, prefix_length, i, batch_size)
+    allowed = tf.cast(tf.one_hot(forced_token, vocab_size), tf.bool)[:, None, :]  # [B, 1, V]
+    forced_scores = tf.where(allowed, tf.expand_dims(alive_log_probs, 2), NEG_INF)
+    candidates = tf.where(forced[:, None, None], forced_scores, candidates)
+
+    # The 2K best extensions: at most K of them end in EOS, so K others always remain.
+    top_log_probs, top_index = tf.math.top_k(tf.reshape(candidates, [batch_size, -1]), 2 * k)
+    top_beam = top_index // vocab_size
+    top_token = top_index % vocab_size
+    valid = top_log_probs > NEG_INF / 2
+    if eos_id is None:
+      top_eos = tf.zeros_like(valid)
+    else:
+      top_eos = tf.equal(top_token, eos_id) & valid & tf.logical_not(forced)[:, None]
+    top_seqs = _set_column(tf.gather(alive_seqs, top_beam, batch_dims=1), i, top_token)
+    length = i + 1
+    penalty = length_penalty(length, alpha)
+
+    # Next alive beams: the K best extensions that do not end in EOS.
+    alive_keys = tf.where(top_eos, 2.0 * NEG_INF, top_log_probs)
+    _, alive_pick = tf.math.top_k(alive_keys, k)
+    new_alive_log_probs = tf.gather(top_log_probs, alive_pick, batch_dims=1)
+    new_alive_seqs = tf.gather(top_seqs, alive_pick, batch_dims=1)
+    new_last = tf.gather(top_token, alive_pick, batch_dims=1)
+    new_alive_beam = tf.gather(top_beam, alive_pick, batch_dims=1)
+
+    # Finished: EOS among the K best extensions; at a row's limit, its alive beams as well.
+    eos_scores = tf.where(top_eos[:, :k], top_log_probs[:, :k] / penalty, NEG_INF)
+    at_limit = length >= limits  # [B]
+    alive_valid = (new_alive_log_probs > NEG_INF / 2) & at_limit[:, None]
+    limit_scores = tf.where(alive_valid, new_alive_log_probs / penalty, NEG_INF)
+    pool_scores = tf.concat([finished_scores, eos_scores, limit_scores], axis=1)  # [B, 3K]
+    pool_seqs = tf.concat([finished_seqs, top_seqs[:, :k], new_alive_seqs], axis=1)
+    merged_scores, merged_pick = tf.math.top_k(pool_scores, k)
+    merged_seqs = tf.gather(pool_seqs, merged_pick, batch_dims=1)
+    # A row that is already done keeps its hypotheses (it decodes as if it had stopped).
+    keep = done[:, None]
+    finished_scores = tf.where(keep, finished_scores, merged_scores)
+    finished_seqs = tf.where(keep[:, :, None], finished_seqs, merged_seqs)
+    full = tf.reduce_all(finished_scores > NEG_INF / 2, axis=1)
+    done = done | at_limit | full
+
+    flat_beam = tf.reshape(beam_offsets + new_alive_beam, [-1])
+    cache = _map_cache(lambda t: tf.gather(t, flat_beam), cache, static_cache_keys)
+    return (length, new_last, new_alive_seqs, new_alive_log_probs, finished_seqs,
+            finished_scores, done, cache)
+
+  body = _wrap_body(body)
+  result = tf.while_loop(cond, body, state)
+  return result[4], result[5]

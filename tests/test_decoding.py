@@ -1,0 +1,325 @@
+"""Cached greedy and beam search (t2t_lite.decoding) on tiny randomly initialized Transformers.
+
+The reference is always the model itself run on the whole prefix (teacher forcing), so these
+tests check the cache, the search and the scores against plain recomputation.
+"""
+import itertools
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import t2t_lite.models  # noqa: F401  (registers the transformer)
+from t2t_lite import decoding
+from t2t_lite import registry
+from t2t_lite.data import text_encoder
+from t2t_lite.decoding import export as export_lib
+from t2t_lite.decoding import search
+from t2t_lite.errors import HParamsError, T2TUserError
+from t2t_lite.hparams import HParams
+
+EOS = decoding.EOS_ID
+
+
+def tiny_transformer(vocab_size, has_inputs=True, seed=0, eos_bias=-1.0):
+  """A 2-layer, 16-wide Transformer with random weights scaled up so that its decodes vary
+  with the input and end with EOS at various lengths (a fresh init predicts nearly uniform
+  distributions that ignore the input)."""
+  keras.utils.set_random_seed(seed)
+  hp = registry.hparams("transformer_tiny")
+  hp.hidden_size, hp.filter_size, hp.num_heads, hp.num_hidden_layers = 16, 32, 2, 2
+  hp.shared_embedding_and_softmax_weights = False
+  features = ("inputs", "targets") if has_inputs else ("targets",)
+  php = HParams(vocab_size={f: vocab_size for f in features},
+                modality={f: "symbol" for f in features}, has_inputs=has_inputs)
+  model = registry.model("transformer")(hp, php)
+  dummy = np.ones([1, 3], np.int32)
+  model({f: dummy for f in features}, training=False)
+  for w in model.weights:
+    if w.path.endswith("kernel") or "embeddings" in w.path:
+      w.assign(w * 2.5)
+  bias = np.zeros([vocab_size], np.float32)
+  bias[0], bias[EOS] = -4.0, eos_bias  # rarely padding; EOS now and then
+  model.output_projection.bias.assign(bias)
+  return model
+
+
+def calibrate_eos(model, rows, extra_length=6):
+  """Raises the EOS bias step by step until greedy decodes of `rows` vary: some end with
+  EOS after other tokens and not all are alike (so the tests do not hang on the luck of an
+  initialization)."""
+  decode = tf.function(lambda x: decoding.decode_ids(
+      model, x, beam_size=1, extra_length=extra_length)["outputs"][:, 0])
+  bias = keras.ops.convert_to_numpy(model.output_projection.bias).copy()
+  for eos_bias in np.arange(-3.0, 4.01, 0.25):
+    bias[EOS] = eos_bias
+    model.output_projection.bias.assign(bias)
+    out = decode(pad(rows)).numpy()
+    hyps = [until_eos(o[:len(r) + extra_length]) for o, r in zip(out, rows)]
+    if (any(h[-1] == EOS and len(h) > 1 for h in hyps) and
+        len({tuple(h) for h in hyps}) > 1):
+      return model
+  raise AssertionError("no EOS bias gives varied decodes; change the seed")
+
+
+@pytest.fixture(scope="module")
+def seq2seq():
+  return calibrate_eos(tiny_transformer(8, seed=3), INPUTS)
+
+
+@pytest.fixture(scope="module")
+def language_model():
+  return tiny_transformer(8, has_inputs=False, seed=5)
+
+
+def pad(rows):
+  width = max(len(r) for r in rows)
+  return np.array([list(r) + [0] * (width - len(r)) for r in rows], np.int32)
+
+
+INPUTS = [[3, 4, 5, 2, 1], [2, 3, 1], [7, 7, 6, 1], [5, 1]]
+
+
+def full_recompute_greedy(model, rows, extra_length):
+  """Greedy decoding that runs the whole model on the prefix at every step (no cache)."""
+  batch = pad(rows)
+  limits = [len(r) + extra_length for r in rows]
+  outputs = [[] for _ in rows]
+  done = [False] * len(rows)
+  for i in range(max(limits)):
+    if all(done):
+      break
+    targets = pad([o + [0] for o in outputs])  # the last position is only read shifted away
+    if model.has_inputs:
+      logits = model({"inputs": batch, "targets": targets}, training=False)
+    else:
+      logits = model({"targets": targets}, training=False)
+    logits = keras.ops.convert_to_numpy(logits)
+    for row in range(len(rows)):
+      if done[row]:
+        continue
+      token = int(np.argmax(logits[row, i]))
+      outputs[row].append(token)
+      done[row] = token == EOS or len(outputs[row]) >= limits[row]
+  return outputs
+
+
+def full_recompute_prompt_greedy(model, prompt, extra_length):
+  """Greedy continuation of one prompt by a decoder-only model, without a cache."""
+  seq = list(prompt)
+  while len(seq) < len(prompt) + extra_length:
+    logits = model({"targets": np.array([seq + [0]], np.int32)}, training=False)
+    token = int(np.argmax(keras.ops.convert_to_numpy(logits)[0, len(seq)]))
+    seq.append(token)
+    if token == EOS:
+      break
+  return seq[len(prompt):]
+
+
+def sequence_log_prob(model, inputs, hypothesis):
+  """log p(hypothesis | inputs) by teacher forcing (hypothesis includes its EOS, if any)."""
+  features = {"targets": np.array([hypothesis], np.int32)}
+  if model.has_inputs:
+    features["inputs"] = np.array([inputs], np.int32)
+  logits = keras.ops.convert_to_numpy(model(features, training=False))[0]
+  log_probs = logits - np.log(np.sum(np.exp(logits - logits.max(-1, keepdims=True)), -1,
+                                     keepdims=True)) - logits.max(-1, keepdims=True)
+  return float(sum(log_probs[t, token] for t, token in enumerate(hypothesis)))
+
+
+def until_eos(ids):
+  ids = [int(i) for i in ids]
+  return ids[:ids.index(EOS) + 1] if EOS in ids else ids
+
+
+def test_cached_greedy_equals_full_recomputation(seq2seq):
+  extra = 6
+  expected = full_recompute_greedy(seq2seq, INPUTS, extra)
+  result = decoding.decode_ids(seq2seq, pad(INPUTS), beam_size=1, extra_length=extra)
+  got = [until_eos(row[0][:len(INPUTS[i]) + extra])
+         for i, row in enumerate(result["outputs"].numpy())]
+  assert got == expected
+  # Real variety (see calibrate_eos): some rows end with EOS, not all alike.
+  assert any(EOS in e for e in expected) and len({tuple(e) for e in expected}) > 1
+  # The greedy score is the sum of the chosen tokens' log-probabilities.
+  for index, (row, ids) in enumerate(zip(INPUTS, expected)):
+    assert result["scores"].numpy()[index, 0] == pytest.approx(
+        sequence_log_prob(seq2seq, row, ids), abs=1e-4)
+
+
+def test_decoder_only_model_continues_a_prompt(language_model):
+  prompts = [[3, 4, 5], [6], [2, 7, 7, 3, 5]]
+  extra = 5
+  decoder = decoding.Decoder(language_model, decoding.decode_hparams(
+      "beam_size=1,extra_length=%d" % extra))
+  got = decoder.decode(prompts)
+  expected = [full_recompute_prompt_greedy(language_model, p, extra) for p in prompts]
+  assert [beams[0] for beams in got] == [[t for t in e if t != EOS] for e in expected]
+  raw = decoding.decode_ids(language_model, pad(prompts), beam_size=3, extra_length=extra)
+  outputs = raw["outputs"].numpy()
+  np.testing.assert_array_equal(raw["prefix_length"].numpy(), [3, 1, 5])
+  for row, prompt in enumerate(prompts):  # every beam starts with its prompt
+    for beam in outputs[row]:
+      assert list(beam[:len(prompt)]) == prompt
+  assert np.all(np.diff(raw["scores"].numpy(), axis=1) <= 1e-6)
+
+
+def test_beam_size_1_is_greedy(seq2seq):
+  inputs = pad(INPUTS)
+  batch = len(INPUTS)
+  lengths = tf.constant([len(r) + 6 for r in INPUTS])
+  length = inputs.shape[1] + 6
+
+  def run(beam):
+    enc, mask = seq2seq.encode(inputs)
+    cache = seq2seq.init_decode_cache(batch, length, enc, mask)
+    if beam:
+      ids, _ = search.beam_search(seq2seq.decode_step, batch, length, cache, beam_size=1,
+                                  alpha=0.6, max_lengths=lengths)
+      return ids[:, 0].numpy()
+    ids, _ = search.greedy_search(seq2seq.decode_step, batch, length, cache,
+                                  max_lengths=lengths)
+    return ids.numpy()
+
+  np.testing.assert_array_equal(run(True), run(False))
+
+
+def test_beam_search_sorts_scores_them_right_and_stops_at_eos(seq2seq):
+  alpha, extra, k = 0.6, 6, 4
+  result = decoding.decode_ids(seq2seq, pad(INPUTS), beam_size=k, alpha=alpha,
+                               extra_length=extra)
+  outputs, scores = result["outputs"].numpy(), result["scores"].numpy()
+  assert outputs.shape[:2] == (len(INPUTS), k)
+  assert np.all(np.diff(scores, axis=1) <= 1e-6)  # best first
+  ended_with_eos = 0
+  for row, inputs in enumerate(INPUTS):
+    hypotheses = set()
+    for beam in range(k):
+      ids = [int(t) for t in outputs[row, beam]]
+      hyp = until_eos(ids[:len(inputs) + extra])
+      assert all(t == 0 for t in ids[len(hyp):])  # nothing after EOS or the limit
+      if hyp[-1] == EOS:
+        ended_with_eos += 1
+        assert EOS not in hyp[:-1]
+      else:
+        assert len(hyp) == len(inputs) + extra  # cut off only at the row's limit
+      hypotheses.add(tuple(hyp))
+      penalty = ((5.0 + len(hyp)) / 6.0) ** alpha
+      assert scores[row, beam] == pytest.approx(
+          sequence_log_prob(seq2seq, inputs, hyp) / penalty, abs=1e-4)
+    assert len(hypotheses) == k  # distinct hypotheses
+  assert ended_with_eos > 0
+
+
+def test_wide_beam_finds_the_best_hypothesis():
+  """With beam_size >= vocab ** (length - 1) nothing is pruned: the best beam is the exact
+  optimum over every hypothesis (ending in EOS, or cut off at the length limit)."""
+  model = tiny_transformer(4, seed=11, eos_bias=0.0)
+  inputs, extra, alpha = [3, 2, 1], 1, 0.6
+  limit = len(inputs) + extra  # 4 positions
+  result = decoding.decode_ids(model, pad([inputs]), beam_size=4 ** (limit - 1), alpha=alpha,
+                               extra_length=extra)
+  non_eos = [0, 2, 3]
+  candidates = [list(p) + [EOS] for n in range(limit) for p in itertools.product(non_eos,
+                                                                                 repeat=n)]
+  candidates += [list(p) for p in itertools.product(non_eos, repeat=limit)]
+  targets = pad(candidates)
+  logits = keras.ops.convert_to_numpy(model(
+      {"inputs": np.tile(pad([inputs]), [len(candidates), 1]), "targets": targets},
+      training=False))
+  log_probs = tf.nn.log_softmax(logits).numpy()
+  scores = [sum(log_probs[c, t, tok] for t, tok in enumerate(hyp)) /
+            ((5.0 + len(hyp)) / 6.0) ** alpha for c, hyp in enumerate(candidates)]
+  best = candidates[int(np.argmax(scores))]
+  assert until_eos(result["outputs"].numpy()[0, 0]) == best
+  assert result["scores"].numpy()[0, 0] == pytest.approx(max(scores), abs=1e-4)
+
+
+@pytest.mark.parametrize("overrides", ["beam_size=1", "beam_size=3,alpha=1.0"])
+def test_batch_decoding_equals_one_at_a_time(seq2seq, overrides):
+  decoder = decoding.Decoder(seq2seq, decoding.decode_hparams(overrides + ",extra_length=6"))
+  together = decoder.decode_with_scores(INPUTS)
+  for inputs, (beams, scores) in zip(INPUTS, together):
+    alone_beams, alone_scores = decoder.decode_with_scores([inputs])[0]
+    assert beams == alone_beams
+    np.testing.assert_allclose(scores, alone_scores, atol=1e-5)
+
+
+def test_xla_compiled_search_gives_the_same_decodes(seq2seq):
+  plain = decoding.Decoder(seq2seq, decoding.decode_hparams("beam_size=2,extra_length=4"))
+  xla = decoding.Decoder(seq2seq, decoding.decode_hparams(
+      "beam_size=2,extra_length=4,xla=true"))
+  a, b = plain.decode_batch(pad(INPUTS)), xla.decode_batch(pad(INPUTS))
+  np.testing.assert_array_equal(a["outputs"], b["outputs"])
+  np.testing.assert_allclose(a["scores"], b["scores"], atol=1e-4)
+
+
+def test_decode_hparams_defaults_and_errors():
+  hp = decoding.decode_hparams()
+  assert (hp.beam_size, hp.alpha, hp.extra_length, hp.return_beams) == (4, 0.6, 50, False)
+  hp = decoding.decode_hparams("beam_size=2, alpha=0.0, return_beams=true")
+  assert (hp.beam_size, hp.alpha, hp.return_beams) == (2, 0.0, True)
+  for bad in ["beam_size=two", "beam_width=4", "beam_size=0", "alpha=", "extra_length=0"]:
+    with pytest.raises(HParamsError, match="decode_hparams"):
+      decoding.decode_hparams(bad)
+  assert issubclass(HParamsError, T2TUserError)
+
+
+def test_length_penalty_is_tensor2tensors():
+  for length, alpha in [(1, 0.6), (10, 0.6), (7, 0.0), (3, 1.0)]:
+    assert float(search.length_penalty(length, alpha)) == pytest.approx(
+        ((5.0 + length) / 6.0) ** alpha)
+
+
+def test_strip_ids_and_sequence_metrics():
+  assert decoding.strip_ids([4, 0, 3, 1, 5, 0]) == [4, 3]
+  assert decoding.strip_ids([9, 9, 4, 1], prefix_length=2) == [4]
+  metrics = decoding.sequence_metrics([[2, 3], [2, 2, 3], []], [[2, 3], [2, 3], [4]])
+  assert metrics["accuracy_per_sequence"] == pytest.approx(1 / 3)
+  # Targets with EOS: [2 3 EOS], [2 3 EOS], [4 EOS] -> 3 + 1 + 0 right of 8.
+  assert metrics["accuracy"] == pytest.approx(4 / 8)
+
+
+# --- in-graph encoders of the string SavedModel -------------------------------------------
+
+def _round_trip(encoder, lines):
+  codec = export_lib.InGraphCodec(encoder, "inputs")
+  ids = codec.encode(tf.constant(lines))
+  assert ids.to_list() == [encoder.encode(line) for line in lines]
+  texts = codec.decode(ids).numpy().tolist()
+  return [t.decode("utf-8") for t in texts]
+
+
+def test_in_graph_encoders_match_the_python_ones():
+  symbols = text_encoder.SymbolEncoder(3, ["0", "1", "+"])
+  assert _round_trip(symbols, ["1 0 + 1", "", "  0  "]) == ["1 0 + 1", "", "0"]
+  tokens = text_encoder.TokenTextEncoder(vocab_list=["the", "cat", "<UNK>"],
+                                         replace_oov="<UNK>")
+  codec = export_lib.InGraphCodec(tokens, "inputs")
+  assert codec.encode(tf.constant(["the dog cat"])).to_list() == [tokens.encode("the dog cat")]
+  assert _round_trip(text_encoder.TextEncoder(), ["3 0 12"]) == ["3 0 12"]
+  assert _round_trip(text_encoder.ByteTextEncoder(), ["héllo ✓", ""]) == ["héllo ✓", ""]
+
+
+def test_unknown_symbol_fails_the_request_and_odd_encoders_are_refused():
+  codec = export_lib.InGraphCodec(text_encoder.SymbolEncoder(2), "inputs")
+  with pytest.raises(tf.errors.InvalidArgumentError, match="unknown token"):
+    codec.encode(tf.constant(["1 7"]))
+
+  class Reversing(text_encoder.TextEncoder):
+    def encode(self, s):
+      return super().encode(s)[::-1]
+
+  with pytest.raises(decoding.ExportNotSupportedError, match="cannot be expressed"):
+    export_lib.InGraphCodec(Reversing(), "inputs")
+  assert issubclass(decoding.ExportNotSupportedError, T2TUserError)
+
+
+def test_a_model_without_a_cache_is_refused():
+  class NoCache(keras.Model):
+    has_inputs = True
+
+  with pytest.raises(T2TUserError, match="decode_step"):
+    decoding.Decoder(NoCache())
+
