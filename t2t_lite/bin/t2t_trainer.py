@@ -6,6 +6,11 @@
 `--registry_help` lists what is registered. A run on an output_dir that has checkpoints
 continues from the newest one; its hparams must match the saved hparams.json unless
 --overwrite_output_hparams. SIGTERM saves a checkpoint and exits 0.
+
+A training run holds OUTPUT_DIR/.t2t_lock (its pid and host) until it exits, so a second
+trainer on the same output_dir stops with an error; a lock left by a killed run is taken over
+(see t2t_lite/utils/lock.py). Evaluation-only schedules (evaluate, continuous_eval) and
+non-chief workers of a multi-worker run do not take it.
 """
 import os
 import sys
@@ -40,15 +45,47 @@ def main(argv):
   hparams = t2t_flags.create_hparams(FLAGS.hparams_set, FLAGS.hparams,
                                      problem_name=FLAGS.problem)
 
-  # The strategy first: a multi-worker strategy must exist before TensorFlow runs anything.
-  from t2t_lite.training import create_strategy  # pylint: disable=g-import-not-at-top
-  strategy = create_strategy(FLAGS.distribution_strategy, FLAGS.use_tpu, FLAGS.tpu,
-                             FLAGS.worker_gpu)
+  trains = FLAGS.schedule in TRAINING_SCHEDULES
+  if not FLAGS.generate_data:
+    check_data(problem, data_dir, hparams, FLAGS.schedule)
 
-  if FLAGS.generate_data and not problem.data_exists(data_dir):
-    logging.info("Generating data for %s in %s", FLAGS.problem, data_dir)
-    print("Generating %s data in %s ..." % (FLAGS.problem, data_dir), flush=True)
-    problem.generate_data(data_dir, os.path.expanduser(FLAGS.tmp_dir))
+  # Nothing runs TensorFlow ops before the strategy exists (a multi-worker strategy must come
+  # first); the lock and the hparams check only touch files, so that their errors come
+  # before the strategy's log line.
+  lock = output_dir_lock(output_dir) if trains and is_chief() else None
+  try:
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    if not FLAGS.overwrite_output_hparams and tf.io.gfile.exists(
+        os.path.join(output_dir, t2t_flags.HPARAMS_FILENAME)):
+      t2t_flags.save_or_check_hparams(output_dir, hparams)  # a conflict fails here
+    from t2t_lite.training import create_strategy  # pylint: disable=g-import-not-at-top
+    strategy = create_strategy(FLAGS.distribution_strategy, FLAGS.use_tpu, FLAGS.tpu,
+                               FLAGS.worker_gpu)
+    if FLAGS.generate_data:
+      if not problem.data_exists(data_dir):
+        logging.info("Generating data for %s in %s", FLAGS.problem, data_dir)
+        print("Generating %s data in %s ..." % (FLAGS.problem, data_dir), flush=True)
+        problem.generate_data(data_dir, os.path.expanduser(FLAGS.tmp_dir))
+      check_data(problem, data_dir, hparams, FLAGS.schedule)
+    return _train(FLAGS, problem, hparams, strategy, data_dir, output_dir, trainer_lib)
+  finally:
+    if lock is not None:
+      lock.release()
+
+
+def check_data(problem, data_dir, hparams, schedule):
+  """A DataNotFoundError (saying how to make the data) if the schedule's splits are missing."""
+  modes = (["train"] if schedule in TRAINING_SCHEDULES else []) + (
+      ["eval"] if schedule != "train" else [])
+  if not problem.data_exists(data_dir, sorted({problem.dataset_split(m) for m in modes})):
+    for mode in modes:
+      problem.dataset(mode, data_dir, hparams)  # raises for missing data
+
+
+def _train(FLAGS, problem, hparams, strategy, data_dir, output_dir, trainer_lib):  # pylint: disable=invalid-name
+  """Everything that writes in output_dir (run under its lock)."""
+  from t2t_lite import flags as t2t_flags
+  from t2t_lite.errors import CorruptDataError
 
   t2t_flags.save_or_check_hparams(output_dir, hparams,
                                   overwrite=FLAGS.overwrite_output_hparams)
@@ -58,12 +95,33 @@ def main(argv):
       save_checkpoints_steps=FLAGS.save_checkpoints_steps or FLAGS.local_eval_frequency,
       keep_checkpoint_max=FLAGS.keep_checkpoint_max,
       log_step_count_steps=FLAGS.log_step_count_steps, random_seed=FLAGS.random_seed)
-  if FLAGS.schedule in ("train", "train_and_evaluate", "continuous_train_and_eval"):
+  if FLAGS.schedule in TRAINING_SCHEDULES:
     print("Training %s (%s) on %s to step %d; checkpoints and summaries in %s" % (
         FLAGS.model, FLAGS.hparams_set, FLAGS.problem, FLAGS.train_steps, output_dir),
           flush=True)
-  results = trainer.run(FLAGS.schedule, eval_steps=FLAGS.eval_steps,
-                        local_eval_frequency=FLAGS.local_eval_frequency)
+  try:
+    # reading_errors: a record that passes its checksum but does not parse (tf.data's
+    # InvalidArgumentError) becomes a CorruptDataError too.
+    with problem.reading_errors(data_dir):
+      results = trainer.run(FLAGS.schedule, eval_steps=FLAGS.eval_steps,
+                            local_eval_frequency=FLAGS.local_eval_frequency)
+  except CorruptDataError:
+    # The trainer cannot tell which file is bad; reading every shard can.
+    problem.check_shards(data_dir)  # raises a CorruptDataError naming the file
+    raise
+  except UnicodeDecodeError as e:
+    if not _raised_by_tensorflow(e):
+      raise
+    # A record that passes its checksum but does not parse: TensorFlow's error message
+    # quotes the record's bytes, and decoding that message fails in TensorFlow's Python
+    # wrapper, so the InvalidArgumentError arrives as a UnicodeDecodeError.
+    problem.check_shards(data_dir)  # a checksum error, if there is one, names the file
+    bad = find_unparsable_shard(problem, data_dir)
+    raise CorruptDataError(
+        "data shard %s of problem %s is corrupt: its records pass their checksums but are not "
+        "tf.train.Examples of this problem. Regenerate the data with %s --overwrite." % (
+            bad or "(one of the shards in %s)" % data_dir, problem.name,
+            problem.datagen_command(data_dir))) from None
   if trainer.stopped_by_signal:
     print("Stopped by SIGTERM at step %d; checkpoint saved in %s." % (
         int(trainer.global_step.numpy()), output_dir))
@@ -73,6 +131,74 @@ def main(argv):
   if results:
     print(format_results(results, FLAGS.problem))
   return 0
+
+
+TRAINING_SCHEDULES = ("train", "train_and_evaluate", "continuous_train_and_eval")
+
+
+def find_unparsable_shard(problem, data_dir):
+  """The first shard with a record that does not parse as the problem's example; or None."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+  from t2t_lite.errors import T2TUserError  # pylint: disable=g-import-not-at-top
+  spec = problem.example_reading_spec()
+  if isinstance(spec, tuple):
+    spec = spec[0]
+  for split in [s["split"] for s in problem.dataset_splits()]:
+    try:
+      paths = problem.data_files(data_dir, split)
+    except T2TUserError:
+      continue
+    for path in paths:
+      try:
+        for batch in tf.data.TFRecordDataset(path).batch(256):
+          tf.io.parse_example(batch, spec)
+      except (tf.errors.OpError, UnicodeDecodeError):
+        return path
+  return None
+
+
+def _raised_by_tensorflow(error):
+  import traceback  # pylint: disable=g-import-not-at-top
+  frames = traceback.extract_tb(error.__traceback__)
+  return bool(frames) and "tensorflow" in frames[-1].filename
+
+
+def is_chief():
+  """False on the non-chief workers of a multi-worker run (TF_CONFIG), which share the
+  chief's output_dir; True otherwise."""
+  import json  # pylint: disable=g-import-not-at-top
+  try:
+    config = json.loads(os.environ.get("TF_CONFIG", "") or "{}")
+  except ValueError:
+    return True  # create_strategy reports the bad TF_CONFIG
+  cluster = config.get("cluster") or {}
+  task = config.get("task") or {}
+  kind, index = task.get("type"), task.get("index", 0)
+  if not kind or len(cluster.get("worker", [])) + len(cluster.get("chief", [])) <= 1:
+    return True
+  if cluster.get("chief"):
+    return kind == "chief"
+  return kind == "worker" and int(index or 0) == 0
+
+
+def output_dir_lock(output_dir):
+  """Takes output_dir's lock (creating the directory); a ConfigError if that cannot be done."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from absl import logging  # pylint: disable=g-import-not-at-top
+
+  from t2t_lite.errors import ConfigError  # pylint: disable=g-import-not-at-top
+  from t2t_lite.utils import lock as lock_lib  # pylint: disable=g-import-not-at-top
+  lock = lock_lib.OutputDirLock(output_dir)
+  try:
+    lock.acquire()
+  except (OSError, tf.errors.OpError) as e:
+    raise ConfigError("--output_dir=%s is not writable (%s); pick a directory you can write "
+                      "to." % (output_dir, getattr(e, "message", None) or e)) from None
+  if lock.took_over:
+    logging.warning("Took over the stale lock of %s (%s).", output_dir, lock.took_over)
+    print("Took over the stale lock in %s (%s)." % (output_dir, lock.took_over), flush=True)
+  return lock
 
 
 def format_results(results, problem_name):

@@ -355,14 +355,17 @@ class Problem:
     """Turns tf.data's DataLossError raised inside into CorruptDataError naming the shard."""
     try:
       yield
-    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
+    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError, UnicodeDecodeError) as e:
+      # A record that passes its checksum but does not parse can surface as a
+      # UnicodeDecodeError: TensorFlow fails to decode its own error message quoting the bytes.
       if isinstance(e, tf.errors.InvalidArgumentError) and not _looks_like_parse_error(e):
         raise
       self.check_shards(data_dir, splits)  # raises CorruptDataError naming the file
+      message = e.message if isinstance(e, tf.errors.OpError) else str(e)
       raise errors.CorruptDataError(
           "reading the data of problem %s in %s failed: %s (every shard reads fine on its "
           "own; regenerate the data with %s --overwrite)"
-          % (self.name, data_dir, e.message.splitlines()[0], self.datagen_command(data_dir))
+          % (self.name, data_dir, message.splitlines()[0], self.datagen_command(data_dir))
       ) from None
 
   # -- reading -----------------------------------------------------------------------

@@ -172,6 +172,12 @@ class Trainer:
     if self._checkpoint is not None:
       return
     objects = dict(model=self.model, optimizer=self.optimizer, step=self.global_step)
+    # Keras keeps the random state of dropout in SeedGenerator variables that are not TF
+    # trackables of the model: save them too, so a resumed run draws the same dropout masks.
+    seed_states = [v.value for v in self.model.variables
+                   if v.path.endswith("seed_generator_state")]
+    if seed_states:
+      objects["seed_states"] = seed_states
     if with_data:
       self._ensure_train_iterator()
       if isinstance(self._train_iterator, tf.__internal__.tracking.Trackable):
@@ -189,6 +195,10 @@ class Trainer:
   def restore(self, with_data=True):
     """Restores the newest checkpoint in output_dir, if any; returns its path or None."""
     self._ensure_checkpoint(with_data)
+    # A run killed while saving leaves TensorFlow's ckpt-N_temp folder behind; it is never a
+    # complete checkpoint (the manager only lists finished ones), so clear it away.
+    for leftover in tf.io.gfile.glob(os.path.join(self.output_dir, "ckpt-*_temp")):
+      tf.io.gfile.rmtree(leftover)
     path = self._manager.latest_checkpoint
     if path:
       status = self._checkpoint.restore(path)
