@@ -85,7 +85,6 @@ def check_data(problem, data_dir, hparams, schedule):
 def _train(FLAGS, problem, hparams, strategy, data_dir, output_dir, trainer_lib):  # pylint: disable=invalid-name
   """Everything that writes in output_dir (run under its lock)."""
   from t2t_lite import flags as t2t_flags
-  from t2t_lite.errors import CorruptDataError
 
   t2t_flags.save_or_check_hparams(output_dir, hparams,
                                   overwrite=FLAGS.overwrite_output_hparams)
@@ -99,29 +98,11 @@ def _train(FLAGS, problem, hparams, strategy, data_dir, output_dir, trainer_lib)
     print("Training %s (%s) on %s to step %d; checkpoints and summaries in %s" % (
         FLAGS.model, FLAGS.hparams_set, FLAGS.problem, FLAGS.train_steps, output_dir),
           flush=True)
-  try:
-    # reading_errors: a record that passes its checksum but does not parse (tf.data's
-    # InvalidArgumentError) becomes a CorruptDataError too.
-    with problem.reading_errors(data_dir):
-      results = trainer.run(FLAGS.schedule, eval_steps=FLAGS.eval_steps,
-                            local_eval_frequency=FLAGS.local_eval_frequency)
-  except CorruptDataError:
-    # The trainer cannot tell which file is bad; reading every shard can.
-    problem.check_shards(data_dir)  # raises a CorruptDataError naming the file
-    raise
-  except UnicodeDecodeError as e:
-    if not _raised_by_tensorflow(e):
-      raise
-    # A record that passes its checksum but does not parse: TensorFlow's error message
-    # quotes the record's bytes, and decoding that message fails in TensorFlow's Python
-    # wrapper, so the InvalidArgumentError arrives as a UnicodeDecodeError.
-    problem.check_shards(data_dir)  # a checksum error, if there is one, names the file
-    bad = find_unparsable_shard(problem, data_dir)
-    raise CorruptDataError(
-        "data shard %s of problem %s is corrupt: its records pass their checksums but are not "
-        "tf.train.Examples of this problem. Regenerate the data with %s --overwrite." % (
-            bad or "(one of the shards in %s)" % data_dir, problem.name,
-            problem.datagen_command(data_dir))) from None
+  # reading_errors: a corrupt shard (a checksum error, or records that do not parse) becomes
+  # a CorruptDataError naming the file.
+  with problem.reading_errors(data_dir):
+    results = trainer.run(FLAGS.schedule, eval_steps=FLAGS.eval_steps,
+                          local_eval_frequency=FLAGS.local_eval_frequency)
   if trainer.stopped_by_signal:
     print("Stopped by SIGTERM at step %d; checkpoint saved in %s." % (
         int(trainer.global_step.numpy()), output_dir))
@@ -134,34 +115,6 @@ def _train(FLAGS, problem, hparams, strategy, data_dir, output_dir, trainer_lib)
 
 
 TRAINING_SCHEDULES = ("train", "train_and_evaluate", "continuous_train_and_eval")
-
-
-def find_unparsable_shard(problem, data_dir):
-  """The first shard with a record that does not parse as the problem's example; or None."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-
-  from t2t_lite.errors import T2TUserError  # pylint: disable=g-import-not-at-top
-  spec = problem.example_reading_spec()
-  if isinstance(spec, tuple):
-    spec = spec[0]
-  for split in [s["split"] for s in problem.dataset_splits()]:
-    try:
-      paths = problem.data_files(data_dir, split)
-    except T2TUserError:
-      continue
-    for path in paths:
-      try:
-        for batch in tf.data.TFRecordDataset(path).batch(256):
-          tf.io.parse_example(batch, spec)
-      except (tf.errors.OpError, UnicodeDecodeError):
-        return path
-  return None
-
-
-def _raised_by_tensorflow(error):
-  import traceback  # pylint: disable=g-import-not-at-top
-  frames = traceback.extract_tb(error.__traceback__)
-  return bool(frames) and "tensorflow" in frames[-1].filename
 
 
 def is_chief():

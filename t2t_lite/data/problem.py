@@ -350,6 +350,25 @@ class Problem:
       counts[split] = sum(generator_utils.check_shard(p) for p in self.data_files(data_dir, split))
     return counts
 
+  def find_unparsable_shard(self, data_dir, splits=None):
+    """The first shard holding a record that does not parse as this problem's example, or
+    None (check_shards finds checksum errors; this finds well-framed garbage)."""
+    spec = self.example_reading_spec()
+    if isinstance(spec, tuple):
+      spec = spec[0]
+    for split in splits or [s["split"] for s in self.dataset_splits()]:
+      try:
+        paths = self.data_files(data_dir, split)
+      except errors.T2TUserError:
+        continue
+      for path in paths:
+        try:
+          for batch in tf.data.TFRecordDataset(path).batch(256):
+            tf.io.parse_example(batch, spec)
+        except (tf.errors.OpError, UnicodeDecodeError):
+          return path
+    return None
+
   @contextlib.contextmanager
   def reading_errors(self, data_dir, splits=None):
     """Turns tf.data's DataLossError raised inside into CorruptDataError naming the shard."""
@@ -360,7 +379,15 @@ class Problem:
       # UnicodeDecodeError: TensorFlow fails to decode its own error message quoting the bytes.
       if isinstance(e, tf.errors.InvalidArgumentError) and not _looks_like_parse_error(e):
         raise
+      if isinstance(e, UnicodeDecodeError) and not _raised_by_tensorflow(e):
+        raise
       self.check_shards(data_dir, splits)  # raises CorruptDataError naming the file
+      bad = self.find_unparsable_shard(data_dir, splits)
+      if bad:
+        raise errors.CorruptDataError(
+            "data shard %s of problem %s is corrupt: its records pass their checksums but are "
+            "not tf.train.Examples of this problem. Regenerate the data with %s --overwrite."
+            % (bad, self.name, self.datagen_command(data_dir))) from None
       message = e.message if isinstance(e, tf.errors.OpError) else str(e)
       raise errors.CorruptDataError(
           "reading the data of problem %s in %s failed: %s (every shard reads fine on its "
@@ -696,3 +723,10 @@ def pad_batch_fixed(ds, batch_size, length):
   The caller drops longer examples first.
   """
   return _pad_batch_to(ds, batch_size, length, ds.element_spec, drop_remainder=True)
+
+
+def _raised_by_tensorflow(error):
+  """True when an exception comes out of TensorFlow's own code (its last frame)."""
+  import traceback  # pylint: disable=g-import-not-at-top
+  frames = traceback.extract_tb(error.__traceback__)
+  return bool(frames) and "tensorflow" in frames[-1].filename
