@@ -323,3 +323,26 @@ def test_a_model_without_a_cache_is_refused():
   with pytest.raises(T2TUserError, match="decode_step"):
     decoding.Decoder(NoCache())
 
+
+
+def test_beam_search_does_not_stop_on_improbable_early_eos():
+  """With a small vocabulary an improbable EOS extension is always among the top K; the search
+  must keep going until no alive beam can beat the finished ones (tensor2tensor's rule)."""
+  import numpy as np  # pylint: disable=g-import-not-at-top,reimported
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top,reimported
+  from t2t_lite.decoding import search  # pylint: disable=g-import-not-at-top
+
+  # Vocabulary {0 pad, 1 EOS, 2, 3}: token 2 is near-certain for 6 positions, then EOS is;
+  # by then K improbable early-EOS hypotheses have finished.
+  def step_fn(ids, cache, index):
+    rows = tf.shape(ids)[0]
+    early = tf.constant([-30.0, -8.0, 0.0, -8.0])
+    late = tf.constant([-30.0, 0.0, -8.0, -8.0])
+    logits = tf.where(index < 6, early, late)
+    return tf.tile(logits[None, :], [rows, 1]), cache
+
+  cache = {"dummy": tf.zeros([2, 1])}
+  seqs, scores = search.beam_search(step_fn, 2, 10, cache, beam_size=4, alpha=0.6)
+  best = seqs.numpy()[:, 0, :7]
+  np.testing.assert_array_equal(best, [[2, 2, 2, 2, 2, 2, 1]] * 2)
+  assert np.all(np.diff(scores.numpy(), axis=1) <= 0)  # best first

@@ -249,6 +249,15 @@ def beam_search(step_fn, batch_size, decode_length, cache, beam_size, alpha=0.6,
     finished_scores = tf.where(keep, finished_scores, merged_scores)
     finished_seqs = tf.where(keep[:, :, None], finished_seqs, merged_seqs)
     full = tf.reduce_all(finished_scores > NEG_INF / 2, axis=1)
+    if k > 1:
+      # tensor2tensor's stopping rule: a row is settled only when no alive beam can still beat
+      # its worst finished hypothesis. Log-probabilities only fall as a beam grows, so an alive
+      # beam's best possible score is its log-probability over the penalty at the row's limit.
+      # (Stopping as soon as K hypotheses finished let improbable early-EOS extensions, which
+      # easily reach the top K with a small vocabulary, end the search.)
+      best_alive = tf.reduce_max(new_alive_log_probs, axis=1) / length_penalty(limits, alpha)
+      full = full & (best_alive <= tf.reduce_min(finished_scores, axis=1))
+    # With K = 1 the search is greedy: the single hypothesis ends at its EOS.
     done = done | at_limit | full
 
     flat_beam = tf.reshape(beam_offsets + new_alive_beam, [-1])
