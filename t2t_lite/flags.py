@@ -40,6 +40,7 @@ from absl import logging
 from t2t_lite import registry
 from t2t_lite.errors import ConfigError, HParamsError
 from t2t_lite.hparams import HParams
+from t2t_lite.utils import write_text_atomically
 
 FLAGS = flags.FLAGS
 
@@ -234,17 +235,6 @@ def _differences(saved, new):
   return diffs
 
 
-def _write_atomically(gfile, path, text):
-  tmp = "%s.tmp-%d-%s" % (path, os.getpid(), os.urandom(4).hex())
-  try:
-    with gfile.GFile(tmp, "w") as f:
-      f.write(text)
-    gfile.rename(tmp, path, overwrite=True)
-  finally:
-    if gfile.exists(tmp):
-      gfile.remove(tmp)
-
-
 def save_or_check_hparams(output_dir, hparams, flags_text=None, overwrite=False):
   """Saves `hparams` in output_dir, or checks them against the ones saved there.
 
@@ -289,11 +279,11 @@ def save_or_check_hparams(output_dir, hparams, flags_text=None, overwrite=False)
           (path, "; ".join(diffs)))
   else:
     gfile.makedirs(output_dir)
-    _write_atomically(gfile, path, new_json + "\n")
+    write_text_atomically(path, new_json + "\n")
   if flags_text is None and FLAGS.is_parsed():
     flags_text = FLAGS.flags_into_string()
   if flags_text is not None:
     gfile.makedirs(output_dir)
-    _write_atomically(gfile, os.path.join(output_dir, FLAGS_FILENAME), flags_text)
+    write_text_atomically(os.path.join(output_dir, FLAGS_FILENAME), flags_text)
   return hparams
 

@@ -254,3 +254,12 @@ def test_multi_worker_mirrored_two_processes(tmp_path):
     assert p.returncode == 0, e[-3000:]
   np.testing.assert_allclose(np.load(tmp_path / "w0.npy"), np.load(tmp_path / "w1.npy"),
                              rtol=1e-6, atol=1e-7)
+
+
+def test_flag_name_lists_match_the_library():
+  # flags.py must not import TensorFlow, so it keeps its own copies of these names for --help
+  # and the --distribution_strategy enum; they must not drift from what the library accepts.
+  from t2t_lite import flags as t2t_flags
+  from t2t_lite.training import distribute
+  assert t2t_flags.SCHEDULES == SCHEDULES
+  assert t2t_flags.DISTRIBUTION_STRATEGIES == distribute.STRATEGIES

@@ -41,7 +41,7 @@ from t2t_lite.rl.envs import collect_rollouts
 from t2t_lite.rl.policies import make_policy
 from t2t_lite.rl.rollouts import (compute_mean_reward, num_frames, random_rollout_subsequences,
                                   real_env_step_increment)
-from t2t_lite.utils import make_relative_timing_fn, setup_directories
+from t2t_lite.utils import make_relative_timing_fn, setup_directories, write_json_atomically
 
 SUBDIRECTORIES = ("data", "tmp", "world_model", ("world_model", "debug_videos"), "policy",
                   "eval_metrics")
@@ -181,14 +181,6 @@ def check_loop_hparams(hparams):
 
 
 # --- pieces of an epoch ------------------------------------------------------------------------
-
-
-def _write_json_atomically(path, obj):
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  tmp = "%s.tmp-%d" % (path, os.getpid())
-  with tf.io.gfile.GFile(tmp, "w") as f:
-    f.write(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-  tf.io.gfile.rename(tmp, path, overwrite=True)
 
 
 def _read_json(path):
@@ -393,7 +385,7 @@ def save_or_check_loop_hparams(output_dir, hparams, overwrite=False):
                         "--output_dir, or pass --overwrite_output_hparams to go on with the new "
                         "ones (finished epochs are kept as they are)." % (path, "; ".join(diffs)))
     return
-  _write_json_atomically(path, values)
+  write_json_atomically(path, values)
 
 
 def training_loop(hparams, output_dir, random_seed=None, train_fn=None,
@@ -500,7 +492,7 @@ def training_loop(hparams, output_dir, random_seed=None, train_fn=None,
         "examples": counts,
         "timing": log_relative_time(),
     }
-    _write_json_atomically(record_path, record)
+    write_json_atomically(record_path, record)
     log("finished; recorded in %s", record_path)
     records.append(record)
   return records

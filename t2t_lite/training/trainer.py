@@ -15,7 +15,6 @@ replica is divided by the token count of the global batch, so any number of repl
 the same update.
 """
 import contextlib
-import json
 import math
 import os
 import signal
@@ -23,7 +22,6 @@ import threading
 import time
 
 import keras
-import numpy as np
 import tensorflow as tf
 from absl import logging
 
@@ -32,7 +30,8 @@ from t2t_lite.errors import ConfigError, CorruptDataError, T2TUserError
 from t2t_lite.models import losses
 from t2t_lite.training import metrics as metrics_lib
 from t2t_lite.training import optimizers
-from t2t_lite.utils import format_elapsed, make_relative_timing_fn, setup_directories
+from t2t_lite.utils import (format_elapsed, make_relative_timing_fn, setup_directories,
+                            write_json_atomically)
 
 SCHEDULES = ("train", "evaluate", "train_and_evaluate", "continuous_train_and_eval",
              "continuous_eval")
@@ -51,13 +50,6 @@ def check_schedule(schedule):
 
 def _hp(hparams, name, default):
   return getattr(hparams, name) if name in hparams else default
-
-
-def _write_json_atomically(path, obj):
-  tmp = path + ".tmp-%d" % os.getpid()
-  with tf.io.gfile.GFile(tmp, "w") as f:
-    f.write(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-  tf.io.gfile.rename(tmp, path, overwrite=True)
 
 
 class Trainer:
@@ -424,7 +416,7 @@ class Trainer:
         if name != "global_step":
           tf.summary.scalar(name, value)
     writer.close()
-    _write_json_atomically(os.path.join(self.output_dir, "eval_results.json"), results)
+    write_json_atomically(os.path.join(self.output_dir, "eval_results.json"), results)
     self._log_time("eval at step %d over %d batches: %s" % (
         step, batches, " ".join("%s=%.4f" % (k, v) for k, v in sorted(results.items())
                                 if k != "global_step")))
