@@ -136,7 +136,9 @@ def _bench_decoding(results):
     cache = layer.init_cache(batch, length)
     outs = tf.TensorArray(x.dtype, size=length)
     for i in tf.range(length):
-      out, cache = layer(x[:, i:i + 1], use_causal_mask=True, cache=cache, cache_index=i)
+      # x[:, i:i + 1] would lose the static length 1 that a real decoder's step input has.
+      step = tf.expand_dims(x[:, i], 1)
+      out, cache = layer(step, use_causal_mask=True, cache=cache, cache_index=i)
       outs = outs.write(i, out[:, 0])
     return tf.transpose(outs.stack(), (1, 0, 2))
 

@@ -122,6 +122,27 @@ def test_all_attention_paths_give_the_same_numbers(value_dim):
                              atol=1e-5)
 
 
+@pytest.mark.parametrize("value_dim", [None, 5])
+def test_one_query_path_matches_dot_product_attention(value_dim):
+  # A decoding step (one query position) on TensorFlow reads the cache through block-diagonal
+  # matmuls instead of ops.dot_product_attention; both must agree, masks and all.
+  b, s, d = 3, 9, 12
+  layer = MultiHeadAttention(3, value_dim=value_dim)
+  x, memory = _randn(b, 1, d), _randn(b, s, d)
+  layer(x, memory)
+  _random_biases(layer)
+  memory_mask = np.random.rand(b, s) > 0.3
+  memory_mask[0] = False  # nothing to attend to: zeros
+  memory_mask[1] = True
+  assert layer._heads_first
+  one_query = np.asarray(layer(x, memory, memory_mask=memory_mask))
+  layer._heads_first = False
+  fused = np.asarray(layer(x, memory, memory_mask=memory_mask))
+  np.testing.assert_allclose(one_query, fused, atol=1e-5)
+  np.testing.assert_array_equal(one_query[0], 0.0)
+  assert np.abs(one_query[1:]).sum() > 0
+
+
 def test_dropout_only_in_training_and_seeded():
   x = _randn(2, 6, 8)
   layer = MultiHeadSelfAttention(2, dropout=0.5, seed=7)

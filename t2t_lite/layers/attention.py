@@ -9,7 +9,11 @@ softmax(Q K^T / sqrt(key_dim)) V in one of two layouts:
   the same steps written out otherwise;
 * [B, N, T, dim] (self-attention without a cache on TensorFlow): the fused Q/K/V projection is
   transposed once and the heads are batched matmuls, which measures ~15% faster on CPU than
-  ops.dot_product_attention's einsums (benchmarks/attention.py).
+  ops.dot_product_attention's einsums (benchmarks/attention.py);
+* one query position over [B, S, N, dim] keys and values (a decoding step on TensorFlow, cached
+  self-attention or attention over a memory): `_attend_one_query` reads the cache as
+  [B, S, N*dim] matrices through block-diagonal matmuls, where the einsums would transpose
+  the whole cache at every step.
 
 All paths give the same numbers (tests/test_layers_attention.py). Logits are masked and
 soft-maxed in float32 whatever the dtype policy, so the mask value never overflows under
@@ -59,6 +63,18 @@ def _check_mask_shape(name, mask, expected, layer_name):
 
 def _fmt(shape):
   return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
+
+
+def _dense_2d(dense, x):
+  """dense(x) for x of shape [B, T, H], as one 2-D matmul.
+
+  keras.ops.matmul of a rank-3 input is a tf.tensordot on TensorFlow, whose extra shape ops
+  and reshapes per call (and their gradients) cost a few percent at small sizes
+  (benchmarks/attention.py); the result is the same.
+  """
+  shape = ops.shape(x)
+  y = dense(ops.reshape(x, (-1, shape[-1])))
+  return ops.reshape(y, (shape[0], shape[1], dense.units))
 
 
 def _and(a, b):
@@ -165,6 +181,9 @@ class _MultiHeadAttentionBase(keras.layers.Layer):
     scale = 1.0 / math.sqrt(self._key_dim)
     head_mask = None if mask is None else ops.expand_dims(mask, 1)  # [B|1, 1, T, S]
     use_dropout = self.dropout > 0 and bool(training)
+    if (not heads_first and not use_dropout and not return_scores and self._heads_first
+        and _static_shape(query)[1] == 1):
+      return self._attend_one_query(query, key, value, head_mask, scale), None
     if not heads_first and not use_dropout and not return_scores:
       context = ops.dot_product_attention(query, key, value, mask=head_mask, scale=scale)
       return context, None
@@ -191,11 +210,46 @@ class _MultiHeadAttentionBase(keras.layers.Layer):
       context = ops.einsum("bnts,bsnh->btnh", attend_probs, value)
     return context, (probs if return_scores else None)
 
+  def _attend_one_query(self, query, key, value, head_mask, scale):
+    """`_attend` for one query position (a decoding step) over [B, S, N, dim] keys and values.
+
+    Written for the TensorFlow backend, where the einsums of ops.dot_product_attention
+    transpose the whole key/value cache to heads-first at every step: two full copies of the
+    cache per layer and step (most of a cached decoding step's time, benchmarks/attention.py).
+    Here the cache is only read, as [B, S, N*dim] matrices: the query becomes a block-diagonal
+    [B, N*key_dim, N] matrix, so logits = keys @ Q_bd is one batched matmul giving [B, S, N];
+    the context is probs [B, N, S] @ values [B, S, N*value_dim], of which each head keeps its
+    own diagonal block. That does N times the multiply-adds of the attention proper, which is
+    tiny next to the copies it saves (a step's attention is O(S * N * dim)).
+
+    Args:
+      query: [B, 1, N, key_dim]; key: [B, S, N, key_dim]; value: [B, S, N, value_dim].
+      head_mask: None or a boolean [B|1, 1, 1, S].
+      scale: the logit scale.
+
+    Returns:
+      context [B, 1, N, value_dim].
+    """
+    n, k, v = self.num_heads, self._key_dim, self._value_dim
+    batch, keys = ops.shape(key)[0], ops.shape(key)[1]
+    eye = ops.eye(n, dtype=query.dtype)
+    q = query[:, 0] * ops.cast(scale, query.dtype)  # [B, N, key_dim]
+    q_block = ops.reshape(ops.expand_dims(q, -1) * eye[None, :, None, :], (batch, n * k, n))
+    logits = ops.matmul(ops.reshape(key, (batch, keys, n * k)), q_block)  # [B, S, N]
+    logits = ops.transpose(ops.cast(logits, "float32"), (0, 2, 1))  # [B, N, S]
+    if head_mask is not None:
+      logits = ops.where(head_mask[:, :, 0], logits, _MASK_VALUE)  # [B|1, 1, S]
+    probs = ops.cast(ops.softmax(logits, axis=-1), value.dtype)
+    blocks = ops.matmul(probs, ops.reshape(value, (batch, keys, n * v)))  # [B, N, N*value_dim]
+    blocks = ops.reshape(blocks, (batch, n, n, v))
+    context = ops.sum(blocks * ops.cast(eye, value.dtype)[None, :, :, None], axis=2)
+    return ops.expand_dims(context, 1)
+
   def _project_output(self, context, mask):
     """[B, T, N, value_dim] -> [B, T, output_dim]; rows with no key to attend to are zeros."""
     shape = ops.shape(context)
-    context = ops.reshape(context, (shape[0], shape[1], self.num_heads * self._value_dim))
-    output = self._output_dense(context)
+    output = self._output_dense(ops.reshape(context, (-1, self.num_heads * self._value_dim)))
+    output = ops.reshape(output, (shape[0], shape[1], self._output_dim))
     if mask is not None:
       row_valid = ops.any(mask, axis=-1, keepdims=True)  # [B|1, T, 1]
       output = output * ops.cast(row_valid, output.dtype)
@@ -334,7 +388,7 @@ class MultiHeadSelfAttention(_MultiHeadAttentionBase):
     self._check_input("x", x, self._hidden_size)
     length = _static_shape(x)[1]
     batch = _static_shape(x)[0]
-    qkv = self._qkv_dense(x)
+    qkv = _dense_2d(self._qkv_dense, x)
     # Without a cache the heads go first ([B, N, T, dim]): one transpose of the fused Q/K/V
     # instead of the several that [B, T, N, dim] costs (see benchmarks/attention.py).
     heads_first = cache is None and self._heads_first
@@ -524,7 +578,7 @@ class MultiHeadAttention(_MultiHeadAttentionBase):
     if not self.built:
       self.build(tuple(memory.shape), tuple(memory.shape))
     memory = ops.cast(memory, self.compute_dtype)
-    kv = self._kv_dense(memory)
+    kv = _dense_2d(self._kv_dense, memory)
     key, value = ops.split(kv, [self.num_heads * self._key_dim], axis=-1)
     return {"key": self._split_heads(key, self._key_dim),
             "value": self._split_heads(value, self._value_dim)}
@@ -541,7 +595,7 @@ class MultiHeadAttention(_MultiHeadAttentionBase):
     key, value = memory_kv["key"], memory_kv["value"]
     batch, length = _static_shape(x)[:2]
     memory_length = _static_shape(key)[1]
-    query = self._split_heads(self._query_dense(x), self._key_dim)
+    query = self._split_heads(_dense_2d(self._query_dense, x), self._key_dim)
     combined = None
     if mask is not None:
       _check_mask_shape("mask", mask, (batch, length), name)

@@ -6,6 +6,7 @@ model's job. The decoder block's self-attention keeps a key/value cache for incr
 can reuse keys and values projected once per sequence (`compute_memory_kv`).
 """
 import keras
+from keras import ops
 
 from t2t_lite.layers.attention import MultiHeadAttention
 from t2t_lite.layers.attention import MultiHeadSelfAttention
@@ -60,9 +61,12 @@ class _TransformerBlockBase(keras.layers.Layer):
     self._ffn_dropout = self._dropout(self.dropout, 2, "ffn_dropout")
 
   def _ffn(self, x, training):
-    y = self._ffn_inner(self._ffn_norm(x))
+    # On [B*T, D] rows: a rank-3 Dense input is a tf.tensordot on TensorFlow, with extra shape
+    # ops and reshapes per call (see layers/attention.py's _dense_2d).
+    shape = ops.shape(x)
+    y = self._ffn_inner(self._ffn_norm(ops.reshape(x, (-1, shape[-1]))))
     y = self._ffn_outer(self._relu_dropout(y, training=training))
-    return x + self._ffn_dropout(y, training=training)
+    return x + ops.reshape(self._ffn_dropout(y, training=training), shape)
 
   def compute_mask(self, x, mask=None, *args, **kwargs):
     return mask
