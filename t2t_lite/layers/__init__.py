@@ -9,6 +9,8 @@ from t2t_lite.layers.attention import MultiHeadAttention
 from t2t_lite.layers.attention import MultiHeadSelfAttention
 from t2t_lite.layers.dense import Dense
 from t2t_lite.layers.dense import FanInUniform
+from t2t_lite.layers.dropout import Dropout
+from t2t_lite.layers.dropout import dropout
 from t2t_lite.layers.embedding import TokenEmbedding
 from t2t_lite.layers.embedding import get_timing_signal_1d
 from t2t_lite.layers.transformer import TransformerDecoderBlock
@@ -16,11 +18,13 @@ from t2t_lite.layers.transformer import TransformerEncoderBlock
 
 __all__ = [
     "Dense",
+    "Dropout",
     "FanInUniform",
     "MultiHeadAttention",
     "MultiHeadSelfAttention",
     "TokenEmbedding",
     "TransformerDecoderBlock",
     "TransformerEncoderBlock",
+    "dropout",
     "get_timing_signal_1d",
 ]

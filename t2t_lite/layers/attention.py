@@ -36,6 +36,7 @@ from keras import ops
 import numpy as np
 
 from t2t_lite.layers.dense import Dense
+from t2t_lite.layers import dropout as dropout_lib
 from t2t_lite.layers.dense import FanInUniform
 
 # Added to masked logits (always float32, see `_attend`): exp() of it is exactly 0 and it stays
@@ -203,7 +204,7 @@ class _MultiHeadAttentionBase(keras.layers.Layer):
       probs = probs * ops.cast(ops.expand_dims(ops.any(head_mask, axis=-1), -1), probs.dtype)
     attend_probs = probs
     if use_dropout:
-      attend_probs = keras.random.dropout(probs, self.dropout, seed=self.seed_generator)
+      attend_probs = dropout_lib.dropout(probs, self.dropout, self.seed_generator)
     if heads_first:
       context = ops.einsum("bnts,bnsh->bnth", attend_probs, value)
     else:

@@ -4,6 +4,8 @@ import math
 import keras
 from keras import ops
 
+from t2t_lite.layers.dropout import Dropout
+
 
 def get_timing_signal_1d(positions, channels, min_timescale=1.0, max_timescale=1.0e4,
                          dtype="float32"):
@@ -88,7 +90,7 @@ class TokenEmbedding(keras.layers.Layer):
     self.embeddings_initializer = keras.initializers.get(
         embeddings_initializer if embeddings_initializer is not None else
         keras.initializers.RandomNormal(stddev=hidden_size ** -0.5))
-    self._dropout_layer = keras.layers.Dropout(dropout, seed=seed, dtype=self.dtype_policy)
+    self._dropout_layer = Dropout(dropout, seed=seed, dtype=self.dtype_policy)
     self.supports_masking = True
 
   def build(self, ids_shape=None):

@@ -11,6 +11,7 @@ from keras import ops
 from t2t_lite.layers.attention import MultiHeadAttention
 from t2t_lite.layers.attention import MultiHeadSelfAttention
 from t2t_lite.layers.dense import Dense
+from t2t_lite.layers.dropout import Dropout
 
 
 class _TransformerBlockBase(keras.layers.Layer):
@@ -40,7 +41,7 @@ class _TransformerBlockBase(keras.layers.Layer):
                                            dtype=self.dtype_policy, name=name)
 
   def _dropout(self, rate, offset, name):
-    return keras.layers.Dropout(rate, seed=self._seed(offset), dtype=self.dtype_policy,
+    return Dropout(rate, seed=self._seed(offset), dtype=self.dtype_policy,
                                 name=name)
 
   def _check_x(self, x_shape):

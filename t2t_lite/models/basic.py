@@ -8,6 +8,7 @@ from keras import ops
 
 from t2t_lite import registry
 from t2t_lite.layers.dense import Dense
+from t2t_lite.layers.dropout import Dropout
 from t2t_lite.models import base
 from t2t_lite.models.common_hparams import basic_params1
 
@@ -48,7 +49,7 @@ class BasicFcRelu(base.T2TModel):
         Dense(hidden_size, activation="relu", dtype=self.layer_dtype, name="dense_%d" % i)
         for i in range(num_layers)])
     self.dropouts = self.track_layers("dropout_layer", [
-        keras.layers.Dropout(dropout, dtype=self.layer_dtype, name="dropout_%d" % i)
+        Dropout(dropout, dtype=self.layer_dtype, name="dropout_%d" % i)
         for i in range(num_layers)])
     self.classifier = Dense(self.vocab_size("targets"), dtype=self.layer_dtype,
                             name="classifier")

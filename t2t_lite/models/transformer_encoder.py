@@ -13,6 +13,7 @@ import keras
 from keras import ops
 
 from t2t_lite import registry
+from t2t_lite.layers.dropout import Dropout
 from t2t_lite.layers.embedding import get_timing_signal_1d
 from t2t_lite.models import base
 from t2t_lite.models.transformer import _encoder_layers
@@ -98,7 +99,7 @@ class TransformerEncoder(base.T2TModel):
             max_length, self.hidden_size, dtype=dtype, name="position_embedding")
       else:
         self.position_embedding = None
-      self.input_dropout = keras.layers.Dropout(prepost_dropout, dtype=dtype,
+      self.input_dropout = Dropout(prepost_dropout, dtype=dtype,
                                                 name="input_dropout")
     epsilon = float(hp.get("norm_epsilon", 1e-6))
     self.encoder_blocks = self.track_layers("encoder_block", [
@@ -111,7 +112,7 @@ class TransformerEncoder(base.T2TModel):
         for i in range(_encoder_layers(hp))])
     self.encoder_norm = keras.layers.LayerNormalization(epsilon=epsilon, dtype=dtype,
                                                         name="encoder_norm")
-    self.head_dropout = keras.layers.Dropout(float(hp.get("dropout", 0.0)), dtype=dtype,
+    self.head_dropout = Dropout(float(hp.get("dropout", 0.0)), dtype=dtype,
                                              name="head_dropout")
     self.classifier = layers.Dense(self.vocab_size("targets"), dtype=dtype, name="classifier")
 
