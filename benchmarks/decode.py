@@ -153,8 +153,9 @@ def acceptance_row(output_dir=None, data_dir=None, num_examples=None):
   return common.row(
       "decode: %s exact match (greedy, dev, length <= 40)" % DEMO["problem"], rate,
       "fraction", ">= %.2f" % DEMO["target"], rate >= DEMO["target"],
-      "%d examples from %s (%.0f s)" % (num_examples, os.path.relpath(output_dir, _ROOT),
-                                        time.time() - start))
+      "%s examples from %s (%.0f s)" % (
+          "all dev" if num_examples < 0 else num_examples,
+          os.path.relpath(output_dir, _ROOT), time.time() - start))
 
 
 def run():

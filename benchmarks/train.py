@@ -126,18 +126,23 @@ def run():
                     for b in timed)
   peak = common.matmul_peak_flops(1024)
   rows = []
-  runners = {False: _t2t_runner(tf, problem, data_dir, hp, batches, False),
-             True: _t2t_runner(tf, problem, data_dir, hp, batches, True),
-             "fit": _fit_runner(tf, registry, problem, hp, batches)}
-  # Best of ROUNDS passes, the three interleaved in every round, so that a busy spell on a
-  # shared machine slows one pass of each rather than deciding a ratio.
-  # The matmul peak is measured in every round too, and the highest taken: one low reading
-  # (a busy moment) would inflate every MFU.
-  seconds = {key: float("inf") for key in runners}
-  for _ in range(ROUNDS):
-    for key, runner in runners.items():
-      seconds[key] = min(seconds[key], runner())
-    peak = max(peak, common.matmul_peak_flops(1024))
+  # Best of ROUNDS passes, interleaved in every round, so that a busy spell on a shared machine
+  # slows one pass of each rather than deciding a ratio. t2t_lite without XLA and model.fit
+  # are timed first, before any XLA program exists in the process (XLA's CPU runtime keeps
+  # threads of its own); then the XLA loop. The matmul peak is measured in every round and the
+  # highest taken: one low reading (a busy moment) would inflate every MFU.
+  seconds = {}
+  phases = [lambda: {False: _t2t_runner(tf, problem, data_dir, hp, batches, False),
+                     "fit": _fit_runner(tf, registry, problem, hp, batches)},
+            lambda: {True: _t2t_runner(tf, problem, data_dir, hp, batches, True)}]
+  for make_phase in phases:
+    phase = make_phase()  # built (and traced or compiled) only when its turn comes
+    for key in phase:
+      seconds[key] = float("inf")
+    for _ in range(ROUNDS):
+      for key, runner in phase.items():
+        seconds[key] = min(seconds[key], runner())
+      peak = max(peak, common.matmul_peak_flops(1024))
   for xla in (False, True):
     mfu = flops / seconds[xla] / peak
     target = 0.65 if xla else 0.55
