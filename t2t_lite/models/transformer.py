@@ -144,8 +144,9 @@ class Transformer(base.T2TModel):
       self.input_embedding = None
       self.encoder_blocks = []
       self.encoder_norm = None
-    self.decoder_blocks = self.track_layers("decoder_block", [layers.TransformerDecoderBlock(name="decoder_%d" % i, **block_args)
-                           for i in range(_decoder_layers(hp))])
+    self.decoder_blocks = self.track_layers("decoder_block", [
+        layers.TransformerDecoderBlock(name="decoder_%d" % i, **block_args)
+        for i in range(_decoder_layers(hp))])
     self.decoder_norm = keras.layers.LayerNormalization(epsilon=epsilon, dtype=dtype,
                                                         name="decoder_norm")
     if hp.get("shared_embedding_and_softmax_weights", False):

@@ -43,6 +43,11 @@ from t2t_lite.rl.rollouts import (compute_mean_reward, num_frames, random_rollou
                                   real_env_step_increment)
 from t2t_lite.utils import make_relative_timing_fn, setup_directories, write_json_atomically
 
+# The world model trains epoch after epoch, each run to a further train_steps: a schedule that
+# decays to a fixed end (transformer_tiny's cosine) would restart every epoch, so the loop keeps
+# tensor2tensor's noam schedule with transformer_tiny's earlier constant.
+_WORLD_MODEL_LR = "learning_rate_schedule=noam,learning_rate_constant=0.3"
+
 SUBDIRECTORIES = ("data", "tmp", "world_model", ("world_model", "debug_videos"), "policy",
                   "eval_metrics")
 
@@ -60,7 +65,7 @@ def rlmb_common():
       dev_fraction=0.1,  # of each epoch's steps, collected in held-out episodes
       world_model="transformer",
       world_model_hparams_set="transformer_tiny",
-      world_model_hparams="",  # overrides of the set: "hidden_size=64,num_heads=2"
+      world_model_hparams=_WORLD_MODEL_LR,  # overrides of the set, "a=1,b=2"
       world_model_train_steps=1000,  # per epoch; epoch N trains on to (N + 1) times this
       world_model_eval_steps=20,  # batches of the trainer's own evaluation (-1: all)
       world_model_schedule="continuous_train_and_eval",  # or "train" (no trainer eval)
@@ -97,7 +102,7 @@ def rlmb_tiny():
   hparams.epochs = 2
   hparams.num_real_env_frames = 200
   hparams.dev_fraction = 0.2
-  hparams.world_model_hparams = ("hidden_size=16,filter_size=32,num_heads=2,"
+  hparams.world_model_hparams = (_WORLD_MODEL_LR + ",hidden_size=16,filter_size=32,num_heads=2,"
                                  "num_hidden_layers=1,batch_size=512,"
                                  "learning_rate_warmup_steps=10")
   hparams.world_model_train_steps = 20
@@ -127,8 +132,8 @@ def rlmb_small():
   hparams.num_real_env_frames = 3000
   hparams.dev_fraction = 0.2
   hparams.world_model_hparams = (
-      "hidden_size=64,filter_size=128,num_heads=4,num_hidden_layers=2,batch_size=2048,"
-      "learning_rate_warmup_steps=100,layer_prepostprocess_dropout=0.0,"
+      _WORLD_MODEL_LR + ",hidden_size=64,filter_size=128,num_heads=4,num_hidden_layers=2,"
+      "batch_size=2048,learning_rate_warmup_steps=100,layer_prepostprocess_dropout=0.0,"
       "attention_dropout=0.0,relu_dropout=0.0")
   hparams.world_model_train_steps = 300
   hparams.eval_num_subsequences = 200
