@@ -23,7 +23,7 @@ from benchmarks import common
 
 PROBLEM = "algorithmic_reverse_binary40"
 STEPS = 30
-ROUNDS = int(os.environ.get("T2T_BENCH_REPEATS", "3"))
+ROUNDS = max(1, int(os.environ.get("T2T_BENCH_REPEATS", "3")))
 
 
 def batch_flops(inputs_shape, targets_shape, hp, vocab):

@@ -66,3 +66,9 @@ def test_jit_compiled():
   fn = tf.function(lambda v: dropout(v, 0.5, seed), jit_compile=True)
   y = fn(tf.ones((16, 16))).numpy()
   assert set(np.unique(y)) <= {0.0, 2.0} and 0 < np.mean(y == 0) < 1
+
+
+def test_rate_one_drops_everything():
+  x = np.ones((16, 16), "float32")
+  np.testing.assert_array_equal(dropout(x, 1.0, keras.random.SeedGenerator(1)), 0.0)
+  np.testing.assert_array_equal(Dropout(1.0)(x, training=True), 0.0)

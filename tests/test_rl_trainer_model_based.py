@@ -200,3 +200,18 @@ def test_create_loop_hparams_applies_flags_in_order():
   assert bin_tmb.create_loop_hparams("rlmb_tiny", "epochs=5", epochs=3).epochs == 3
   with pytest.raises(ConfigError, match="not a model-based loop hparams set"):
     bin_tmb.create_loop_hparams("transformer_tiny")
+
+
+def test_world_model_cosine_schedule_spans_the_whole_loop():
+  # Each epoch trains on to a further train_steps: a cosine sized by one run would restart.
+  hp = registry.hparams("rlmb_base")
+  wm = tmb.world_model_hparams(hp)
+  assert wm.learning_rate_schedule == "cosine"  # transformer_tiny's
+  total = hp.epochs * hp.world_model_train_steps
+  assert wm.learning_rate_decay_steps == total - wm.learning_rate_warmup_steps
+  hp.world_model_hparams = "learning_rate_decay_steps=50"  # an explicit length is kept
+  assert tmb.world_model_hparams(hp).learning_rate_decay_steps == 50
+  hp.world_model_hparams = "learning_rate_schedule=noam"
+  assert tmb.world_model_hparams(hp).learning_rate_decay_steps == 0
+  assert registry.hparams("rlmb_small").world_model_hparams.startswith(
+      "learning_rate_schedule=noam")

@@ -22,7 +22,7 @@ def dropout(x, rate, seed_generator):
 
   Args:
     x: a floating tensor.
-    rate: a Python float in [0, 1).
+    rate: a Python float in [0, 1] (1 drops everything).
     seed_generator: a `keras.random.SeedGenerator` (advanced once per call).
 
   Returns:
@@ -30,6 +30,8 @@ def dropout(x, rate, seed_generator):
   """
   if rate <= 0.0:
     return x
+  if rate >= 1.0:  # as keras.random.dropout: everything dropped
+    return keras.ops.zeros_like(x)
   if keras.config.backend() != "tensorflow":
     return keras.random.dropout(x, rate, seed=seed_generator)
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
@@ -39,7 +41,7 @@ def dropout(x, rate, seed_generator):
   # The generator's state is int64 (TensorFlow keeps variables that feed stateless RNG ops on
   # the host that way); the stateless ops take an int32 seed.
   seed = tf.cast(tf.math.floormod(seed_generator.next(), 2147483646), tf.int32)
-  size = tf.size(x)
+  size = tf.size(x, out_type=tf.int64)  # int32 would overflow at 2**31 elements
   words = tf.random.stateless_uniform([(size + 1) // 2], seed=seed, minval=None, maxval=None,
                                       dtype=tf.uint32)
   halves = tf.reshape(tf.bitcast(words, tf.uint16), [-1])[:size]
