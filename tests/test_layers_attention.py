@@ -102,10 +102,10 @@ def test_all_attention_paths_give_the_same_numbers(value_dim):
   attention_mask = np.random.rand(2, 7, 7) > 0.4
   attention_mask[0, 3] = False  # a fully masked row
   kwargs = {"attention_mask": attention_mask, "use_causal_mask": True}
-  assert layer._heads_first  # TensorFlow: heads-first batched matmuls
+  assert layer._own_kernels  # TensorFlow: heads-first batched matmuls
   heads_first = np.asarray(layer(x, **kwargs))
   heads_first_explicit, scores = layer(x, return_attention_scores=True, **kwargs)
-  layer._heads_first = False  # [B, T, N, H] through keras.ops.dot_product_attention
+  layer._own_kernels = False  # [B, T, N, H] through keras.ops.dot_product_attention
   fused = np.asarray(layer(x, **kwargs))
   explicit, scores_2 = layer(x, return_attention_scores=True, **kwargs)
   np.testing.assert_allclose(heads_first, fused, atol=1e-6)
@@ -134,9 +134,9 @@ def test_one_query_path_matches_dot_product_attention(value_dim):
   memory_mask = np.random.rand(b, s) > 0.3
   memory_mask[0] = False  # nothing to attend to: zeros
   memory_mask[1] = True
-  assert layer._heads_first
+  assert layer._own_kernels
   one_query = np.asarray(layer(x, memory, memory_mask=memory_mask))
-  layer._heads_first = False
+  layer._own_kernels = False
   fused = np.asarray(layer(x, memory, memory_mask=memory_mask))
   np.testing.assert_allclose(one_query, fused, atol=1e-5)
   np.testing.assert_array_equal(one_query[0], 0.0)

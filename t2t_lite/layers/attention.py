@@ -123,8 +123,9 @@ class _MultiHeadAttentionBase(keras.layers.Layer):
     # keras.ops.dot_product_attention takes [B, T, N, dim]; on the TensorFlow backend it is an
     # einsum composition whose transposes cost more than the attention (1.0x Keras's time vs
     # 0.8x for heads first, benchmarks/attention.py), so there self-attention without a cache
-    # keeps the heads first. Other backends map it to fused kernels (cuDNN, SDPA): use it.
-    self._heads_first = keras.config.backend() == "tensorflow"
+    # keeps the heads first, and a decoding step (one query) reads the cache through
+    # `_attend_one_query`. Other backends map it to fused kernels (cuDNN, SDPA): use it.
+    self._own_kernels = keras.config.backend() == "tensorflow"
     self._key_dim = None  # resolved in build
     self._value_dim = None
     self._output_dim = None
@@ -182,7 +183,7 @@ class _MultiHeadAttentionBase(keras.layers.Layer):
     scale = 1.0 / math.sqrt(self._key_dim)
     head_mask = None if mask is None else ops.expand_dims(mask, 1)  # [B|1, 1, T, S]
     use_dropout = self.dropout > 0 and bool(training)
-    if (not heads_first and not use_dropout and not return_scores and self._heads_first
+    if (not heads_first and not use_dropout and not return_scores and self._own_kernels
         and _static_shape(query)[1] == 1):
       return self._attend_one_query(query, key, value, head_mask, scale), None
     if not heads_first and not use_dropout and not return_scores:
@@ -392,7 +393,7 @@ class MultiHeadSelfAttention(_MultiHeadAttentionBase):
     qkv = _dense_2d(self._qkv_dense, x)
     # Without a cache the heads go first ([B, N, T, dim]): one transpose of the fused Q/K/V
     # instead of the several that [B, T, N, dim] costs (see benchmarks/attention.py).
-    heads_first = cache is None and self._heads_first
+    heads_first = cache is None and self._own_kernels
     query, key, value = self._split_qkv(qkv, heads_first)
 
     seq_len = ops.shape(x)[1]
