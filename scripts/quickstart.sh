@@ -3,7 +3,7 @@
 # in .venv, installs t2t_lite into it when setup.py changed since the last install, then runs.
 #
 #   bash scripts/quickstart.sh demo   # generate data, train transformer_tiny on
-#                                     # algorithmic_identity_binary40, evaluate, print accuracy
+#                                     # algorithmic_reverse_binary40, evaluate, print accuracy
 #   bash scripts/quickstart.sh test   # install with the test extras and run pytest
 #
 # Extra arguments go to t2t-trainer (demo) or pytest (test). Environment: PYTHON (the
@@ -55,7 +55,7 @@ case "$JOB" in
   demo)
     ensure_installed ""
     WORK="${T2T_WORK_DIR:-$ROOT/t2t_work}"
-    PROBLEM=algorithmic_identity_binary40
+    PROBLEM=algorithmic_reverse_binary40
     for arg in "$@"; do  # a --problem given here names the output dir too
       case "$arg" in --problem=*) PROBLEM="${arg#--problem=}" ;; esac
     done
@@ -67,7 +67,7 @@ case "$JOB" in
       --data_dir="$WORK/data" \
       --tmp_dir="$WORK/tmp" \
       --output_dir="$WORK/train/$PROBLEM-transformer_tiny" \
-      --train_steps=1500 \
+      --train_steps=8000 \
       "$@"
     ;;
   test)

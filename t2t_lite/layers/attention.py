@@ -354,8 +354,11 @@ class MultiHeadSelfAttention(_MultiHeadAttentionBase):
     shape = ops.shape(qkv)
     n, k, v = self.num_heads, self._key_dim, self._value_dim
     if heads_first and k == v:
-      qkv = ops.transpose(ops.reshape(qkv, (shape[0], shape[1], 3 * n, k)), (0, 2, 1, 3))
-      return ops.split(qkv, 3, axis=1)
+      # One transpose to [3, B, N, T, dim], then a split along the first axis, which
+      # TensorFlow does without copying (each part is a contiguous slice of the buffer); a
+      # split along any other axis copies all of Q, K and V once more.
+      qkv = ops.transpose(ops.reshape(qkv, (shape[0], shape[1], 3, n, k)), (2, 0, 3, 1, 4))
+      return [ops.squeeze(t, 0) for t in ops.split(qkv, 3, axis=0)]
     query, key, value = ops.split(qkv, [n * k, 2 * n * k], axis=-1)
     query, key, value = (self._split_heads(query, k), self._split_heads(key, k),
                          self._split_heads(value, v))
