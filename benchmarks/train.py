@@ -12,6 +12,8 @@ process:
 Every timing is the best of T2T_BENCH_REPEATS (default 3) passes over the same 30 batches,
 the passes of the three loops interleaved.
   - the peak resident memory of the process.
+  - for scale, the MFU of a plain Keras decoder of the same size stepped in a bare
+    tf.function (no dropout), with and without XLA, on the same batches.
 """
 import os
 import resource
@@ -116,6 +118,55 @@ def _fit_runner(tf, registry, problem, hp, batches):
   return timed
 
 
+def _reference_runner(tf, hp, batches, xla):
+  """The issue's yardstick: a plain Keras decoder of transformer_small's size (2 x
+  num_hidden_layers blocks of keras.layers.MultiHeadAttention + a ReLU feed-forward, post-norm,
+  no dropout), stepped with Adam in a bare tf.function over each batch's inputs and targets
+  joined into one sequence. Returns (timed function, its matmul FLOPs per pass)."""
+  import keras  # pylint: disable=g-import-not-at-top
+  d, f, heads = hp.hidden_size, hp.filter_size, hp.num_heads
+  layers, vocab = 2 * hp.num_hidden_layers, 256
+  tokens = keras.Input((None,), dtype="int32")
+  x = keras.layers.Embedding(vocab, d)(tokens)
+  for _ in range(layers):
+    x = keras.layers.LayerNormalization()(
+        x + keras.layers.MultiHeadAttention(heads, d // heads)(x, x, use_causal_mask=True))
+    ffn = keras.layers.Dense(d)(keras.layers.Dense(f, activation="relu")(x))
+    x = keras.layers.LayerNormalization()(x + ffn)
+  model = keras.Model(tokens, keras.layers.Dense(vocab)(x))
+  optimizer = keras.optimizers.Adam(1e-4)
+  loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+  @tf.function(jit_compile=xla)
+  def step(seq):
+    with tf.GradientTape() as tape:
+      loss = loss_fn(seq, model(seq, training=True))
+    grads = tape.gradient(loss, model.trainable_variables)
+    optimizer.apply_gradients(zip(grads, model.trainable_variables))
+    return loss
+
+  seqs = [tf.concat([b["inputs"], b["targets"]], axis=1) for b in batches]
+  flops = 0.0
+  for seq in seqs[3:]:
+    b, t = seq.shape
+    flops += 3.0 * (layers * (2.0 * b * t * d * (4 * d + 2 * f) + 4.0 * b * t * t * d) +
+                    2.0 * b * t * d * vocab)
+
+  def run(part):
+    for seq in part:
+      loss = step(seq)
+    float(loss)
+
+  run(seqs[:3])
+  run(seqs[3:])  # trace (and compile) every shape before timing
+
+  def timed():
+    start = time.perf_counter()
+    run(seqs[3:])
+    return time.perf_counter() - start
+  return timed, flops
+
+
 def run():
   tf, registry, problem, data_dir, hp, batches = _setup()
   timed = batches[3:]
@@ -132,9 +183,17 @@ def run():
   # threads of its own); then the XLA loop. The matmul peak is measured in every round and the
   # highest taken: one low reading (a busy moment) would inflate every MFU.
   seconds = {}
+  ref_flops = {}
+
+  def reference(xla):
+    runner, ref_flops[xla] = _reference_runner(tf, hp, batches, xla)
+    return runner
+
   phases = [lambda: {False: _t2t_runner(tf, problem, data_dir, hp, batches, False),
-                     "fit": _fit_runner(tf, registry, problem, hp, batches)},
-            lambda: {True: _t2t_runner(tf, problem, data_dir, hp, batches, True)}]
+                     "fit": _fit_runner(tf, registry, problem, hp, batches),
+                     "ref": reference(False)},
+            lambda: {True: _t2t_runner(tf, problem, data_dir, hp, batches, True),
+                     "ref_xla": reference(True)}]
   for make_phase in phases:
     phase = make_phase()  # built (and traced or compiled) only when its turn comes
     for key in phase:
@@ -151,6 +210,14 @@ def run():
         ">= %d" % (100 * target), mfu >= target,
         "%.0f tokens/s; %.2f GFLOP/step; peak matmul %.1f GFLOP/s; best of %d passes" % (
             tokens / seconds[xla], flops / len(timed) / 1e9, peak / 1e9, ROUNDS)))
+  ref_mfu = {xla: ref_flops[xla] / seconds["ref_xla" if xla else "ref"] / peak
+             for xla in (False, True)}
+  rows.append(common.row(
+      "reference: plain Keras decoder of the same size, bare tf.function, MFU", 100 * ref_mfu[False],
+      "%", "(printed)", True,
+      "no XLA %.1f%%, XLA %.1f%%: keras.layers.MultiHeadAttention + ReLU feed-forward, %d "
+      "blocks, no dropout, inputs and targets joined, same batches and peak" % (
+          100 * ref_mfu[False], 100 * ref_mfu[True], 2 * hp.num_hidden_layers)))
   fit_seconds = seconds["fit"]
   ratio = fit_seconds / seconds[False]
   rows.append(common.row("t2t_lite loop tokens/s / keras model.fit tokens/s", ratio, "ratio",
