@@ -137,7 +137,7 @@ def _reference_runner(tf, hp, batches, xla):
   optimizer = keras.optimizers.Adam(1e-4)
   loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
-  @tf.function(jit_compile=xla)
+  @tf.function(jit_compile=xla, input_signature=[tf.TensorSpec([None, None], tf.int32)])
   def step(seq):
     with tf.GradientTape() as tape:
       loss = loss_fn(seq, model(seq, training=True))
@@ -180,8 +180,9 @@ def run():
   # Best of ROUNDS passes, interleaved in every round, so that a busy spell on a shared machine
   # slows one pass of each rather than deciding a ratio. t2t_lite without XLA and model.fit
   # are timed first, before any XLA program exists in the process (XLA's CPU runtime keeps
-  # threads of its own); then the XLA loop. The matmul peak is measured in every round and the
-  # highest taken: one low reading (a busy moment) would inflate every MFU.
+  # threads of its own); then the XLA loop; then the plain Keras reference. The matmul peak
+  # is measured in every round and the highest taken: one low reading (a busy moment) would
+  # inflate every MFU.
   seconds = {}
   ref_flops = {}
 
@@ -190,10 +191,11 @@ def run():
     return runner
 
   phases = [lambda: {False: _t2t_runner(tf, problem, data_dir, hp, batches, False),
-                     "fit": _fit_runner(tf, registry, problem, hp, batches),
-                     "ref": reference(False)},
-            lambda: {True: _t2t_runner(tf, problem, data_dir, hp, batches, True),
-                     "ref_xla": reference(True)}]
+                     "fit": _fit_runner(tf, registry, problem, hp, batches)},
+            lambda: {True: _t2t_runner(tf, problem, data_dir, hp, batches, True)},
+            # Last, so that its programs cannot slow the loops above (in one run_all with the
+            # reference timed alongside them, both t2t_lite loops lost 15%).
+            lambda: {"ref": reference(False), "ref_xla": reference(True)}]
   for make_phase in phases:
     phase = make_phase()  # built (and traced or compiled) only when its turn comes
     for key in phase:

@@ -420,8 +420,8 @@ def _tiny_training_defaults(hparams):
     the accuracy reached after a number of steps hardly depends on the batch (0.71 at step
     2000 with 2048 tokens, 0.69 with 1024, 0.64 with 512 and with 256), while a step costs
     about its number of tokens (170 / 82 / 45 / 26 ms). 256 tokens reached 0.99 at step 7500
-    (3.3 minutes), 1024 tokens only 0.93 at step 4000 (5.6 minutes); 128 tokens took 10000
-    steps (2.8 minutes) and its evaluations were noisier.
+    (3.3 minutes), 1024 tokens only 0.93 at step 4000 (5.6 minutes); 128 tokens reached 0.99
+    at step 8500 (2.4 minutes), with noisier evaluations.
   - With 256 tokens and the schedule below (peak 0.001, tensor2tensor's beta2 0.997): 1.0000
     at step 7000 of 10000, and 0.9996-1.0000 at step 6000 of 8000 for two seeds.
   - Schedules, with 1024 tokens at steps 1000 / 2000 / 2500: tensor2tensor's noam (constant
