@@ -9,11 +9,11 @@ process:
     FLOP/s of this machine measured in the same process; with and without XLA.
   - t2t_lite's loop against keras `model.fit` on the same model and the same batches: the
     ratio of their tokens/s (t2t_lite / fit), both without XLA.
-Every timing is the best of T2T_BENCH_REPEATS (default 3) passes over the same 30 batches,
-the passes of the three loops interleaved.
   - the peak resident memory of the process.
   - for scale, the MFU of a plain Keras decoder of the same size stepped in a bare
     tf.function (no dropout), with and without XLA, on the same batches.
+Every timing is the best of T2T_BENCH_REPEATS (default 3) passes over the same 30 batches,
+the passes of the loops timed in the same phase interleaved.
 """
 import os
 import resource
@@ -62,6 +62,15 @@ def _setup():
   return tf, registry, problem, data_dir, hp, batches
 
 
+def _seconds_of(fn):
+  """A function that calls fn() and returns the seconds it took."""
+  def timed():
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+  return timed
+
+
 def _t2t_runner(tf, problem, data_dir, hp, batches, xla):
   """A function that trains on batches[3:] once with t2t_lite's loop and returns seconds."""
   from t2t_lite.training import Trainer  # pylint: disable=g-import-not-at-top
@@ -82,16 +91,11 @@ def _t2t_runner(tf, problem, data_dir, hp, batches, xla):
   if xla:
     run(batches[3:])  # compile every bucket shape before timing
 
-  def timed():
-    start = time.perf_counter()
-    run(batches[3:])
-    return time.perf_counter() - start
-  return timed
+  return _seconds_of(lambda: run(batches[3:]))
 
 
 def _fit_runner(tf, registry, problem, hp, batches):
   """A function that trains on batches[3:] once with keras `model.fit`; returns seconds."""
-  import keras  # pylint: disable=g-import-not-at-top
   from t2t_lite.models import losses  # pylint: disable=g-import-not-at-top
   model = registry.model("transformer")(hp, problem.get_hparams(hp))
   model(batches[0], training=False)
@@ -111,11 +115,7 @@ def _fit_runner(tf, registry, problem, hp, batches):
 
   model.fit(dataset(batches[:3]), epochs=1, verbose=0)
 
-  def timed():
-    start = time.perf_counter()
-    model.fit(dataset(batches[3:]), epochs=1, verbose=0)
-    return time.perf_counter() - start
-  return timed
+  return _seconds_of(lambda: model.fit(dataset(batches[3:]), epochs=1, verbose=0))
 
 
 def _reference_runner(tf, hp, batches, xla):
@@ -160,11 +160,7 @@ def _reference_runner(tf, hp, batches, xla):
   run(seqs[:3])
   run(seqs[3:])  # trace (and compile) every shape before timing
 
-  def timed():
-    start = time.perf_counter()
-    run(seqs[3:])
-    return time.perf_counter() - start
-  return timed, flops
+  return _seconds_of(lambda: run(seqs[3:])), flops
 
 
 def run():
