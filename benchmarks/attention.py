@@ -9,7 +9,9 @@ Measured in one process, on the same inputs, TensorFlow backend on CPU:
   t2t_lite vs Keras (same num_heads and key_dim, same weights via `load_keras_weights`), with
   and without jit_compile; the ratio is t2t time / Keras time (lower is better);
 * at the large size, the FLOP/s of the t2t layer (its matmul FLOPs counted exactly) as a share
-  of the FLOP/s of a plain matmul measured in the same process;
+  of the FLOP/s of a plain matmul measured in the same process; its details also give the time
+  of the layer's own matmuls run alone at their shapes (the batched per-head products, with an
+  inner dimension of key_dim, run slower than the projection-sized matmul of the target);
 * incremental decoding of 128 positions with the key/value cache vs recomputing the whole
   prefix at every step (the speed-up, higher is better).
 
@@ -81,6 +83,36 @@ def attention_flops(batch, length, hidden, heads):
   return projections + attention
 
 
+def _matmuls_alone_seconds(batch, length, hidden, heads, jit):
+  """Seconds of the layer's forward + backward matmuls alone: the 12 products (each of the Q/K/V
+  projection, Q K^T, P V and the output projection, with its two gradient products) at the
+  layer's shapes, on random operands, in one tf.function; nothing else runs."""
+  dim, bh, tokens = hidden // heads, batch * heads, batch * length
+
+  def normal(*shape):
+    return tf.random.normal(shape, seed=len(shape) + sum(shape))
+
+  x, w_qkv, w_out = normal(tokens, hidden), normal(hidden, 3 * hidden), normal(hidden, hidden)
+  g_qkv, g_out = normal(tokens, 3 * hidden), normal(tokens, hidden)
+  q, k, v, g_ctx = (normal(bh, length, dim) for _ in range(4))
+  probs, g_probs = normal(bh, length, length), normal(bh, length, length)
+
+  @tf.function(jit_compile=jit)
+  def run():
+    products = []
+    for a, w, g in ((x, w_qkv, g_qkv), (x, w_out, g_out)):  # y = a w: dA = g w^T, dW = a^T g
+      products += [tf.matmul(a, w), tf.matmul(g, w, transpose_b=True),
+                   tf.matmul(a, g, transpose_a=True)]
+    products += [tf.matmul(q, k, transpose_b=True), tf.matmul(g_probs, k),  # logits, dQ
+                 tf.matmul(g_probs, q, transpose_a=True),  # dK
+                 tf.matmul(probs, v), tf.matmul(g_ctx, v, transpose_b=True),  # context, dP
+                 tf.matmul(probs, g_ctx, transpose_a=True)]  # dV
+    # One element of each; the products are computed in full all the same.
+    return tf.add_n([tf.reshape(p, [-1])[0] for p in products])
+
+  return common.best_time(lambda: run().numpy(), repeats=REPEATS, warmup=2)
+
+
 def _bench_training(results):
   for batch, length, hidden, heads, target in TRAINING_SIZES:
     x = tf.random.normal((batch, length, hidden), seed=1)
@@ -110,14 +142,19 @@ def _bench_training(results):
         matmul_rate = common.matmul_peak_flops(batch * length, k=hidden, m=3 * hidden,
                                                repeats=REPEATS)
         share = 100.0 * flops / t_ours / matmul_rate
+        alone = _matmuls_alone_seconds(batch, length, hidden, heads, jit)
         results.append({
             "name": "attention_flops_share_%s_%s" % (size, "xla" if jit else "graph"),
             "value": round(share, 1), "unit": "%", "target": ">= %g" % FLOPS_SHARE_TARGET,
             "ok": share >= FLOPS_SHARE_TARGET,
             "details": "t2t fwd+bwd %.1f GFLOP/s (%.2f GFLOP in %.1f ms), plain matmul "
-                       "[%d,%d]x[%d,%d] %.1f GFLOP/s" % (
+                       "[%d,%d]x[%d,%d] %.1f GFLOP/s; the layer's 12 matmuls alone take %.1f "
+                       "ms (%.1f GFLOP/s), %.1f%% of the layer's time: with no other work at all the "
+                       "share would be %.1f%%" % (
                            flops / t_ours / 1e9, flops / 1e9, t_ours * 1e3, batch * length,
-                           hidden, hidden, 3 * hidden, matmul_rate / 1e9)})
+                           hidden, hidden, 3 * hidden, matmul_rate / 1e9, alone * 1e3,
+                           flops / alone / 1e9, 100.0 * alone / t_ours,
+                           100.0 * flops / alone / matmul_rate)})
 
 
 def _bench_decoding(results):

@@ -10,6 +10,8 @@ process:
   - t2t_lite's loop against keras `model.fit` on the same model and the same batches: the
     ratio of their tokens/s (t2t_lite / fit), both without XLA.
   - the peak resident memory of the process.
+  - the MFU of the same loop with transformer_small's three dropouts at 0 (no XLA), which
+    says what dropout costs;
   - for scale, the MFU of a plain Keras decoder of the same size stepped in a bare
     tf.function (no dropout), with and without XLA, on the same batches.
 Every timing is the best of T2T_BENCH_REPEATS (default 3) passes over the same 30 batches,
@@ -63,19 +65,29 @@ def _setup():
 
 
 def _seconds_of(fn):
-  """A function that calls fn() and returns the seconds it took."""
+  """A function that calls fn() and returns the seconds it took.
+
+  Whatever fn returns is dropped only after the clock stops: deleting a tf.data iterator that
+  fed a long tf.function call can block for seconds (seen here in about half of the passes:
+  up to 3 s, the pass then ending 20.5 s after the iterator was made however long the training
+  took), which is not training time. The trainer keeps one iterator for the whole run.
+  """
   def timed():
     start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+    kept = fn()
+    seconds = time.perf_counter() - start
+    del kept
+    return seconds
   return timed
 
 
-def _t2t_runner(tf, problem, data_dir, hp, batches, xla):
+def _t2t_runner(tf, problem, data_dir, hp, batches, xla, dropout=True):
   """A function that trains on batches[3:] once with t2t_lite's loop and returns seconds."""
   from t2t_lite.training import Trainer  # pylint: disable=g-import-not-at-top
   hp = hp.copy()
   hp.xla_compile = xla
+  if not dropout:
+    hp.layer_prepostprocess_dropout = hp.attention_dropout = hp.relu_dropout = 0.0
   hp.iterations_per_loop = 10
   trainer = Trainer(problem, "transformer", hp, data_dir, tempfile.mkdtemp(), 10 ** 6,
                     random_seed=1)
@@ -84,8 +96,10 @@ def _t2t_runner(tf, problem, data_dir, hp, batches, xla):
   def run(feats):
     ds = tf.data.Dataset.from_generator(lambda: iter(feats), output_signature={
         k: tf.TensorSpec([None, None], tf.int32) for k in feats[0]})
-    out = train_fn(iter(ds), tf.constant(len(feats), tf.int64))
+    iterator = iter(ds)
+    out = train_fn(iterator, tf.constant(len(feats), tf.int64))
     float(out[0])
+    return iterator  # deleted by _seconds_of after its clock stops
 
   run(batches[:3])  # trace (and, with XLA, compile the shapes seen so far)
   if xla:
@@ -187,7 +201,9 @@ def run():
     return runner
 
   phases = [lambda: {False: _t2t_runner(tf, problem, data_dir, hp, batches, False),
-                     "fit": _fit_runner(tf, registry, problem, hp, batches)},
+                     "fit": _fit_runner(tf, registry, problem, hp, batches),
+                     "no_dropout": _t2t_runner(tf, problem, data_dir, hp, batches, False,
+                                               dropout=False)},
             lambda: {True: _t2t_runner(tf, problem, data_dir, hp, batches, True)},
             # Last, so that its programs cannot slow the loops above (in one run_all with the
             # reference timed alongside them, both t2t_lite loops lost 15%).
@@ -208,6 +224,12 @@ def run():
         ">= %d" % (100 * target), mfu >= target,
         "%.0f tokens/s; %.2f GFLOP/step; peak matmul %.1f GFLOP/s; best of %d passes" % (
             tokens / seconds[xla], flops / len(timed) / 1e9, peak / 1e9, ROUNDS)))
+  mfu = flops / seconds["no_dropout"] / peak
+  rows.append(common.row(
+      "transformer_small MFU, no XLA, dropout off", 100 * mfu, "%", "(printed)", True,
+      "%.0f tokens/s, against %.0f with dropout: what dropout costs; compare with the plain "
+      "Keras reference below, which has no dropout" % (tokens / seconds["no_dropout"],
+                                                  tokens / seconds[False])))
   ref_mfu = {xla: ref_flops[xla] / seconds["ref_xla" if xla else "ref"] / peak
              for xla in (False, True)}
   rows.append(common.row(
