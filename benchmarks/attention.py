@@ -149,8 +149,8 @@ def _bench_training(results):
             "ok": share >= FLOPS_SHARE_TARGET,
             "details": "t2t fwd+bwd %.1f GFLOP/s (%.2f GFLOP in %.1f ms), plain matmul "
                        "[%d,%d]x[%d,%d] %.1f GFLOP/s; the layer's 12 matmuls alone take %.1f "
-                       "ms (%.1f GFLOP/s), %.1f%% of the layer's time: with no other work at all the "
-                       "share would be %.1f%%" % (
+                       "ms (%.1f GFLOP/s), %.1f%% of the layer's time: with no other work "
+                       "at all the share would be %.1f%%" % (
                            flops / t_ours / 1e9, flops / 1e9, t_ours * 1e3, batch * length,
                            hidden, hidden, 3 * hidden, matmul_rate / 1e9, alone * 1e3,
                            flops / alone / 1e9, 100.0 * alone / t_ours,
