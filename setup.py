@@ -28,6 +28,8 @@ setup(
         "absl-py>=1.0",
         # tf.summary writes through TensorBoard, which TensorFlow no longer installs itself.
         "tensorboard>=2.16",
+        # t2t-bleu: sacreBLEU, the standard corpus BLEU of detokenized text.
+        "sacrebleu>=2.0",
     ],
     extras_require={
         "test": ["pytest>=7", "pytest-xdist>=3", "hypothesis>=6"],
@@ -38,6 +40,8 @@ setup(
             "t2t-datagen=t2t_lite.bin.t2t_datagen:console_main",
             "t2t-decoder=t2t_lite.bin.t2t_decoder:console_main",
             "t2t-trainer-model-based=t2t_lite.bin.trainer_model_based:console_main",
+            "t2t-bleu=t2t_lite.bin.t2t_bleu:console_main",
+            "t2t-avg-all=t2t_lite.bin.t2t_avg_all:console_main",
         ],
     },
     license="Apache-2.0",

@@ -9,7 +9,8 @@
 (b) tokens/s that `problem.dataset("train")` delivers for algorithmic_reverse_binary40 with
     transformer_small's batching (token batches of 4096, max_length 256, buckets from 8 by
     1.1): see `pipeline_tokens_per_second`, which the trainer benchmark reuses to compare with
-    the rate a training step consumes.
+    the rate a training step consumes. Reading includes the check of every shard
+    (`t2t_lite.data.integrity`: the bytes of the records read must fill the file).
 """
 import os
 import shutil
@@ -58,14 +59,13 @@ def datagen_examples_per_second(problem_name=PROBLEM, data_dir=None):
 
 def batching_hparams(hparams_set="transformer_small", batch_size=4096):
   """The hparams set's batching hparams (basic_params1's defaults when it is not there)."""
+  from t2t_lite import common_hparams  # pylint: disable=g-import-not-at-top
   from t2t_lite import registry  # pylint: disable=g-import-not-at-top
-  from t2t_lite.hparams import HParams  # pylint: disable=g-import-not-at-top
   _registrations()
   try:
     hp = registry.hparams(hparams_set)
   except Exception:  # pylint: disable=broad-except
-    from t2t_lite.data import BATCHING_DEFAULTS  # pylint: disable=g-import-not-at-top
-    hp = HParams(**BATCHING_DEFAULTS)
+    hp = common_hparams.basic_params1()
   if batch_size is not None:
     hp.batch_size = batch_size
   return hp

@@ -91,7 +91,7 @@ def _t2t_runner(tf, problem, data_dir, hp, batches, xla, dropout=True):
   hp.iterations_per_loop = 10
   trainer = Trainer(problem, "transformer", hp, data_dir, tempfile.mkdtemp(), 10 ** 6,
                     random_seed=1)
-  train_fn = trainer._make_train_fn()  # pylint: disable=protected-access
+  train_fn = trainer.make_train_fn()
 
   def run(feats):
     ds = tf.data.Dataset.from_generator(lambda: iter(feats), output_signature={

@@ -105,7 +105,6 @@ class AlgorithmicProblem(Problem):
   def generate_data(self, data_dir, tmp_dir, task_id=-1):
     """Writes every split's shards (task_id >= 0: only that training shard)."""
     del tmp_dir
-    self._data_dir = data_dir
     generator_utils.remove_incomplete(data_dir, self.dataset_filename())
     for spec in self.dataset_splits():
       split, num_shards = spec["split"], spec["shards"]

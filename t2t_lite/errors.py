@@ -11,8 +11,9 @@ class T2TUserError(Exception):
   """Base class: a mistake the user can fix. The message says what to do."""
 
 
-class UnknownNameError(T2TUserError, LookupError):
-  """A problem, model, hparams set or schedule name that is not registered."""
+class UnknownNameError(T2TUserError, KeyError):
+  """A problem, model, hparams set or schedule name that is not registered (a KeyError, as
+  tensor2tensor's registry raised, so code written for it keeps catching it)."""
 
   def __str__(self):
     # LookupError/KeyError would quote the message; show it as written.
@@ -47,6 +48,24 @@ class ConfigError(T2TUserError, ValueError):
 
 class CheckpointNotFoundError(T2TUserError, FileNotFoundError):
   """An output_dir with no checkpoint where one is needed."""
+
+  def __str__(self):
+    return str(self.args[0]) if self.args else ""
+
+
+class CheckpointUnreadableError(T2TUserError, IOError):
+  """An output_dir whose checkpoints all fail to restore (the message names each one)."""
+
+  def __str__(self):
+    return str(self.args[0]) if self.args else ""
+
+
+class OutputWriteError(T2TUserError, OSError):
+  """A file could not be written (a full disk, a read-only folder, a file-size limit). The
+  message names what and where, the free space seen, and what complete files are kept. The
+  scripts exit with code 3 for it (2 is a mistake in the input), so a scheduler can tell
+  "retry elsewhere" from "fix the command"."""
+  exit_code = 3
 
   def __str__(self):
     return str(self.args[0]) if self.args else ""

@@ -38,18 +38,13 @@ from absl import flags
 from absl import logging
 
 from t2t_lite import registry
+from t2t_lite.constants import DISTRIBUTION_STRATEGIES, SCHEDULES
 from t2t_lite.errors import ConfigError, HParamsError
 from t2t_lite.hparams import HParams
-from t2t_lite.utils import write_text_atomically
 
 FLAGS = flags.FLAGS
 
-SCHEDULES = ("train", "evaluate", "train_and_evaluate", "continuous_train_and_eval",
-             "continuous_eval")
-DISTRIBUTION_STRATEGIES = ("auto", "default", "mirrored", "multi_worker_mirrored", "tpu")
 DEFAULT_RANDOM_SEED = 1234
-HPARAMS_FILENAME = "hparams.json"
-FLAGS_FILENAME = "flags.txt"
 HP_PREFIXES = ("--hp_", "-hp_")
 
 
@@ -105,6 +100,16 @@ _define(flags.DEFINE_integer, "save_checkpoints_steps", None,
         "Save a checkpoint every this many steps; None: every --local_eval_frequency steps.")
 _define(flags.DEFINE_integer, "log_step_count_steps", 100,
         "Log the loss and steps per second every this many steps.")
+_define(flags.DEFINE_integer, "eval_bleu_samples", 0,
+        "At each evaluation also decode this many dev examples (with --decode_hparams) and "
+        "report their sacreBLEU as `bleu` (summaries, eval_results.json); 0: don't.")
+_define(flags.DEFINE_string, "keep_best_by", None,
+        "Keep the model with the best value of this eval metric (e.g. bleu, accuracy; loss is "
+        "lower-is-better) in OUTPUT_DIR/best, a run directory t2t-decoder accepts; "
+        "--export_saved_model then exports it.")
+_define(flags.DEFINE_integer, "average_last_checkpoints", 0,
+        "After training, average the last N checkpoints into OUTPUT_DIR/avg (as t2t-avg-all "
+        "does); 0: don't.")
 _define(flags.DEFINE_boolean, "overwrite_output_hparams", False,
         "Take this run's hparams over the hparams.json already in --output_dir (by default a "
         "difference is an error).")
@@ -128,7 +133,9 @@ _define(flags.DEFINE_string, "decode_hparams", "",
 _define(flags.DEFINE_boolean, "decode_interactive", False,
         "t2t-decoder: read inputs from stdin and print each decode.")
 _define(flags.DEFINE_boolean, "export_saved_model", False,
-        "Export a SavedModel for serving to OUTPUT_DIR/export after training.")
+        "t2t-trainer: after training, export a SavedModel (feature dict -> logits) to "
+        "OUTPUT_DIR/export. t2t-decoder: export a SavedModel (strings -> decoded strings) to "
+        "--export_dir (default OUTPUT_DIR/export_decoder).")
 
 
 def set_hparams_from_args(args):
@@ -221,69 +228,7 @@ def _list_hint(names):
   return "Registered: %s." % ", ".join(names[:12]) + (" ..." if len(names) > 12 else "")
 
 
-def _differences(saved, new):
-  """`name: saved X, new Y` for every name whose values differ (or exist on one side)."""
-  saved_values, new_values = saved.values(), new.values()
-  diffs = []
-  for name in sorted(set(saved_values) | set(new_values)):
-    if name not in new_values:
-      diffs.append("%s: saved %r, new (absent)" % (name, saved_values[name]))
-    elif name not in saved_values:
-      diffs.append("%s: saved (absent), new %r" % (name, new_values[name]))
-    elif HParams(x=saved_values[name]) != HParams(x=new_values[name]):
-      diffs.append("%s: saved %r, new %r" % (name, saved_values[name], new_values[name]))
-  return diffs
-
-
-def save_or_check_hparams(output_dir, hparams, flags_text=None, overwrite=False):
-  """Saves `hparams` in output_dir, or checks them against the ones saved there.
-
-  The first run writes OUTPUT_DIR/hparams.json (and flags.txt). A later run loads
-  hparams.json: if it differs from `hparams`, that is an error naming each difference, unless
-  `overwrite` (--overwrite_output_hparams), which saves the new values. Files are written to
-  a temporary name and renamed, so a killed run never leaves half a file.
-
-  Args:
-    output_dir: the run's directory (created if missing; any tf.io.gfile path).
-    hparams: the HParams of this run.
-    flags_text: the text for flags.txt; None: absl's FLAGS as a flag file, if they are
-      parsed (else no flags.txt). flags.txt is rewritten on every run that passes the check,
-      so it shows the latest command.
-    overwrite: save `hparams` even if output_dir holds different ones.
-
-  Returns:
-    The hparams to use (`hparams`).
-
-  Raises:
-    ConfigError: if the saved hparams differ (and not `overwrite`), or hparams.json is not
-      valid.
-  """
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  gfile = tf.io.gfile
-  path = os.path.join(output_dir, HPARAMS_FILENAME)
-  new_json = hparams.to_json(indent=2)
-  if gfile.exists(path) and not overwrite:
-    with gfile.GFile(path, "r") as f:
-      saved_text = f.read()
-    try:
-      saved = HParams.from_json(saved_text)
-    except HParamsError as e:
-      raise ConfigError("%s is not a valid hparams file (%s). Pass --overwrite_output_hparams "
-                        "to replace it with this run's hparams." % (path, e)) from None
-    diffs = _differences(saved, HParams.from_json(new_json))
-    if diffs:
-      raise ConfigError(
-          "The hparams differ from the ones saved in %s: %s. Pass "
-          "--overwrite_output_hparams to take the new values (the checkpoints there were "
-          "trained with the saved ones), or use another --output_dir." %
-          (path, "; ".join(diffs)))
-  else:
-    gfile.makedirs(output_dir)
-    write_text_atomically(path, new_json + "\n")
-  if flags_text is None and FLAGS.is_parsed():
-    flags_text = FLAGS.flags_into_string()
-  if flags_text is not None:
-    gfile.makedirs(output_dir)
-    write_text_atomically(os.path.join(output_dir, FLAGS_FILENAME), flags_text)
-  return hparams
-
+def flags_text():
+  """The parsed command-line flags as an absl flag file (for OUTPUT_DIR/flags.txt), or None
+  when absl has not parsed them (a library call)."""
+  return FLAGS.flags_into_string() if FLAGS.is_parsed() else None

@@ -21,6 +21,10 @@ swapped and `NAME_copy` is NAME with targets replaced by its inputs (the Problem
 the swap; see `t2t_lite.data.Problem`). A name registered with such a suffix is looked up as
 written first.
 
+An unknown name raises `t2t_lite.errors.UnknownNameError`, a `KeyError` as tensor2tensor's
+registry raised, whose message names the flag, the closest registered names and how to register
+one (`str(e)` is that message, unquoted).
+
 Built-in problems register when `problems` is imported, built-in models and hparams sets when
 `t2t_lite.models` is; the scripts import both, then every `--t2t_usr_dir`.
 """
@@ -106,6 +110,7 @@ class _Registry:
     return sorted(self._items)
 
   def get(self, name):
+    """The registered object; UnknownNameError (a KeyError) if there is none."""
     if name not in self:
       raise self.unknown(name)
     return self._items[name]

@@ -166,6 +166,17 @@ def test_rev_and_copy_swap_features(data_dir):
   np.testing.assert_array_equal(copy["targets"], base["inputs"])
 
 
+def test_reading_leaves_the_problem_unchanged(data_dir):
+  """dataset(), examples() and get_hparams() store nothing on the problem."""
+  p = registry.problem("small_reverse_decimal_test_rev")
+  before = dict(vars(p))
+  next(iter(p.dataset(ModeKeys.TRAIN, data_dir, _hp(), seed=1)))
+  next(iter(p.examples(ModeKeys.EVAL, data_dir)))
+  assert p.get_hparams(_hp(), data_dir=data_dir).data_dir == data_dir
+  assert p.get_hparams().data_dir is None
+  assert vars(p) == before
+
+
 def test_bucket_boundaries_scheme():
   assert bucket_boundaries(64, 8, 1.1)[:15] == list(range(8, 21)) + [22, 24]
   b = bucket_boundaries(256, 8, 1.1)

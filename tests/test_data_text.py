@@ -124,6 +124,31 @@ def test_text2text_problem_generates_vocab_and_data(cls, tmp_path):
     assert targets == text_in.upper()
 
 
+def test_get_hparams_reads_the_data_dir_given_whatever_came_before(tmp_path):
+  """Two data_dirs with vocabularies of different sizes: each call answers for its own
+  data_dir (or the model hparams'), in any order, and records it as `data_dir`."""
+  p = _PairsTokens()
+  dirs = {}
+  for name, size in (("a", 20), ("b", 50)):
+    d = str(tmp_path / name)
+    os.makedirs(d)
+    tokens = ["w%d" % i for i in range(size - 3)] + ["<UNK>"]
+    text_encoder.TokenTextEncoder(vocab_list=tokens).store_to_file(
+        os.path.join(d, p.vocab_filename))
+    dirs[d] = size
+  before = dict(vars(p))
+  for d in list(dirs) + list(dirs)[::-1] + list(dirs):
+    hp = p.get_hparams(data_dir=d)
+    assert hp.vocab_size == {"inputs": dirs[d], "targets": dirs[d]}
+    assert hp.data_dir == d
+    from_model = p.get_hparams(HParams(data_dir=d, batch_size=512))
+    assert from_model.vocab_size["inputs"] == dirs[d] and from_model.data_dir == d
+  assert p.get_hparams(HParams(data_dir="elsewhere"), data_dir=d).data_dir == d
+  with pytest.raises(DataNotFoundError, match="vocabulary"):  # nothing kept from before
+    p.get_hparams()
+  assert vars(p) == before
+
+
 def test_text2self_problem_has_only_targets(tmp_path):
   p = _Lm()
   p.generate_data(str(tmp_path), None)

@@ -74,6 +74,28 @@ def test_overwrite_and_seed_regenerate(tmp_path):
   assert open(path, "rb").read() != before
 
 
+def test_following_the_corrupt_shard_advice_repairs_the_data(tmp_path):
+  """The CorruptDataError's advice: delete the shard it names and run t2t-datagen again."""
+  from t2t_lite.errors import CorruptDataError
+  p = registry.problem("tiny_algo")
+  d = str(tmp_path)
+  t2t_datagen.generate(p, d, d, out=io.StringIO())
+  path = os.path.join(d, "tiny_algo-train-00001-of-00002")
+  good = open(path, "rb").read()
+  with open(path, "r+b") as f:
+    f.seek(len(good) // 2)
+    f.write(b"\x00" * 32)
+  with pytest.raises(CorruptDataError) as e:
+    for _ in p.dataset(ModeKeys.TRAIN, d, HParams(batch_size=256), repeat=False):
+      pass
+  assert path in str(e.value) and "t2t-datagen --problem=tiny_algo --data_dir=%s" % d in str(
+      e.value)
+  os.remove(path)
+  n, _ = t2t_datagen.generate(p, d, d, out=io.StringIO())
+  assert n > 0 and open(path, "rb").read() == good
+  assert p.check_shards(d)["train"] == 1000
+
+
 def _run(script_env, repo_root, *args):
   return subprocess.run([sys.executable, os.path.join(repo_root, "scripts", "t2t_datagen.py")]
                         + list(args), capture_output=True, text=True, env=script_env,

@@ -15,9 +15,11 @@ import problems  # noqa: F401  (registers tiny_algo)
 import t2t_lite.flags as t2t_flags
 import t2t_lite.models  # noqa: F401
 from t2t_lite import decoding
+from t2t_lite import output_dir as output_dir_lib
 from t2t_lite import registry
 from t2t_lite.bin import t2t_decoder
 from t2t_lite.errors import CheckpointNotFoundError, ConfigError, HParamsError
+from t2t_lite.task import Task
 from t2t_lite.training import Trainer
 
 PROBLEM = "tiny_algo"
@@ -36,7 +38,7 @@ def run(tmp_path_factory):
   hparams = t2t_flags.create_hparams(
       "transformer_tiny", "hidden_size=16,filter_size=32,num_heads=2,batch_size=256",
       problem_name=PROBLEM)
-  t2t_flags.save_or_check_hparams(output_dir, hparams, flags_text="")
+  output_dir_lib.save_or_check_hparams(output_dir, hparams, flags_text="")
   trainer = Trainer(problem, "transformer", hparams, data_dir, output_dir, train_steps=3,
                     save_checkpoints_steps=3, random_seed=1)
   trainer.run("train")
@@ -50,10 +52,10 @@ def run(tmp_path_factory):
 @pytest.fixture(scope="module")
 def restored(run):
   """The run's model restored in this process, with a beam and a greedy Decoder."""
-  hparams = decoding.load_hparams(run["output_dir"], "transformer_tiny")
-  model, _ = decoding.restore_model(PROBLEM, "transformer", hparams, run["output_dir"],
-                                    run["data_dir"])
-  return {"model": model, "hparams": hparams,
+  hparams = output_dir_lib.load_hparams(run["output_dir"], "transformer_tiny")
+  task = Task(PROBLEM, "transformer", hparams, run["data_dir"])
+  model, _ = decoding.restore_model(task, run["output_dir"])
+  return {"model": model, "hparams": hparams, "task": task,
           "beam": decoding.Decoder(model, decoding.decode_hparams(DECODE_HPARAMS)),
           "greedy": decoding.Decoder(model, decoding.decode_hparams("beam_size=1"))}
 
@@ -94,8 +96,9 @@ def test_decode_file_and_serve_the_export_without_t2t_lite(run, restored, script
   assert proc.returncode == 0, proc.stderr
   assert "Decoded 4 lines" in proc.stdout
 
-  encoders = registry.problem(PROBLEM).feature_encoders(run["data_dir"])
-  expected = restored["beam"].decode_texts(LINES, encoders, with_scores=True)
+  target = registry.problem(PROBLEM).feature_encoders(run["data_dir"])["targets"]
+  results = restored["beam"].decode_with_scores(decoding.encode_lines(restored["task"], LINES))
+  expected = [([target.decode(ids) for ids in beams], scores) for beams, scores in results]
   written = outputs.read_text().splitlines()
   assert len(written) == len(LINES)
   for line, (texts, scores) in zip(written, expected):
@@ -158,8 +161,8 @@ def test_dev_split_metrics_interactive_and_exact_match_rate(run, restored, capsy
   where = dict(output_dir=run["output_dir"], data_dir=run["data_dir"])
   assert run_main(decode_hparams="beam_size=1,num_samples=20", **where) == 0
   printed = capsys.readouterr().out
-  metrics = decoding.decode_dataset(restored["greedy"], PROBLEM, run["data_dir"],
-                                    restored["hparams"], num_samples=20, log=False)
+  metrics = decoding.decode_dataset(restored["greedy"], restored["task"], num_samples=20,
+                                    log=False)
   assert metrics["num_examples"] == 20 and 0.0 <= metrics["accuracy"] <= 1.0
   assert "Decoded 20 dev examples of tiny_algo" in printed
   assert "accuracy (per sequence)    %.4f" % metrics["accuracy_per_sequence"] in printed
@@ -171,7 +174,5 @@ def test_dev_split_metrics_interactive_and_exact_match_rate(run, restored, capsy
 
   monkeypatch.setattr(sys, "stdin", io.StringIO("1 0 1\n0 0 1 1\n"))
   assert run_main(decode_interactive=True, decode_hparams="beam_size=1", **where) == 0
-  encoders = registry.problem(PROBLEM).feature_encoders(run["data_dir"])
-  expected = [texts[0] for texts in restored["greedy"].decode_texts(["1 0 1", "0 0 1 1"],
-                                                                     encoders)]
+  expected = decoding.decode_lines(restored["greedy"], restored["task"], ["1 0 1", "0 0 1 1"])
   assert capsys.readouterr().out.splitlines() == expected

@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 import t2t_lite.models  # noqa: F401  (registers the transformer)
+from t2t_lite import constants
 from t2t_lite import decoding
 from t2t_lite import registry
 from t2t_lite.data import text_encoder
@@ -19,7 +20,7 @@ from t2t_lite.decoding import search
 from t2t_lite.errors import HParamsError, T2TUserError
 from t2t_lite.hparams import HParams
 
-EOS = decoding.EOS_ID
+EOS = constants.EOS_ID
 
 
 def tiny_transformer(vocab_size, has_inputs=True, seed=0, eos_bias=-1.0):

@@ -8,6 +8,7 @@ from absl import flags as absl_flags
 from absl.testing import flagsaver
 
 from t2t_lite import flags as t2t_flags
+from t2t_lite import output_dir as output_dir_lib
 from t2t_lite import registry
 from t2t_lite.errors import ConfigError, HParamsError, UnknownNameError
 from t2t_lite.hparams import HParams
@@ -158,24 +159,24 @@ def test_create_hparams_errors(tiny_set):
 def test_save_then_check(tmp_path):
   out = str(tmp_path / "run")
   hp = HParams(batch_size=8, dropout=0.1, layers=[1, 2], name="x")
-  assert t2t_flags.save_or_check_hparams(out, hp, flags_text="--problem=p\n") is hp
+  assert output_dir_lib.save_or_check_hparams(out, hp, flags_text="--problem=p\n") is hp
   saved = json.loads((tmp_path / "run" / "hparams.json").read_text())
   assert saved == hp.values()
   assert (tmp_path / "run" / "flags.txt").read_text() == "--problem=p\n"
   assert [p for p in os.listdir(out) if "tmp" in p] == []  # no temporary files left
   # The same hparams again: fine, and flags.txt shows the latest command.
   same = HParams(batch_size=8, dropout=0.1, layers=[1, 2], name="x")
-  assert t2t_flags.save_or_check_hparams(out, same, flags_text="--problem=p2\n") is same
+  assert output_dir_lib.save_or_check_hparams(out, same, flags_text="--problem=p2\n") is same
   assert (tmp_path / "run" / "flags.txt").read_text() == "--problem=p2\n"
 
 
 def test_check_names_every_difference_and_the_flag(tmp_path):
   out = str(tmp_path)
-  t2t_flags.save_or_check_hparams(out, HParams(batch_size=8, dropout=0.1, old=1),
+  output_dir_lib.save_or_check_hparams(out, HParams(batch_size=8, dropout=0.1, old=1),
                                   flags_text="")
   new = HParams(batch_size=16, dropout=0.1, new="y")
   with pytest.raises(ConfigError) as info:
-    t2t_flags.save_or_check_hparams(out, new, flags_text="")
+    output_dir_lib.save_or_check_hparams(out, new, flags_text="")
   message = str(info.value)
   assert "batch_size: saved 8, new 16" in message
   assert "old: saved 1, new (absent)" in message
@@ -188,40 +189,40 @@ def test_check_names_every_difference_and_the_flag(tmp_path):
 
 
 def test_check_tells_int_from_float(tmp_path):
-  t2t_flags.save_or_check_hparams(str(tmp_path), HParams(lr=1.0), flags_text="")
+  output_dir_lib.save_or_check_hparams(str(tmp_path), HParams(lr=1.0), flags_text="")
   with pytest.raises(ConfigError, match="lr: saved 1.0, new 1"):
-    t2t_flags.save_or_check_hparams(str(tmp_path), HParams(lr=1), flags_text="")
+    output_dir_lib.save_or_check_hparams(str(tmp_path), HParams(lr=1), flags_text="")
 
 
 def test_overwrite_takes_the_new_values(tmp_path):
   out = str(tmp_path / "run")
-  t2t_flags.save_or_check_hparams(out, HParams(batch_size=8), flags_text="")
+  output_dir_lib.save_or_check_hparams(out, HParams(batch_size=8), flags_text="")
   new = HParams(batch_size=16)
-  assert t2t_flags.save_or_check_hparams(out, new, flags_text="", overwrite=True) is new
+  assert output_dir_lib.save_or_check_hparams(out, new, flags_text="", overwrite=True) is new
   assert json.loads((tmp_path / "run" / "hparams.json").read_text()) == {"batch_size": 16}
-  assert t2t_flags.save_or_check_hparams(out, HParams(batch_size=16), flags_text="")
+  assert output_dir_lib.save_or_check_hparams(out, HParams(batch_size=16), flags_text="")
 
 
 def test_corrupt_saved_hparams_is_a_config_error(tmp_path):
   (tmp_path / "hparams.json").write_text("{not json")
   with pytest.raises(ConfigError, match="hparams.json is not a valid hparams file.*"
                      "--overwrite_output_hparams"):
-    t2t_flags.save_or_check_hparams(str(tmp_path), HParams(a=1), flags_text="")
-  t2t_flags.save_or_check_hparams(str(tmp_path), HParams(a=1), flags_text="", overwrite=True)
+    output_dir_lib.save_or_check_hparams(str(tmp_path), HParams(a=1), flags_text="")
+  output_dir_lib.save_or_check_hparams(str(tmp_path), HParams(a=1), flags_text="", overwrite=True)
   assert json.loads((tmp_path / "hparams.json").read_text()) == {"a": 1}
 
 
 def test_flags_text_defaults_to_the_parsed_flags(saved_flags, tmp_path):
   parse("--problem=from_flags")
-  t2t_flags.save_or_check_hparams(str(tmp_path), HParams(a=1))
+  output_dir_lib.save_or_check_hparams(str(tmp_path), HParams(a=1), t2t_flags.flags_text())
   assert "--problem=from_flags" in (tmp_path / "flags.txt").read_text()
 
 
 def test_created_hparams_round_trip_through_the_output_dir(tiny_set, tmp_path):
   hp = t2t_flags.create_hparams(tiny_set, "dropout=0.2", problem_name="p")
-  t2t_flags.save_or_check_hparams(str(tmp_path), hp, flags_text="")
+  output_dir_lib.save_or_check_hparams(str(tmp_path), hp, flags_text="")
   again = t2t_flags.create_hparams(tiny_set, "dropout=0.2", problem_name="p")
-  t2t_flags.save_or_check_hparams(str(tmp_path), again, flags_text="")
+  output_dir_lib.save_or_check_hparams(str(tmp_path), again, flags_text="")
   other_problem = t2t_flags.create_hparams(tiny_set, "dropout=0.2", problem_name="q")
   with pytest.raises(ConfigError, match="problem_name: saved 'p', new 'q'"):
-    t2t_flags.save_or_check_hparams(str(tmp_path), other_problem, flags_text="")
+    output_dir_lib.save_or_check_hparams(str(tmp_path), other_problem, flags_text="")

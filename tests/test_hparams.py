@@ -340,6 +340,28 @@ def test_json_round_trip():
   assert '"a": 1' in text
 
 
+def test_to_json_takes_json_dumps_arguments_as_tensor2tensor():
+  hp = HParams(b=2, a=[1, 2])
+  assert hp.to_json() == '{"b": 2, "a": [1, 2]}'  # compact, in the order names were added
+  assert hp.to_json(sort_keys=True) == '{"a": [1, 2], "b": 2}'
+  assert hp.to_json(separators=(",", ":")) == '{"b":2,"a":[1,2]}'
+  assert hp.to_json(indent=1, sort_keys=True) == '{\n "a": [\n  1,\n  2\n ],\n "b": 2\n}'
+  # tensor2tensor's positional order: indent, separators, sort_keys.
+  assert hp.to_json(None, (",", ":"), True) == '{"a":[1,2],"b":2}'
+  assert HParams.from_json(hp.to_json(indent=0, separators=(",", ":"), sort_keys=True)) == hp
+
+
+def test_parser_module_reads_values_without_an_hparams():
+  from t2t_lite import hparams_parser  # pylint: disable=g-import-not-at-top
+  current = {"a": 1, "b": [0.5], "c": None}
+  assert hparams_parser.parse_values("c='x', a=3, b=[1,2]", current) == {
+      "c": "x", "a": 3, "b": [1.0, 2.0]}
+  assert current == {"a": 1, "b": [0.5], "c": None}  # not changed
+  with pytest.raises(HParamsError, match="unknown hparam 'aa'.*Did you mean 'a'"):
+    hparams_parser.parse_values("aa=1", current)
+  assert hparams_parser.to_parse_string(current) == "a=1,b=[0.5]"
+
+
 @pytest.mark.parametrize("bad", ["[1, 2]", "not json", "{\"_x\": 1}", "", "{\"values\": 1}"])
 def test_from_json_errors(bad):
   with pytest.raises(HParamsError):

@@ -82,9 +82,49 @@ def test_token_embedding_rejects_bad_arguments():
 _BLOCK_ARGS = {"num_heads": 2, "filter_size": 16}
 
 
-def test_encoder_block_common_checks():
-  run_layer_checks(TransformerEncoderBlock, dict(_BLOCK_ARGS, dropout=0.1), _randn(2, 5, 8),
-                   (2, 5, 8))
+@pytest.mark.parametrize("norm_first", [True, False])
+def test_encoder_block_common_checks(norm_first):
+  run_layer_checks(TransformerEncoderBlock,
+                   dict(_BLOCK_ARGS, dropout=0.1, norm_first=norm_first,
+                        kernel_initializer=None if norm_first else "glorot_uniform"),
+                   _randn(2, 5, 8), (2, 5, 8))
+
+
+def _layer_norm(x, epsilon=1e-6):
+  mean = x.mean(-1, keepdims=True)
+  return (x - mean) / np.sqrt(x.var(-1, keepdims=True) + epsilon)
+
+
+@pytest.mark.parametrize("norm_first", [True, False])
+def test_encoder_block_norm_placement(norm_first):
+  """Pre-norm: x + f(LN(x)) per sublayer; post-norm: LN(x + f(x)) (fresh LNs are identity
+  gain and zero bias)."""
+  block = TransformerEncoderBlock(**_BLOCK_ARGS, norm_first=norm_first)
+  x = _randn(2, 5, 8)
+  out = np.asarray(block(x))
+  attention = lambda h: np.asarray(block._attention(h))  # noqa: E731
+  ffn = lambda h: np.asarray(block._ffn_outer(block._ffn_inner(h)))  # noqa: E731
+  if norm_first:
+    h = x + attention(_layer_norm(x))
+    expected = h + ffn(_layer_norm(h))
+  else:
+    h = _layer_norm(x + attention(x))
+    expected = _layer_norm(h + ffn(h))
+  np.testing.assert_allclose(out, expected, atol=1e-4)
+
+
+def test_block_kernel_initializer_reaches_every_kernel():
+  block = TransformerDecoderBlock(**_BLOCK_ARGS, kernel_initializer="ones")
+  block(_randn(1, 3, 8), _randn(1, 4, 8))
+  kernels = [w for w in block.weights if w.path.endswith("kernel")]
+  assert len(kernels) == 7  # fused qkv + output, query + kv + output, two FFN layers
+  for kernel in kernels:
+    np.testing.assert_array_equal(np.asarray(kernel), 1.0)
+  default = TransformerEncoderBlock(**_BLOCK_ARGS)
+  default(_randn(1, 3, 8))
+  assert default.get_config()["kernel_initializer"] is None
+  # FanInUniform: within +-1/sqrt(fan_in) (8 for every kernel but the FFN's outer one)
+  assert np.abs(np.asarray(default._ffn_inner.kernel)).max() <= 8 ** -0.5
 
 
 def test_encoder_block_padding_does_not_change_real_positions():
@@ -121,9 +161,10 @@ def test_encoder_block_dropout_only_in_training():
 
 # --- decoder block ---------------------------------------------------------------------------
 
-def test_decoder_block_common_checks_with_memory():
-  run_layer_checks(TransformerDecoderBlock, _BLOCK_ARGS, (_randn(2, 4, 8), _randn(2, 6, 8)),
-                   (2, 4, 8))
+@pytest.mark.parametrize("norm_first", [True, False])
+def test_decoder_block_common_checks_with_memory(norm_first):
+  run_layer_checks(TransformerDecoderBlock, dict(_BLOCK_ARGS, norm_first=norm_first),
+                   (_randn(2, 4, 8), _randn(2, 6, 8)), (2, 4, 8))
 
 
 def test_decoder_block_common_checks_decoder_only():
@@ -153,10 +194,10 @@ def test_decoder_block_padding_does_not_change_real_positions():
   np.testing.assert_allclose(np.asarray(block(x[1:], memory[1:, :2])), out[1:], atol=1e-5)
 
 
-@pytest.mark.parametrize("jit", [False, True])
-def test_decoder_block_cached_decoding_equals_full_pass(jit):
+@pytest.mark.parametrize("jit,norm_first", [(False, True), (True, True), (False, False)])
+def test_decoder_block_cached_decoding_equals_full_pass(jit, norm_first):
   b, t, s, d = 2, 6, 4, 8
-  block = TransformerDecoderBlock(**_BLOCK_ARGS)
+  block = TransformerDecoderBlock(**_BLOCK_ARGS, norm_first=norm_first)
   x, memory = _randn(b, t, d), _randn(b, s, d)
   memory_mask = np.array([[1, 1, 1, 1], [1, 1, 1, 0]], bool)
   full = np.asarray(block(x, memory, memory_mask=memory_mask))

@@ -41,6 +41,14 @@ def test_padded_cross_entropy_matches_reference_and_skips_padding(label_smoothin
   np.testing.assert_allclose(float(loss_sum), (per_token * weights).sum(), rtol=1e-5)
 
 
+def test_padding_id_is_the_one_in_constants():
+  from t2t_lite import constants  # pylint: disable=g-import-not-at-top
+  assert losses.PAD_ID == constants.PAD_ID == 0
+  labels = np.array([[constants.PAD_ID, 2]], "int32")
+  _, weight_sum = losses.padded_cross_entropy(np.zeros((1, 2, 3), "float32"), labels)
+  assert float(weight_sum) == 1.0
+
+
 def test_padding_positions_do_not_change_the_loss():
   rng = np.random.default_rng(1)
   logits = rng.normal(size=(2, 4, 5)).astype("float32")

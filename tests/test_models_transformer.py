@@ -72,6 +72,16 @@ def test_shift_right():
                                 [[0, 5, 6], [0, 8, 1]])
 
 
+def test_hparams_sets_are_registered_with_the_model():
+  from t2t_lite.models import transformer_hparams  # pylint: disable=g-import-not-at-top
+  for name in ("transformer_base", "transformer_big", "transformer_small", "transformer_tiny",
+               "transformer_tpu"):
+    assert registry.hparams_function(name) is getattr(transformer_hparams, name)
+  tiny = registry.hparams("transformer_tiny")
+  assert (tiny.hidden_size, tiny.num_hidden_layers, tiny.filter_size, tiny.num_heads,
+          tiny.batch_size, tiny.learning_rate_schedule) == (128, 2, 512, 4, 256, "cosine")
+
+
 def test_seq2seq_logits_shape_dtype():
   features = batch(np.random.default_rng(0))
   model = build(small_hparams(), seq2seq_problem(), features)
@@ -137,6 +147,47 @@ def test_shared_embedding_and_softmax_weights():
   # The logits are the decoder output times the target embedding table.
   tied.target_embedding.embeddings.assign(tied.target_embedding.embeddings * 2.0)
   assert tuple(tied(features).shape) == (3, 6, VOCAB_OUT)
+
+
+def test_post_norm_has_no_final_layer_norms_and_decodes_like_the_full_call():
+  rng = np.random.default_rng(11)
+  features = batch(rng)
+  post = build(no_dropout(layer_preprocess_sequence="", layer_postprocess_sequence="dan"),
+               seq2seq_problem(), features)
+  pre = build(no_dropout(), seq2seq_problem(), features)
+  assert not post.norm_first and pre.norm_first
+  assert not any(name in w.path for w in post.weights
+                 for name in ("encoder_norm", "decoder_norm"))
+  # Same weights but the two final norms (scale and offset, 16 wide each).
+  assert pre.count_params() - post.count_params() == 2 * 2 * 16
+  np.testing.assert_allclose(teacher_forced_decode(post, features, max_length=9),
+                             numpy(post(features, training=False)), atol=1e-4)
+  with pytest.raises(ValueError, match="post-norm"):
+    registry.model("transformer")(small_hparams(layer_postprocess_sequence="dna"),
+                                  seq2seq_problem())
+
+
+def test_embedding_scale_and_initializer_hparams():
+  features = batch(np.random.default_rng(12))
+  model = build(small_hparams(multiply_embedding_mode="none", initializer="ones",
+                              shared_embedding_and_softmax_weights=False),
+                seq2seq_problem(), features)
+  assert not model.target_embedding.scale and not model.input_embedding.scale
+  kernels = [w for w in model.weights if w.path.endswith("kernel")]
+  assert len(kernels) == 2 * 4 + 2 * 7 + 1  # encoder and decoder blocks, output projection
+  for kernel in kernels:
+    np.testing.assert_array_equal(numpy(kernel), 1.0)
+  default = build(small_hparams(), seq2seq_problem(), features)
+  assert default.target_embedding.scale
+  # fan_in_uniform: within +-1/sqrt(16) for the hidden-size-16 kernels
+  assert np.abs(numpy(default.decoder_blocks[0]._ffn_inner.kernel)).max() <= 0.25
+  from t2t_lite.models.transformer import _kernel_initializer  # pylint: disable=g-import-not-at-top
+  t2t = _kernel_initializer(small_hparams(initializer="uniform_unit_scaling",
+                                          initializer_gain=2.0))
+  assert (t2t.scale, t2t.mode, t2t.distribution) == (2.0, "fan_avg", "uniform")
+  for bad in (dict(initializer="no_such_init"), dict(multiply_embedding_mode="sqrt")):
+    with pytest.raises(ValueError):
+      registry.model("transformer")(small_hparams(**bad), seq2seq_problem())
 
 
 def test_shared_source_target_embedding_needs_equal_vocabularies():

@@ -21,6 +21,7 @@ def _no_tfds_env(monkeypatch, tmp_path):
 
 def test_image_mnist_hparams_and_batches(tmp_path):
   p = registry.problem("image_mnist")
+  before = dict(vars(p))
   with tfds.testing.mock_data(num_examples=20):
     hp = p.get_hparams()
     assert hp.modality == {"inputs": "image", "targets": "class_label"}
@@ -38,6 +39,7 @@ def test_image_mnist_hparams_and_batches(tmp_path):
     assert fixed.element_spec["inputs"].shape.as_list() == [8, 28, 28, 1]
     enc = p.feature_encoders(str(tmp_path))["targets"]
     assert enc.decode([3]) == "3"
+  assert vars(p) == before  # reading stores nothing on the problem
 
 
 def test_image_mnist_per_worker_sharding(tmp_path):

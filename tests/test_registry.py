@@ -224,7 +224,7 @@ def test_unknown_name_suggests_close_matches_and_usr_dir():
   assert "--model=transformer_lik" in message
   assert "did you mean 'transformer_like'" in message  # the closest first
   assert "--t2t_usr_dir" in message
-  assert isinstance(info.value, LookupError) and isinstance(info.value, T2TUserError)
+  assert isinstance(info.value, KeyError) and isinstance(info.value, T2TUserError)
 
 
 @pytest.mark.parametrize("lookup, flag", [
@@ -237,6 +237,27 @@ def test_unknown_name_for_every_kind(lookup, flag):
   with pytest.raises(UnknownNameError) as info:
     lookup("surely_not_registered_xyz")
   assert flag in str(info.value) and "--t2t_usr_dir" in str(info.value)
+
+
+@pytest.mark.parametrize("lookup, register, obj", [
+    (registry.problem, registry.register_problem, FakeProblem),
+    (registry.problem_class, registry.register_problem, FakeProblem),
+    (registry.model, registry.register_model, type("K", (), {})),
+    (registry.hparams, registry.register_hparams, lambda: HParams()),
+    (registry.hparams_function, registry.register_hparams, lambda: HParams()),
+])
+def test_unknown_name_is_a_key_error_with_a_plain_message(lookup, register, obj):
+  register("keyerror_target")(obj)
+  error = None
+  try:
+    lookup("keyerror_targt")
+  except KeyError as e:  # what tensor2tensor's registry raised
+    error = e
+  assert isinstance(error, UnknownNameError)
+  message = str(error)
+  assert message == error.args[0]  # KeyError's str() would quote it; this one is as written
+  assert message.startswith("--")
+  assert "did you mean 'keyerror_target'?" in message
 
 
 def test_unknown_name_with_nothing_close_lists_what_is_registered():

@@ -27,9 +27,8 @@ from t2t_lite.utils import lock as lock_lib
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(HERE)
 PROBLEM = "tiny_algo"
-# Dropout off: Keras' dropout RNG state is not in the checkpoint (see
-# test_resume_with_dropout_matches_an_uninterrupted_run), so only without dropout can a
-# resumed run be compared bit for bit with an uninterrupted one.
+# Dropout off here, so these runs test resuming alone; resuming with dropout (its random state
+# is in the checkpoint) is test_resume_with_dropout_matches_an_uninterrupted_run.
 TINY = ("hidden_size=16,filter_size=32,num_heads=2,num_hidden_layers=1,batch_size=64,"
         "iterations_per_loop=1,layer_prepostprocess_dropout=0.0,attention_dropout=0.0,"
         "relu_dropout=0.0")

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from t2t_lite.errors import ConfigError
 from t2t_lite.training import SCHEDULES, Trainer, TrainingDivergedError, train_supervised
-from t2t_lite.training import metrics as metrics_lib
+from t2t_lite.models import metrics as metrics_lib
 from t2t_lite.training import optimizers
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -71,11 +71,11 @@ def test_rerun_at_train_steps_only_evaluates(tmp_path):
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
   trainer = make_trainer(tmp_path, 10)
   trainer.train()
-  good = trainer._manager.latest_checkpoint
+  good = trainer.latest_checkpoint
   trainer2 = make_trainer(tmp_path, 30, learning_rate_constant=1e30)
   with pytest.raises(TrainingDivergedError, match=r"at step \d+.*ckpt-10"):
     trainer2.train()
-  assert trainer2._manager.latest_checkpoint == good
+  assert trainer2.latest_checkpoint == good
   assert sorted(glob.glob(str(tmp_path / "ckpt-*.index"))) == [good + ".index"]
 
 
@@ -103,8 +103,18 @@ def test_train_and_evaluate_evaluates_every_local_eval_frequency(tmp_path):
   seen = []
   original = trainer.evaluate
   trainer.evaluate = lambda steps: seen.append(int(trainer.global_step.numpy())) or original(steps)
-  trainer.run("train_and_evaluate", eval_steps=1, local_eval_frequency=7)
-  assert seen == [7, 14]  # and not at 20: train_and_evaluate has no final evaluation
+  results = trainer.run("train_and_evaluate", eval_steps=1, local_eval_frequency=7)
+  assert seen == [7, 14, 20]  # the final step too: the result is the trained model's
+  assert results["global_step"] == 20
+
+
+def test_continuous_train_and_eval_evaluates_the_final_step_once(tmp_path):
+  trainer = make_trainer(tmp_path, 20)
+  seen = []
+  original = trainer.evaluate
+  trainer.evaluate = lambda steps: seen.append(int(trainer.global_step.numpy())) or original(steps)
+  results = trainer.run("continuous_train_and_eval", eval_steps=1, local_eval_frequency=10)
+  assert seen == [10, 20] and results["global_step"] == 20
 
 
 def test_continuous_eval_evaluates_checkpoints_until_train_steps(tmp_path):
@@ -206,9 +216,19 @@ def test_bleu_of_identical_and_disjoint_sequences():
   same = metrics_lib.BleuAccumulator()
   same.add_batch([[2, 3, 4, 5, 6, 1]], [[2, 3, 4, 5, 6, 1]])
   assert same.result() == pytest.approx(1.0)
-  disjoint = metrics_lib.BleuAccumulator()
+  short = metrics_lib.BleuAccumulator()  # too short for 4-grams: still a perfect match
+  short.add_batch([[2, 3, 4, 1]], [[2, 3, 4, 1]])
+  assert short.result() == pytest.approx(1.0)
+  disjoint = metrics_lib.BleuAccumulator()  # tensor2tensor's smoothing: small, not zero
   disjoint.add_batch([[7, 8, 9, 10, 1]], [[2, 3, 4, 5, 1]])
-  assert disjoint.result() == 0.0
+  assert 0.0 < disjoint.result() < 0.1
+  # One 3-gram of 2 missing: the smoothed precision of that order is 1 / (2 * possible).
+  partial = metrics_lib.BleuAccumulator()
+  partial.add_batch([[2, 3, 9, 5, 6, 1]], [[2, 3, 4, 5, 6, 1]])
+  import math  # pylint: disable=g-import-not-at-top
+  expected = math.exp((math.log(4 / 5) + math.log(2 / 4) + math.log(1 / 6) +
+                       math.log(1 / 8)) / 4)
+  assert partial.result() == pytest.approx(expected)
 
 
 def _run_script(args, timeout=240):
@@ -256,10 +276,10 @@ def test_multi_worker_mirrored_two_processes(tmp_path):
                              rtol=1e-6, atol=1e-7)
 
 
-def test_flag_name_lists_match_the_library():
-  # flags.py must not import TensorFlow, so it keeps its own copies of these names for --help
-  # and the --distribution_strategy enum; they must not drift from what the library accepts.
+def test_flag_name_lists_are_the_library_s():
+  # The flags, the trainer and the strategy factory read one definition (t2t_lite.constants).
+  from t2t_lite import constants
   from t2t_lite import flags as t2t_flags
   from t2t_lite.training import distribute
-  assert t2t_flags.SCHEDULES == SCHEDULES
-  assert t2t_flags.DISTRIBUTION_STRATEGIES == distribute.STRATEGIES
+  assert t2t_flags.SCHEDULES is SCHEDULES is constants.SCHEDULES
+  assert t2t_flags.DISTRIBUTION_STRATEGIES is distribute.STRATEGIES

@@ -45,7 +45,8 @@ HELP_FLAGS = ("-h", "--help", "--helpshort", "--helpfull", "-?")
 
 
 def run_main(main, prog, doc=None):
-  """Runs an absl `main(argv)`; `T2TUserError`s and flag errors become one line and exit 2.
+  """Runs an absl `main(argv)`; `T2TUserError`s and flag errors become one line and exit 2
+  (3 for an `OutputWriteError`: a full or unwritable disk).
 
   `--help` prints `doc` and the t2t_lite flags and exits 0, without starting TensorFlow.
   Set T2T_TRACEBACK=1 to see the traceback of a user error too.
@@ -75,7 +76,7 @@ def run_main(main, prog, doc=None):
     except T2TUserError as e:
       if os.environ.get("T2T_TRACEBACK"):
         raise
-      fail(prog, e)
+      fail(prog, e, getattr(e, "exit_code", 2))
 
   app.run(wrapped, argv=argv, flags_parser=lambda a: a)
 

@@ -5,7 +5,8 @@
     t2t-datagen --problem=my_problem --data_dir=~/t2t_data --t2t_usr_dir=~/my_problems
 
 Complete shards already in --data_dir are kept (rerun after an interruption to finish the
-missing ones); --overwrite deletes the problem's shards and vocabularies first. --random_seed,
+missing ones, or after deleting a shard that reading reported corrupt); --overwrite deletes the
+problem's shards and vocabularies first. --random_seed,
 when given, seeds the generation (otherwise each problem's own `random_seed`, the one
 `t2t-trainer --generate_data` uses too). Prints the examples written, examples/s and the files.
 """

@@ -43,7 +43,9 @@ if "export_dir" not in flags.FLAGS:
 def main(argv):
   from absl import logging
 
+  from t2t_lite import constants
   from t2t_lite import flags as t2t_flags
+  from t2t_lite import output_dir as output_dir_lib
   from t2t_lite import registry
 
   FLAGS = flags.FLAGS  # pylint: disable=invalid-name
@@ -63,38 +65,39 @@ def main(argv):
     common.require_flags("data_dir")
   output_dir = os.path.expanduser(FLAGS.output_dir)
   data_dir = os.path.expanduser(FLAGS.data_dir) if FLAGS.data_dir else None
-  problem = registry.problem(FLAGS.problem)
-  registry.model(FLAGS.model)  # an unknown model fails here, before any work
-  if lines is not None:  # a line the encoder rejects fails here, before the model is built
-    decoding.encode_lines(problem, data_dir, lines, decode_hp.max_input_size)
-  decoding.latest_checkpoint(output_dir)
-  hparams = decoding.load_hparams(output_dir, FLAGS.hparams_set, FLAGS.hparams)
+  registry.problem(FLAGS.problem)  # an unknown problem or model fails here, before any work
+  registry.model(FLAGS.model)
+  output_dir_lib.latest_checkpoint(output_dir)
+  hparams = output_dir_lib.load_hparams(output_dir, FLAGS.hparams_set, FLAGS.hparams)
   hparams_set = hparams.get("hparams_set") or FLAGS.hparams_set
-  model, checkpoint = decoding.restore_model(problem, FLAGS.model, hparams, output_dir,
-                                             data_dir)
+  from t2t_lite.task import Task  # pylint: disable=g-import-not-at-top
+  task = Task(FLAGS.problem, FLAGS.model, hparams, data_dir)
+  if lines is not None:  # a line the encoder rejects fails here, before the model is built
+    decoding.encode_lines(task, lines, decode_hp.max_input_size)
+  model, checkpoint = decoding.restore_model(task, output_dir)
   decoder = decoding.Decoder(model, decode_hp)
 
   if FLAGS.export_saved_model:
     export_dir = os.path.expanduser(FLAGS.export_dir or
-                                    os.path.join(output_dir, "export_decoder"))
-    decoding.export_decoder(model, problem, decode_hp, export_dir, data_dir)
+                                    os.path.join(output_dir, constants.DECODER_EXPORT_DIR))
+    decoding.export_decoder(task, model, decode_hp, export_dir)
     print("Exported a string-to-string decoder SavedModel to %s" % export_dir, flush=True)
 
   if lines is not None:
     decode_to_file = os.path.expanduser(FLAGS.decode_to_file or "") or (
         decoding.default_decode_to_file(decode_from_file, FLAGS.problem, FLAGS.model,
                                         hparams_set, decode_hp))
-    count = decoding.decode_from_file(decoder, problem, data_dir, decode_from_file,
-                                      decode_to_file)
+    count = decoding.decode_from_file(decoder, task, decode_from_file, decode_to_file)
     print("Decoded %d lines of %s into %s" % (count, decode_from_file, decode_to_file))
   elif FLAGS.decode_interactive:
     logging.info("Reading inputs from stdin, one per line; end with Ctrl-D.")
-    decoding.decode_interactive(decoder, problem, data_dir, sys.stdin, sys.stdout)
+    decoding.decode_interactive(decoder, task, sys.stdin, sys.stdout)
   elif dev_mode:
     decode_to_file = os.path.expanduser(FLAGS.decode_to_file) if FLAGS.decode_to_file else None
-    metrics = decoding.decode_dataset(decoder, problem, data_dir, hparams,
-                                      log=decode_hp.log_results, decode_to_file=decode_to_file)
+    metrics = decoding.decode_dataset(decoder, task, log=decode_hp.log_results,
+                                      decode_to_file=decode_to_file)
     print(decoding.format_metrics(metrics, FLAGS.problem, checkpoint))
+  return 0
   return 0
 
 

@@ -9,8 +9,9 @@ continues from the newest one; its hparams must match the saved hparams.json unl
 
 A training run holds OUTPUT_DIR/.t2t_lock (its pid and host) until it exits, so a second
 trainer on the same output_dir stops with an error; a lock left by a killed run is taken over
-(see t2t_lite/utils/lock.py). Evaluation-only schedules (evaluate, continuous_eval) and
-non-chief workers of a multi-worker run do not take it.
+(see t2t_lite/utils/lock.py; t2t_lite/output_dir.py owns every file of an output_dir).
+Evaluation-only schedules (evaluate, continuous_eval) and non-chief workers of a multi-worker
+run do not take it.
 """
 import os
 import sys
@@ -23,7 +24,9 @@ def main(argv):
   from absl import logging
 
   from t2t_lite import flags as t2t_flags
+  from t2t_lite import output_dir as output_dir_lib
   from t2t_lite import registry
+  from t2t_lite.constants import TRAINING_SCHEDULES
   from t2t_lite.errors import ConfigError
 
   FLAGS = flags.FLAGS  # pylint: disable=invalid-name
@@ -52,12 +55,10 @@ def main(argv):
   # Nothing runs TensorFlow ops before the strategy exists (a multi-worker strategy must come
   # first); the lock and the hparams check only touch files, so that their errors come
   # before the strategy's log line.
-  lock = output_dir_lock(output_dir) if trains and is_chief() else None
+  lock = output_dir_lib.acquire_lock(output_dir) if trains and is_chief() else None
   try:
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    if not FLAGS.overwrite_output_hparams and tf.io.gfile.exists(
-        os.path.join(output_dir, t2t_flags.HPARAMS_FILENAME)):
-      t2t_flags.save_or_check_hparams(output_dir, hparams)  # a conflict fails here
+    if not FLAGS.overwrite_output_hparams:
+      output_dir_lib.check_hparams(output_dir, hparams)  # a conflict fails here
     from t2t_lite.training import create_strategy  # pylint: disable=g-import-not-at-top
     strategy = create_strategy(FLAGS.distribution_strategy, FLAGS.use_tpu, FLAGS.tpu,
                                FLAGS.worker_gpu)
@@ -75,6 +76,7 @@ def main(argv):
 
 def check_data(problem, data_dir, hparams, schedule):
   """A DataNotFoundError (saying how to make the data) if the schedule's splits are missing."""
+  from t2t_lite.constants import TRAINING_SCHEDULES  # pylint: disable=g-import-not-at-top
   modes = (["train"] if schedule in TRAINING_SCHEDULES else []) + (
       ["eval"] if schedule != "train" else [])
   if not problem.data_exists(data_dir, sorted({problem.dataset_split(m) for m in modes})):
@@ -85,36 +87,50 @@ def check_data(problem, data_dir, hparams, schedule):
 def _train(FLAGS, problem, hparams, strategy, data_dir, output_dir, trainer_lib):  # pylint: disable=invalid-name
   """Everything that writes in output_dir (run under its lock)."""
   from t2t_lite import flags as t2t_flags
+  from t2t_lite import output_dir as output_dir_lib
+  from t2t_lite.constants import TRAINING_SCHEDULES
+  from t2t_lite.decoding import decoder as decoder_lib
 
-  t2t_flags.save_or_check_hparams(output_dir, hparams,
-                                  overwrite=FLAGS.overwrite_output_hparams)
+  decode_hp = decoder_lib.decode_hparams(FLAGS.decode_hparams)
+  output_dir_lib.save_or_check_hparams(output_dir, hparams, t2t_flags.flags_text(),
+                                       overwrite=FLAGS.overwrite_output_hparams)
   trainer = trainer_lib.Trainer(
       problem, FLAGS.model, hparams, data_dir, output_dir, FLAGS.train_steps,
       strategy=strategy,
       save_checkpoints_steps=FLAGS.save_checkpoints_steps or FLAGS.local_eval_frequency,
       keep_checkpoint_max=FLAGS.keep_checkpoint_max,
-      log_step_count_steps=FLAGS.log_step_count_steps, random_seed=FLAGS.random_seed)
+      log_step_count_steps=FLAGS.log_step_count_steps, random_seed=FLAGS.random_seed,
+      eval_bleu_samples=FLAGS.eval_bleu_samples, decode_hparams=decode_hp,
+      keep_best_by=FLAGS.keep_best_by, average_last_checkpoints=FLAGS.average_last_checkpoints)
   if FLAGS.schedule in TRAINING_SCHEDULES:
     print("Training %s (%s) on %s to step %d; checkpoints and summaries in %s" % (
         FLAGS.model, FLAGS.hparams_set, FLAGS.problem, FLAGS.train_steps, output_dir),
           flush=True)
-  # reading_errors: a corrupt shard (a checksum error, or records that do not parse) becomes
-  # a CorruptDataError naming the file.
-  with problem.reading_errors(data_dir):
-    results = trainer.run(FLAGS.schedule, eval_steps=FLAGS.eval_steps,
-                          local_eval_frequency=FLAGS.local_eval_frequency)
+  results = trainer.run(FLAGS.schedule, eval_steps=FLAGS.eval_steps,
+                        local_eval_frequency=FLAGS.local_eval_frequency)
   if trainer.stopped_by_signal:
     print("Stopped by SIGTERM at step %d; checkpoint saved in %s." % (
         int(trainer.global_step.numpy()), output_dir))
     return 0
   if FLAGS.export_saved_model:
-    print("Exported a SavedModel to %s" % trainer.export_saved_model())
+    print("Exported a SavedModel to %s" % export(trainer, FLAGS.keep_best_by))
   if results:
     print(format_results(results, FLAGS.problem))
   return 0
 
 
-TRAINING_SCHEDULES = ("train", "train_and_evaluate", "continuous_train_and_eval")
+def export(trainer, keep_best_by):
+  """Exports the trained model, or with --keep_best_by the best one kept in OUTPUT_DIR/best."""
+  if not keep_best_by:
+    return trainer.export_saved_model()
+  import os.path  # pylint: disable=g-import-not-at-top
+
+  from t2t_lite import constants  # pylint: disable=g-import-not-at-top
+  from t2t_lite.decoding import export as export_lib  # pylint: disable=g-import-not-at-top
+  best_dir = os.path.join(trainer.output_dir, constants.BEST_DIR)
+  model, _ = trainer.task.restore_for_inference(best_dir)
+  return export_lib.export_logits_model(trainer.task, model,
+                                        os.path.join(best_dir, constants.EXPORT_DIR))
 
 
 def is_chief():
@@ -133,25 +149,6 @@ def is_chief():
   if cluster.get("chief"):
     return kind == "chief"
   return kind == "worker" and int(index or 0) == 0
-
-
-def output_dir_lock(output_dir):
-  """Takes output_dir's lock (creating the directory); a ConfigError if that cannot be done."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from absl import logging  # pylint: disable=g-import-not-at-top
-
-  from t2t_lite.errors import ConfigError  # pylint: disable=g-import-not-at-top
-  from t2t_lite.utils import lock as lock_lib  # pylint: disable=g-import-not-at-top
-  lock = lock_lib.OutputDirLock(output_dir)
-  try:
-    lock.acquire()
-  except (OSError, tf.errors.OpError) as e:
-    raise ConfigError("--output_dir=%s is not writable (%s); pick a directory you can write "
-                      "to." % (output_dir, getattr(e, "message", None) or e)) from None
-  if lock.took_over:
-    logging.warning("Took over the stale lock of %s (%s).", output_dir, lock.took_over)
-    print("Took over the stale lock in %s (%s)." % (output_dir, lock.took_over), flush=True)
-  return lock
 
 
 def format_results(results, problem_name):

@@ -10,6 +10,8 @@ Flags (besides the shared `--output_dir`, `--hparams`, `--random_seed`, `--t2t_u
     --loop_hparams_set     the loop's hparams set (rlmb_base, rlmb_tiny, or your own)
     --hparams              overrides of the loop hparams; world_model_hparams is itself an
                            overrides string of the world model's set, so quote it
+    --problem              the world-model problem (overrides hparams.problem), e.g.
+                           world_model_bouncing_ball_tiny
     --epochs               overrides hparams.epochs
     --num_real_env_frames  overrides hparams.num_real_env_frames
     --overwrite_output_hparams  go on in an --output_dir that was run with other loop hparams
@@ -42,12 +44,13 @@ _define_flags()
 FLAGS = flags.FLAGS
 
 
-def create_loop_hparams(hparams_set, overrides="", epochs=None, num_real_env_frames=None):
-  """The loop hparams: the set, then the `--hparams` overrides, then --epochs and
-  --num_real_env_frames when given."""
+def create_loop_hparams(hparams_set, overrides="", epochs=None, num_real_env_frames=None,
+                        problem=None):
+  """The loop hparams: the set, then the `--hparams` overrides (`HParams.parse`), then
+  --epochs, --num_real_env_frames and --problem when given."""
   from t2t_lite import registry  # pylint: disable=g-import-not-at-top
   from t2t_lite.errors import ConfigError, UnknownNameError  # pylint: disable=g-import-not-at-top
-  from t2t_lite.rl import trainer_model_based  # pylint: disable=g-import-not-at-top
+  import t2t_lite.rl.loop_hparams  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
   try:
     hparams = registry.hparams(hparams_set)
   except UnknownNameError as e:
@@ -56,11 +59,13 @@ def create_loop_hparams(hparams_set, overrides="", epochs=None, num_real_env_fra
     if name not in hparams:
       raise ConfigError("--loop_hparams_set=%s has no %s; it is not a model-based loop hparams "
                         "set (try rlmb_base)." % (hparams_set, name))
-  trainer_model_based.parse_overrides(hparams, overrides)
+  hparams.parse(overrides or "")
   if epochs is not None:
     hparams.epochs = int(epochs)
   if num_real_env_frames is not None:
     hparams.num_real_env_frames = int(num_real_env_frames)
+  if problem:
+    hparams.problem = problem
   return hparams
 
 
@@ -70,6 +75,7 @@ def main(argv):
   from t2t_lite import registry  # pylint: disable=g-import-not-at-top
   from t2t_lite import usr_dir  # pylint: disable=g-import-not-at-top
   from t2t_lite.errors import ConfigError  # pylint: disable=g-import-not-at-top
+  from t2t_lite.rl import loop_hparams  # pylint: disable=g-import-not-at-top
   from t2t_lite.rl import trainer_model_based  # pylint: disable=g-import-not-at-top
   t2t_flags.set_hparams_from_args(argv[1:])
   if FLAGS.t2t_usr_dir:
@@ -80,8 +86,8 @@ def main(argv):
       raise ConfigError("--output_dir is required: where the rollouts, the world model and "
                         "the metrics of the run go.")
     hparams = create_loop_hparams(FLAGS.loop_hparams_set, FLAGS.hparams, FLAGS.epochs,
-                                  FLAGS.num_real_env_frames)
-    trainer_model_based.check_loop_hparams(hparams)
+                                  FLAGS.num_real_env_frames, FLAGS.problem)
+    loop_hparams.check_loop_hparams(hparams)
   import problems  # pylint: disable=g-import-not-at-top,unused-import
   import problems.world_model  # pylint: disable=g-import-not-at-top,unused-import
   import t2t_lite.models  # pylint: disable=g-import-not-at-top,unused-import

@@ -5,26 +5,28 @@
     problem.generate_data(data_dir, tmp_dir)
     problem.check_shards(data_dir)            # CorruptDataError naming a bad shard
     ds = problem.dataset(ModeKeys.TRAIN, data_dir, hparams)
+    hp = problem.get_hparams(hparams, data_dir)   # vocab sizes, modalities, data_dir
+
+Modules: `problem` (the Problem class), `pipeline` (reading, batching), `integrity` (corrupt
+shards), `generator_utils` (writing shards), `text_encoder`, `text_problems`, `tfds_problem`.
 
 Base classes to subclass: `Problem` (any data), `Text2TextProblem` / `Text2SelfProblem`
 (strings; `t2t_lite.data.text_problems`), `TfdsProblem` (a TFDS dataset;
 `t2t_lite.data.tfds_problem`).
 """
+from t2t_lite.constants import ModeKeys
 from t2t_lite.data import generator_utils
 from t2t_lite.data import text_encoder
-from t2t_lite.data.problem import BATCHING_DEFAULTS
-from t2t_lite.data.problem import ModeKeys
+from t2t_lite.data.pipeline import batching_scheme
+from t2t_lite.data.pipeline import bucket_boundaries
+from t2t_lite.data.pipeline import example_length
 from t2t_lite.data.problem import Problem
-from t2t_lite.data.problem import batching_scheme
-from t2t_lite.data.problem import bucket_boundaries
-from t2t_lite.data.problem import example_length
 from t2t_lite.data.text_problems import Text2SelfProblem
 from t2t_lite.data.text_problems import Text2TextProblem
 from t2t_lite.data.text_problems import VocabType
 from t2t_lite.data.tfds_problem import TfdsProblem
 
 __all__ = [
-    "BATCHING_DEFAULTS",
     "ModeKeys",
     "Problem",
     "Text2SelfProblem",

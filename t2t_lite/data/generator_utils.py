@@ -27,6 +27,8 @@ from tensorflow.core.example import example_pb2
 
 from absl import logging
 
+from t2t_lite.data import integrity
+
 SHARD_RE = re.compile(r"^(?P<problem>.+)-(?P<split>[^-]+)-(?P<index>\d{5})-of-(?P<count>\d{5})$")
 _TMP_MARK = ".incomplete-"
 
@@ -308,7 +310,7 @@ def shuffle_dataset(paths, seed=None):
 
 
 def check_shard(path):
-  """Reads a whole TFRecord file, checking every record's CRC.
+  """Reads a whole TFRecord file: every record's CRC, and the records must fill the file.
 
   Returns:
     The number of records.
@@ -316,18 +318,7 @@ def check_shard(path):
   Raises:
     t2t_lite.errors.CorruptDataError naming the file when it is truncated or corrupt.
   """
-  from t2t_lite.errors import CorruptDataError  # pylint: disable=g-import-not-at-top
-  count = 0
-  try:
-    for batch in tf.data.TFRecordDataset(path, buffer_size=1 << 20).batch(4096):
-      count += int(batch.shape[0])
-  except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
-    raise CorruptDataError(
-        "data shard %s is corrupt or truncated (%d or more good records before it): %s. "
-        "Delete it and run t2t-datagen again (it regenerates missing shards)."
-        % (path, count, e.message.splitlines()[0])
-    ) from None
-  return count
+  return integrity.check_shard(path)
 
 
 def cycle_random_rng(seed, *keys):

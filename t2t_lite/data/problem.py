@@ -5,7 +5,7 @@ A Problem keeps tensor2tensor's hooks; a subclass fills in the ones it needs:
 - `generate_data(data_dir, tmp_dir, task_id=-1)`: write the TFRecord shards (see
   `t2t_lite.data.generator_utils`); `dataset_splits()` says which splits and how many shards.
 - `hparams(defaults, model_hparams)`: set `defaults.vocab_size` / `defaults.modality`
-  (dicts keyed by "inputs" and "targets").
+  (dicts keyed by "inputs" and "targets"); `defaults.data_dir` is where the vocabularies are.
 - `feature_encoders(data_dir)`: {"inputs": encoder, "targets": encoder}.
 - `example_reading_spec()`: the `tf.io` features of a stored example.
 - `preprocess_example(example, mode, hparams)`: one parsed example -> one example.
@@ -13,124 +13,30 @@ A Problem keeps tensor2tensor's hooks; a subclass fills in the ones it needs:
 
 and gets, for free:
 
-- `get_hparams(model_hparams)`: the problem hparams the model is built with.
-- `dataset(mode, data_dir, hparams)`: a batched `tf.data.Dataset` of feature dicts.
+- `get_hparams(model_hparams, data_dir)`: the problem hparams the model is built with.
+- `dataset(mode, data_dir, hparams)`: a batched `tf.data.Dataset` of feature dicts (the
+  pipeline and its batching rules: `t2t_lite.data.pipeline`).
 - `data_exists(data_dir)`, `data_files(data_dir, split)`, `check_shards(data_dir)`,
-  `reading_errors(data_dir)`.
+  `reading_errors(data_dir)` (corrupt shards: `t2t_lite.data.integrity`).
 
-Batching (from the model hparams; see `t2t_lite.models.common_hparams.basic_params1`):
+A Problem keeps no state besides its class attributes and the _rev / _copy modifiers: every
+method that reads data takes the data_dir, and no answer depends on an earlier call.
 
-- Sequence problems (`batch_size_means_tokens = True`) batch by tokens: every example goes
-  to the smallest length bucket that holds it (boundaries from `min_length_bucket` growing by
-  `length_bucket_step`, up to `max_length`; tensor2tensor's scheme), is padded with 0 to the
-  bucket's length, and a bucket of length L batches `max(1, batch_size // L)` examples, so no
-  batch holds more than `batch_size` tokens (padding included) unless one example alone is
-  longer than batch_size.
-- `fixed_batch_shapes=True` (TPU): every sequence is padded to `max_length`, batches have
-  `max(1, batch_size // max_length)` examples and `drop_remainder=True`; examples longer than
-  `max_length` are dropped in every mode.
-- Fixed-size problems (`batch_size_means_tokens = False`: images, classification) batch
-  `batch_size` examples.
-- Training drops examples longer than `max_length`, shuffles (`shuffle_buffer_size`) and
-  repeats; evaluation drops them only with `eval_drop_long_sequences`.
-- `deterministic_data=True`, or a `seed`, makes the order of examples reproducible (files read
-  in a deterministic interleave, seeded shuffles); otherwise tf.data may reorder for speed.
-- `batch_size` is per replica (tensor2tensor's meaning). With a `tf.distribute.InputContext`,
-  each input pipeline reads its share of the shards (or of the examples, when there are
-  fewer shards than pipelines) and yields per-replica batches, as
-  `strategy.distribute_datasets_from_function` wants.
-
-Corrupt data: a truncated or corrupt shard makes tf.data raise `tf.errors.DataLossError` while
-iterating, inside the trainer's `tf.function`, where the file is not known. Two tools turn that
-into a `CorruptDataError` naming the file:
-
-- `problem.check_shards(data_dir, splits)` reads every record of every shard (CRC-checked) and
-  raises `CorruptDataError(path)` on the first bad one; cheap for the data sizes of
-  tensor2tensor problems, and what the trainer calls before training.
-- `with problem.reading_errors(data_dir):` around a loop that iterates a dataset: a
-  `DataLossError` (or the `InvalidArgumentError` a garbled record gives) raised inside is
-  re-raised as `CorruptDataError` naming the bad shard (found by checking the shards then).
+A corrupt shard fails the iteration of `dataset()` with a message naming it, in a `for` loop
+(`CorruptDataError`), a `keras.Model.fit` or a `tf.function` (`InvalidArgumentError`, which
+`with problem.reading_errors(data_dir):` turns into `CorruptDataError`); see `integrity`.
 """
-import contextlib
-
 import tensorflow as tf
 
+from t2t_lite import common_hparams
 from t2t_lite import errors
 from t2t_lite import registry
+from t2t_lite.constants import ModeKeys
 from t2t_lite.data import generator_utils
+from t2t_lite.data import integrity
+from t2t_lite.data import pipeline
 from t2t_lite.data import text_encoder
 from t2t_lite.hparams import HParams
-
-
-class ModeKeys:
-  """The modes a dataset is read for (tensor2tensor's / tf.estimator's names)."""
-  TRAIN = "train"
-  EVAL = "eval"
-  PREDICT = "infer"
-
-
-# The batching hparams Problem.dataset reads, with the defaults used when they are missing.
-BATCHING_DEFAULTS = dict(
-    batch_size=4096,
-    max_length=256,
-    min_length_bucket=8,
-    length_bucket_step=1.1,
-    eval_drop_long_sequences=False,
-    fixed_batch_shapes=False,
-    shuffle_buffer_size=1024,
-    deterministic_data=False,
-)
-
-SEQUENCE_FEATURES = ("inputs", "targets")
-# Eval without dropping long sequences: buckets go up to this length; longer examples are
-# batched alone, padded to their own length.
-_EVAL_BUCKET_CAP = 1 << 16
-
-
-def _hp(hparams, name):
-  """A batching hparam, with its default when missing (so a partial HParams works)."""
-  value = getattr(hparams, name, None) if hparams is not None else None
-  return BATCHING_DEFAULTS[name] if value is None else value
-
-
-def bucket_boundaries(max_length, min_length=8, length_bucket_step=1.1):
-  """tensor2tensor's length-bucket boundaries: min_length, then growing by the step.
-
-  Each boundary is at least one more than the previous and the list stops below
-  max_length, e.g. (64, 8, 1.1) -> [8, 9, 10, ..., 20, 22, 24, 26, 28, 30, 33, ..., 57, 62].
-  """
-  if length_bucket_step <= 1.0:
-    raise errors.HParamsError("length_bucket_step must be > 1.0, got %r" % length_bucket_step)
-  x = max(1, int(min_length))
-  boundaries = []
-  while x < max_length:
-    boundaries.append(x)
-    x = max(x + 1, int(x * length_bucket_step))
-  return boundaries
-
-
-def batching_scheme(batch_size, max_length, min_length_bucket=8, length_bucket_step=1.1,
-                    drop_long_sequences=True):
-  """The bucket lengths and per-bucket batch sizes of token batching.
-
-  Returns:
-    (lengths, batch_sizes): bucket i holds examples of length <= lengths[i] (and more than
-    lengths[i-1]), padded to lengths[i], batched `batch_sizes[i] = max(1, batch_size //
-    lengths[i])` at a time. The last length is max_length (or, when long sequences are
-    kept, a large cap).
-  """
-  if max_length < min_length_bucket:
-    min_length_bucket = max_length
-  top = max_length if drop_long_sequences else max(max_length, _EVAL_BUCKET_CAP)
-  lengths = bucket_boundaries(max_length, min_length_bucket, length_bucket_step)
-  lengths.append(max_length)
-  if top > max_length:
-    x = max_length
-    while x < top:
-      x = max(x + 1, int(x * length_bucket_step))
-      lengths.append(min(x, top))
-  batch_sizes = [max(1, batch_size // n) for n in lengths]
-  return lengths, batch_sizes
 
 
 class Problem:
@@ -161,8 +67,6 @@ class Problem:
   def __init__(self, was_reversed=False, was_copy=False):
     self._was_reversed = bool(was_reversed)
     self._was_copy = bool(was_copy)
-    self._encoders = None
-    self._data_dir = None
 
   # -- names -------------------------------------------------------------------------
 
@@ -205,10 +109,11 @@ class Problem:
   def hparams(self, defaults, model_hparams):
     """Sets vocab sizes and modalities on `defaults` (the problem hparams).
 
-    The default reads the vocab sizes from `feature_encoders` and uses symbol modalities.
+    The default reads the vocab sizes from `feature_encoders(defaults.data_dir)` and uses
+    symbol modalities.
     """
     del model_hparams
-    encoders = self.feature_encoders(self._data_dir)
+    encoders = self.feature_encoders(defaults.data_dir)
     if self.has_inputs and "inputs" in encoders:
       defaults.vocab_size["inputs"] = encoders["inputs"].vocab_size
       defaults.modality["inputs"] = "symbol"
@@ -246,8 +151,10 @@ class Problem:
     return [{"split": "train", "shards": 10}, {"split": "dev", "shards": 1}]
 
   def max_length(self, model_hparams):
-    """Training examples longer than this are dropped (hparams.max_length or batch_size)."""
-    return int(_hp(model_hparams, "max_length") or _hp(model_hparams, "batch_size"))
+    """Training examples longer than this are dropped (hparams.max_length; 0 means
+    batch_size; basic_params1's when the hparams lack it)."""
+    return int(common_hparams.get(model_hparams, "max_length") or
+               common_hparams.get(model_hparams, "batch_size"))
 
   @property
   def has_inputs(self):
@@ -263,17 +170,25 @@ class Problem:
   def get_hparams(self, model_hparams=None, data_dir=None):
     """The problem hparams: vocab_size and modality dicts, has_inputs, was_reversed, ...
 
+    The answer depends only on the arguments (nothing is kept from an earlier call).
+
     Args:
-      model_hparams: the model's HParams (may carry `data_dir`, for encoders built from data).
-      data_dir: where the vocabularies are; defaults to model_hparams.data_dir or the
-        data_dir this problem last read.
+      model_hparams: the model's HParams (or None).
+      data_dir: where the vocabularies are; defaults to `model_hparams.data_dir` when the
+        model hparams have one (tensor2tensor's way), else None (problems whose encoders need
+        no files).
+
+    Returns:
+      An HParams with vocab_size and modality ({"inputs": ..., "targets": ...}), has_inputs,
+      was_reversed, was_copy, batch_size_means_tokens, loss_multiplier, stop_at_eos, and
+      data_dir (the one the encoders were read from).
     """
-    data_dir = (data_dir or getattr(model_hparams, "data_dir", None) or self._data_dir)
-    if data_dir:
-      self._data_dir = data_dir
+    if not data_dir and model_hparams is not None:
+      data_dir = getattr(model_hparams, "data_dir", None)
     hp = HParams(
         vocab_size={},
         modality={},
+        data_dir=data_dir or None,
         has_inputs=self.has_inputs,
         was_reversed=self._was_reversed,
         was_copy=self._was_copy,
@@ -338,139 +253,53 @@ class Problem:
     return True
 
   def check_shards(self, data_dir, splits=None):
-    """Reads every record of every shard; returns {split: number of examples}.
+    """Reads every shard of the splits (default: all) through; returns {split: examples}.
+
+    Each record's checksum is checked, the records must fill the file exactly and parse as
+    this problem's examples. Nothing calls this before training (reading the data checks the
+    shards anyway, see `dataset`); call it to check a data_dir up front, e.g. after copying it.
 
     Raises:
       DataNotFoundError: a split is missing.
       CorruptDataError: a shard is truncated or corrupt (the message names it).
     """
-    splits = splits or [s["split"] for s in self.dataset_splits()]
-    counts = {}
-    for split in splits:
-      counts[split] = sum(generator_utils.check_shard(p) for p in self.data_files(data_dir, split))
-    return counts
+    return integrity.check_shards(self, data_dir, splits)
 
   def find_unparsable_shard(self, data_dir, splits=None):
-    """The first shard holding a record that does not parse as this problem's example, or
-    None (check_shards finds checksum errors; this finds well-framed garbage)."""
-    spec = self.example_reading_spec()
-    if isinstance(spec, tuple):
-      spec = spec[0]
-    for split in splits or [s["split"] for s in self.dataset_splits()]:
-      try:
-        paths = self.data_files(data_dir, split)
-      except errors.T2TUserError:
-        continue
-      for path in paths:
-        try:
-          for batch in tf.data.TFRecordDataset(path).batch(256):
-            tf.io.parse_example(batch, spec)
-        except (tf.errors.OpError, UnicodeDecodeError):
-          return path
-    return None
+    """The first shard of the splits present that does not read through as this problem's
+    examples (a checksum, a cut, or well-framed records that do not parse), or None."""
+    return integrity.find_unparsable_shard(self, data_dir, splits)
 
-  @contextlib.contextmanager
   def reading_errors(self, data_dir, splits=None):
-    """Turns tf.data's DataLossError raised inside into CorruptDataError naming the shard."""
-    try:
-      yield
-    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError, UnicodeDecodeError) as e:
-      # A record that passes its checksum but does not parse can surface as a
-      # UnicodeDecodeError: TensorFlow fails to decode its own error message quoting the bytes.
-      if isinstance(e, tf.errors.InvalidArgumentError) and not _looks_like_parse_error(e):
-        raise
-      if isinstance(e, UnicodeDecodeError) and not _raised_by_tensorflow(e):
-        raise
-      self.check_shards(data_dir, splits)  # raises CorruptDataError naming the file
-      bad = self.find_unparsable_shard(data_dir, splits)
-      if bad:
-        raise errors.CorruptDataError(
-            "data shard %s of problem %s is corrupt: its records pass their checksums but are "
-            "not tf.train.Examples of this problem. Regenerate the data with %s --overwrite."
-            % (bad, self.name, self.datagen_command(data_dir))) from None
-      message = e.message if isinstance(e, tf.errors.OpError) else str(e)
-      raise errors.CorruptDataError(
-          "reading the data of problem %s in %s failed: %s (every shard reads fine on its "
-          "own; regenerate the data with %s --overwrite)"
-          % (self.name, data_dir, message.splitlines()[0], self.datagen_command(data_dir))
-      ) from None
+    """A context manager: a corrupt shard met inside (tf.data's `DataLossError`, the
+    `InvalidArgumentError` of the pipeline's own check or of a record that does not parse) is
+    re-raised as `CorruptDataError` naming the shard."""
+    return integrity.reading_errors(self, data_dir, splits)
 
   # -- reading -----------------------------------------------------------------------
 
   def _read_examples(self, mode, data_dir, split, shuffle, seed, deterministic,
-                     input_context, repeat):
+                     input_context, repeat, hparams=None):
     """Unbatched parsed (not yet preprocessed) examples. TfdsProblem overrides this.
 
     Returns:
       (dataset, preprocessed): preprocessed is True when the examples are already
       preprocessed (and reversed/copied).
     """
+    del mode, hparams
     files = self.data_files(data_dir, split)
-    num_pipelines = input_context.num_input_pipelines if input_context else 1
-    pipeline_id = input_context.input_pipeline_id if input_context else 0
-    shard_examples = False
-    if num_pipelines > 1:
-      if len(files) >= num_pipelines:
-        files = files[pipeline_id::num_pipelines]
-      else:
-        shard_examples = True
-    ds = tf.data.Dataset.from_tensor_slices(files)
-    if shuffle and len(files) > 1:
-      # Pipelines sharding by example must all see the same file order: give them one seed.
-      file_seed = seed if seed is not None or not shard_examples else int(self.random_seed or 0)
-      ds = ds.shuffle(len(files), seed=file_seed, reshuffle_each_iteration=True)
-    if repeat and not shard_examples:
-      ds = ds.repeat()
-    cycle = min(len(files), 8)
-    read = lambda f: tf.data.TFRecordDataset(f, buffer_size=1 << 18)  # noqa: E731
-    if cycle > 1:
-      ds = ds.interleave(read, cycle_length=cycle, block_length=16,
-                         num_parallel_calls=tf.data.AUTOTUNE,
-                         # Sharding by example needs the same order in every pipeline.
-                         deterministic=deterministic or shard_examples)
-    else:
-      ds = ds.interleave(read, cycle_length=1)
-    if shard_examples:
-      ds = ds.shard(num_pipelines, pipeline_id)
-      if repeat:
-        ds = ds.repeat()
-    custom = type(self).preprocess_example is not Problem.preprocess_example
-    return self._parse(ds, mode, deterministic, reverse_and_copy=not custom), False
+    # Without a preprocess_example of its own, _rev/_copy are applied while parsing.
+    parse_block, decoders = pipeline.example_parser(
+        self.example_reading_spec(),
+        None if self._custom_preprocess() else self.maybe_reverse_and_copy)
+    ds = pipeline.read_shards(files, parse_block, integrity.report_for(self, data_dir),
+                              shuffle=shuffle, seed=seed, deterministic=deterministic,
+                              input_context=input_context, repeat=repeat,
+                              order_seed=self.random_seed)
+    return pipeline.decode(ds, decoders, deterministic), False
 
-  def _parse(self, records, mode, deterministic, reverse_and_copy=True):
-    """Serialized tf.train.Examples -> dicts of tensors (int64 -> int32), parsed in batches.
-
-    Variable-length features come out as rank-1 tensors that tf.data holds as ragged (its
-    `unbatch` of a batch of ragged rows); inside dataset functions they are plain tensors.
-    No per-example function runs here: per-example tf.data functions are the pipeline's
-    main cost.
-    """
-    spec = self.example_reading_spec()
-    decoders = None
-    if isinstance(spec, tuple):
-      spec, decoders = spec
-    batched_spec = {}
-    for name, feature in spec.items():
-      if isinstance(feature, tf.io.VarLenFeature):
-        batched_spec[name] = tf.io.RaggedFeature(feature.dtype, row_splits_dtype=tf.int32)
-      else:
-        batched_spec[name] = feature
-
-    def parse(serialized):
-      parsed = tf.io.parse_example(serialized, batched_spec)
-      parsed = {k: _to_int32(v) for k, v in parsed.items()}
-      return self.maybe_reverse_and_copy(parsed) if reverse_and_copy else parsed
-
-    ds = records.batch(256).map(parse, num_parallel_calls=tf.data.AUTOTUNE,
-                                deterministic=deterministic).unbatch()
-    if decoders:
-      def decode(example):
-        example = dict(example)
-        for name, fn in decoders.items():
-          example[name] = fn(example)
-        return example
-      ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
-    return ds
+  def _custom_preprocess(self):
+    return type(self).preprocess_example is not Problem.preprocess_example
 
   def maybe_reverse_and_copy(self, example):
     """Applies _rev (swap inputs and targets) and _copy (targets = inputs)."""
@@ -487,19 +316,15 @@ class Problem:
                deterministic=True, input_context=None, split=None, repeat=False):
     """Unbatched, preprocessed examples (no length filtering, shuffling or batching)."""
     split = split or self.dataset_split(mode)
-    self._data_dir = data_dir
     ds, preprocessed = self._read_examples(mode, data_dir, split, shuffle, seed, deterministic,
-                                           input_context, repeat)
-    if preprocessed:
-      return ds
-    if type(self).preprocess_example is Problem.preprocess_example:
-      return ds  # _rev/_copy were applied while parsing
+                                           input_context, repeat, hparams=hparams)
+    if not preprocessed and self._custom_preprocess():
+      def preprocess(example):
+        example = self.preprocess_example(dict(example), mode, hparams)
+        return self.maybe_reverse_and_copy(example)
 
-    def preprocess(example):
-      example = self.preprocess_example(dict(example), mode, hparams)
-      return self.maybe_reverse_and_copy(example)
-
-    return ds.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+      ds = ds.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    return integrity.reported(ds, self, data_dir, [split])
 
   def dataset(self, mode, data_dir, hparams=None, shuffle=None, seed=None, input_context=None,
               split=None, repeat=None):
@@ -508,7 +333,8 @@ class Problem:
     Args:
       mode: a ModeKeys value ("train", "eval", "infer").
       data_dir: where the shards are.
-      hparams: the model hparams (batching hparams read with defaults; may be partial).
+      hparams: the model hparams (batching hparams read with basic_params1's defaults; may
+        be partial or None).
       shuffle: shuffle files and examples (default: in training).
       seed: a seed for the shuffles; giving one also makes the order deterministic.
       input_context: a tf.distribute.InputContext: read this pipeline's share.
@@ -518,52 +344,27 @@ class Problem:
     Returns:
       A tf.data.Dataset of dicts: "inputs" (unless a language model) and "targets", int32
       [batch, length] padded with 0 for sequence problems; classification: "inputs" [B, T]
-      int32 or [B, H, W, C] float32, "targets" int32 [B].
+      int32 or [B, H, W, C] float32, "targets" int32 [B]. Iterated eagerly, it raises
+      CorruptDataError naming a corrupt shard.
 
     Raises:
       DataNotFoundError: the data is not in data_dir (the message says how to make it).
     """
     is_training = mode == ModeKeys.TRAIN
+    split = split or self.dataset_split(mode)
     shuffle = is_training if shuffle is None else bool(shuffle)
     repeat = is_training if repeat is None else bool(repeat)
-    deterministic = bool(_hp(hparams, "deterministic_data")) or seed is not None
+    deterministic = bool(common_hparams.get(hparams, "deterministic_data")) or seed is not None
     if deterministic and seed is None:
       seed = int(self.random_seed or 0)
-    batch_size = int(_hp(hparams, "batch_size"))
-    max_length = self.max_length(hparams)
-    fixed = bool(_hp(hparams, "fixed_batch_shapes"))
-    drop_long = is_training or fixed or bool(_hp(hparams, "eval_drop_long_sequences"))
-
     ds = self.examples(mode, data_dir, hparams, shuffle=shuffle, seed=seed,
                        deterministic=deterministic, input_context=input_context, split=split,
                        repeat=repeat)
-    bucketing = self.batch_size_means_tokens and not fixed
-    if drop_long and (self.batch_size_means_tokens or fixed) and not bucketing:
-      ds = ds.filter(lambda ex: example_length(ex) <= max_length)
-    if shuffle:
-      buffer = int(_hp(hparams, "shuffle_buffer_size"))
-      if buffer > 1:
-        ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
-
-    if self.batch_size_means_tokens:
-      if fixed:
-        ds = pad_batch_fixed(ds, max(1, batch_size // max_length), max_length)
-      else:
-        lengths, sizes = batching_scheme(
-            batch_size, max_length, int(_hp(hparams, "min_length_bucket")),
-            float(_hp(hparams, "length_bucket_step")), drop_long_sequences=drop_long)
-        # Dropping long examples happens in the bucketing (one function per example).
-        ds = bucket_by_length(ds, lengths, sizes, overflow=not drop_long)
-    else:
-      if fixed:
-        ds = pad_batch_fixed(ds, batch_size, max_length)
-      else:
-        ds = pad_batch(ds, batch_size, None)
-    ds = ds.prefetch(tf.data.AUTOTUNE)
-    options = tf.data.Options()
-    options.deterministic = deterministic
-    options.experimental_optimization.map_parallelization = True
-    return ds.with_options(options)
+    ds = pipeline.batch_examples(ds, hparams, self.max_length(hparams),
+                                 batch_size_means_tokens=self.batch_size_means_tokens,
+                                 training=is_training, shuffle=shuffle, seed=seed,
+                                 deterministic=deterministic)
+    return integrity.reported(ds, self, data_dir, [split])
 
   def input_fn(self, mode, data_dir, hparams=None, **kwargs):
     """A function of an InputContext for `strategy.distribute_datasets_from_function`."""
@@ -604,129 +405,3 @@ def _swapped(d):
     if d["inputs"] is None:
       del d["inputs"]
   return d
-
-
-def _to_int32(t):
-  if t.dtype == tf.int64:
-    return tf.cast(t, tf.int32)
-  return t
-
-
-def _looks_like_parse_error(e):
-  msg = str(getattr(e, "message", e))
-  return "parse" in msg.lower() or "record" in msg.lower() or "corrupt" in msg.lower()
-
-
-def example_length(example):
-  """The longest first dimension of the sequence features ("inputs", "targets")."""
-  length = tf.constant(0, tf.int32)
-  for name in SEQUENCE_FEATURES:
-    if name in example and example[name].shape.rank and example[name].shape.rank >= 1:
-      length = tf.maximum(length, tf.shape(example[name])[0])
-  return length
-
-
-def bucket_by_length(ds, lengths, batch_sizes, overflow=False):
-  """Token batching: bucket i holds examples of length <= lengths[i], padded to lengths[i].
-
-  Args:
-    ds: unbatched examples.
-    lengths: increasing bucket lengths.
-    batch_sizes: examples per batch of each bucket.
-    overflow: keep examples longer than lengths[-1]: batched one at a time, unpadded;
-      otherwise they are dropped (inside the grouping: one dataset function per example).
-
-  Returns:
-    The batched dataset (batches of one bucket; the last, partial batch of each bucket is
-    kept).
-  """
-  num = len(lengths)
-  bounds = tf.constant(lengths, tf.int32)
-  pad_to = tf.constant(list(lengths) + [-1, 0], tf.int32)
-  # Window sizes: the buckets' batch sizes, 1 for overflow, a large window for dropped ones.
-  sizes = tf.constant(list(batch_sizes) + [1, 1024], tf.int64)
-  spec = ds.element_spec
-
-  def key_fn(example):
-    # The first bucket whose length holds the example; num when none does (overflow), or
-    # num + 1 (dropped) when overflow is off.
-    n = example_length(example)
-    key = tf.reduce_sum(tf.cast(bounds < n, tf.int64))
-    if not overflow:
-      key = tf.where(key >= num, tf.constant(num + 1, tf.int64), key)
-    return key
-
-  def reduce_fn(key, window):
-    batched = _pad_batch_to(window, sizes[key], pad_to[key], spec, drop_remainder=False)
-    if overflow:
-      return batched
-    return batched.take(tf.where(key > num, tf.constant(0, tf.int64),
-                                 tf.constant(-1, tf.int64)))
-
-  return ds.group_by_window(key_fn, reduce_fn, window_size_func=lambda key: sizes[key])
-
-
-def _is_ragged(spec):
-  return isinstance(spec, tf.RaggedTensorSpec)
-
-
-def _pad_batch_to(ds, batch_size, length, spec, drop_remainder):
-  """Batches `ds`, padding the first dimension of sequence features to `length`.
-
-  `length` is an int, a scalar tensor (-1: pad to the longest in the batch) or None (the
-  longest). Other variable dimensions are padded to the longest in the batch. Works on
-  ragged-held elements (batch, then pad the dense batch) and on dense ones (padded_batch).
-  """
-  if length is None:
-    length = -1
-  if not any(_is_ragged(s) for s in spec.values()):
-    shapes = {}
-    for name, s in spec.items():
-      dims = []
-      for i, d in enumerate(s.shape.as_list()):
-        if d is not None:
-          dims.append(tf.constant(d, tf.int64))
-        elif i == 0 and name in SEQUENCE_FEATURES:
-          dims.append(tf.cast(length, tf.int64))
-        else:
-          dims.append(tf.constant(-1, tf.int64))
-      shapes[name] = tf.stack(dims) if dims else tf.constant([], tf.int64)
-    return ds.padded_batch(batch_size, padded_shapes=shapes, drop_remainder=drop_remainder)
-
-  static_length = length if isinstance(length, int) and length > 0 else None
-  static_batch = batch_size if isinstance(batch_size, int) and drop_remainder else None
-
-  def densify(batch):
-    out = {}
-    for name, value in batch.items():
-      if isinstance(value, tf.RaggedTensor):
-        value = value.to_tensor()
-        if name in SEQUENCE_FEATURES:
-          pad = tf.maximum(tf.cast(length, tf.int32) - tf.shape(value)[1], 0)
-          paddings = [[0, 0], [0, pad]] + [[0, 0]] * (value.shape.rank - 2)
-          value = tf.pad(value, paddings)
-          value.set_shape([static_batch, static_length] + value.shape.as_list()[2:])
-      out[name] = value
-    return out
-
-  return ds.batch(batch_size, drop_remainder=drop_remainder).map(densify)
-
-
-def pad_batch(ds, batch_size, length, drop_remainder=False):
-  """Batches `batch_size` examples, sequence features padded to `length` (None: longest)."""
-  return _pad_batch_to(ds, batch_size, length, ds.element_spec, drop_remainder)
-
-
-def pad_batch_fixed(ds, batch_size, length):
-  """Pads every sequence feature to `length` and batches with drop_remainder=True.
-
-  The caller drops longer examples first.
-  """
-  return _pad_batch_to(ds, batch_size, length, ds.element_spec, drop_remainder=True)
-
-
-def _raised_by_tensorflow(error):
-  """True when an exception comes out of TensorFlow's own code (its last frame)."""
-  import traceback  # pylint: disable=g-import-not-at-top
-  frames = traceback.extract_tb(error.__traceback__)
-  return bool(frames) and "tensorflow" in frames[-1].filename

@@ -23,12 +23,13 @@ import collections
 
 import tensorflow as tf
 
-PAD = "<pad>"
-EOS = "<EOS>"
-RESERVED_TOKENS = [PAD, EOS]
-NUM_RESERVED_TOKENS = len(RESERVED_TOKENS)
-PAD_ID = RESERVED_TOKENS.index(PAD)  # 0
-EOS_ID = RESERVED_TOKENS.index(EOS)  # 1
+# The reserved tokens are defined in t2t_lite.constants; re-exported here (tensor2tensor's home).
+from t2t_lite.constants import EOS  # noqa: F401  pylint: disable=unused-import
+from t2t_lite.constants import EOS_ID  # noqa: F401  pylint: disable=unused-import
+from t2t_lite.constants import NUM_RESERVED_TOKENS
+from t2t_lite.constants import PAD  # noqa: F401  pylint: disable=unused-import
+from t2t_lite.constants import PAD_ID  # noqa: F401  pylint: disable=unused-import
+from t2t_lite.constants import RESERVED_TOKENS
 
 
 def _strip_reserved(ids):
@@ -172,8 +173,8 @@ class TokenTextEncoder(TextEncoder):
     if vocab_list is None:
       raise ValueError("TokenTextEncoder needs vocab_filename or vocab_list")
     tokens = list(vocab_list)
-    if tokens[:NUM_RESERVED_TOKENS] != RESERVED_TOKENS:
-      tokens = RESERVED_TOKENS + [t for t in tokens if t not in RESERVED_TOKENS]
+    if tuple(tokens[:NUM_RESERVED_TOKENS]) != RESERVED_TOKENS:
+      tokens = list(RESERVED_TOKENS) + [t for t in tokens if t not in RESERVED_TOKENS]
     self._id_to_token = tokens
     self._token_to_id = {t: i for i, t in enumerate(tokens)}
     self._replace_oov = replace_oov

@@ -146,7 +146,6 @@ class Text2TextProblem(Problem):
   def generate_data(self, data_dir, tmp_dir, task_id=-1):
     """Writes the vocabulary (if any) and every split's shards (skipping complete splits)."""
     del task_id
-    self._data_dir = data_dir
     tf.io.gfile.makedirs(data_dir)
     generator_utils.remove_incomplete(data_dir, self.dataset_filename())
     split_paths = [(s["split"], generator_utils.shard_paths(

@@ -29,9 +29,11 @@ import os
 
 import tensorflow as tf
 
+from t2t_lite import common_hparams
 from t2t_lite import errors
+from t2t_lite.constants import ModeKeys
 from t2t_lite.data import text_encoder
-from t2t_lite.data.problem import ModeKeys, Problem, _hp
+from t2t_lite.data.problem import Problem
 
 _NOT_PREPARED_HINTS = ("could not find data", "not found", "no such file", "does not exist",
                        "please make sure to call", "download_and_prepare")
@@ -123,7 +125,6 @@ class TfdsProblem(Problem):
   def generate_data(self, data_dir, tmp_dir, task_id=-1):
     """Asks TFDS to prepare the dataset (needs internet), then builds the vocabulary."""
     del task_id
-    self._data_dir = data_dir
     builder = self._builder(data_dir)
     if not builder.is_prepared():
       try:
@@ -199,7 +200,7 @@ class TfdsProblem(Problem):
       defaults.vocab_size["inputs"] = 256
       defaults.modality["inputs"] = "image"
     else:
-      defaults.vocab_size["inputs"] = self._inputs_encoder(self._data_dir).vocab_size
+      defaults.vocab_size["inputs"] = self._inputs_encoder(defaults.data_dir).vocab_size
       defaults.modality["inputs"] = "symbol"
     if self.targets_kind == "class_label":
       defaults.vocab_size["targets"] = self.num_classes
@@ -226,25 +227,25 @@ class TfdsProblem(Problem):
         raise self.not_prepared_error(data_dir) from None
       raise
 
-  def _convert(self, features, mode, hparams):
+  def _convert(self, features, mode, hparams, data_dir):
     """A TFDS example -> {"inputs", "targets"} in our dtypes."""
     inputs = features[self.feature_map["inputs"]]
     targets = features[self.feature_map["targets"]]
     if self.inputs_kind == "image":
       inputs = tf.cast(inputs, tf.float32) / 255.0
     else:
-      inputs = self._encode_text(inputs)
+      inputs = self._encode_text(inputs, data_dir)
       limit = self.max_length(hparams) - 1
       inputs = tf.concat([inputs[:limit], [text_encoder.EOS_ID]], 0)
     if self.targets_kind == "class_label":
       targets = tf.cast(targets, tf.int32)
     else:
-      targets = tf.concat([self._encode_text(targets), [text_encoder.EOS_ID]], 0)
+      targets = tf.concat([self._encode_text(targets, data_dir), [text_encoder.EOS_ID]], 0)
     return {"inputs": inputs, "targets": targets}
 
-  def _encode_text(self, text):
+  def _encode_text(self, text, data_dir):
     if self.vocab_type == "subwords":
-      enc = self._inputs_encoder(self._data_dir)
+      enc = self._inputs_encoder(data_dir)
 
       def encode(t):
         return tf.constant(enc.encode(t.numpy().decode("utf-8", "replace")), tf.int32)
@@ -255,7 +256,7 @@ class TfdsProblem(Problem):
     return tf.cast(tf.io.decode_raw(text, tf.uint8), tf.int32) + text_encoder.NUM_RESERVED_TOKENS
 
   def _read_examples(self, mode, data_dir, split, shuffle, seed, deterministic,
-                     input_context, repeat):
+                     input_context, repeat, hparams=None):
     if split not in self.split_map:
       raise errors.ConfigError("problem %s has no split %r (it has %s)"
                                % (self.name, split, ", ".join(self.split_map)))
@@ -268,11 +269,10 @@ class TfdsProblem(Problem):
       ds = ds.shard(num_pipelines, input_context.input_pipeline_id)
     if repeat:
       ds = ds.repeat()
-    hparams = getattr(self, "_current_hparams", None)
-    custom = type(self).preprocess_example is not Problem.preprocess_example
+    custom = self._custom_preprocess()
 
     def convert(features):
-      example = self._convert(features, mode, hparams)
+      example = self._convert(features, mode, hparams, data_dir)
       if custom:
         example = self.preprocess_example(example, mode, hparams)
       return self.maybe_reverse_and_copy(example)
@@ -280,12 +280,8 @@ class TfdsProblem(Problem):
     ds = ds.map(convert, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     return ds, True
 
-  def examples(self, mode, data_dir, hparams=None, **kwargs):
-    self._current_hparams = hparams
-    return super().examples(mode, data_dir, hparams, **kwargs)
-
   def max_length(self, model_hparams):
-    return int(_hp(model_hparams, "max_length") or 512)
+    return int(common_hparams.get(model_hparams, "max_length") or 512)
 
 
 __all__ = ["TfdsProblem", "ModeKeys"]

@@ -3,10 +3,11 @@
 `decode_ids(model, inputs)` runs a whole search for a batch: the encoder once, its keys and
 values projected once into the cache (`model.init_decode_cache`), then greedy or beam search
 over `model.decode_step` in one `tf.while_loop`. `Decoder` wraps it in a `tf.function`
-(optionally XLA-compiled), batches lists of id sequences and turns results into text:
+(optionally XLA-compiled) and batches lists of id sequences (text in and out is
+`t2t_lite.decoding.runner`'s `encode_lines` / `format_decodes`):
 
     decoder = Decoder(model, decode_hparams("beam_size=4,alpha=0.6"))
-    texts = decoder.decode_texts(["1 0 1 1", "0 0 1"], encoders)   # [["1 1 0 1"], ["1 0 0"]]
+    decoder.decode([[3, 2, 1], [2, 1]])        # ids in, ids out (EOS stripped)
 
 Decode length: an input of n ids (EOS included) gets at most n + `extra_length` output
 positions (EOS included); decoding stops earlier once every sequence has ended with EOS.
@@ -16,12 +17,10 @@ continues, with the same bound n + extra_length, and only the continuation is re
 import numpy as np
 import tensorflow as tf
 
+from t2t_lite.constants import EOS_ID, PAD_ID
 from t2t_lite.decoding import search
 from t2t_lite.errors import ConfigError, HParamsError
 from t2t_lite.hparams import HParams
-
-EOS_ID = search.EOS_ID
-PAD_ID = 0
 # Batches are padded to a multiple of this length, so a tf.function sees few distinct shapes
 # (padding does not change any result: every row has its own length limit).
 _LENGTH_QUANTUM = 8
@@ -205,37 +204,3 @@ class Decoder:
                  for seq in out["outputs"][row]]
         results[i] = (beams, [float(s) for s in out["scores"][row]])
     return results
-
-  def encode_text(self, text, encoder):
-    """One input line -> ids: inputs get EOS appended; a decoder-only prompt does not.
-
-    With `max_input_size` > 0 the encoded text is cut to that many ids first.
-    """
-    ids = list(encoder.encode(text))
-    if self.hparams.max_input_size > 0:
-      ids = ids[:self.hparams.max_input_size]
-    return ids + [EOS_ID] if self.model.has_inputs else ids
-
-  def decode_texts(self, texts, encoders, with_scores=False):
-    """Decodes lines of text with the problem's encoders.
-
-    Args:
-      texts: a list of strings.
-      encoders: the problem's `feature_encoders(data_dir)`: "inputs" encodes (the prompt
-        of a decoder-only model is encoded with "targets"), "targets" decodes.
-      with_scores: also return the scores.
-
-    Returns:
-      Per text, a list of decoded strings (all beams with return_beams, else the best one);
-      with `with_scores`, a list of (strings, scores).
-    """
-    source = encoders["inputs"] if self.model.has_inputs else encoders["targets"]
-    target = encoders["targets"]
-    results = self.decode_with_scores([self.encode_text(t, source) for t in texts])
-    out = []
-    for beams, scores in results:
-      if not self.hparams.return_beams:
-        beams, scores = beams[:1], scores[:1]
-      strings = [target.decode(ids) for ids in beams]
-      out.append((strings, scores) if with_scores else strings)
-    return out

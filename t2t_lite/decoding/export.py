@@ -1,6 +1,8 @@
 """A SavedModel that decodes raw strings: text in, text out, no t2t_lite needed to serve it.
 
-    export_decoder(model, problem, decode_hparams("beam_size=4"), "/tmp/export")
+    task = Task(problem, "transformer", hparams, data_dir)
+    model, _ = task.restore_for_inference(output_dir)
+    export_decoder(task, model, decode_hparams("beam_size=4"), "/tmp/export")
 
     # anywhere with TensorFlow (no t2t_lite import):
     loaded = tf.saved_model.load("/tmp/export")
@@ -30,6 +32,9 @@ expressible in TensorFlow ops. Supported:
   adds EOS to inputs and strips it, padding and the prompt from outputs).
 
 Other encoders (e.g. `SubwordTextEncoder`) raise `ExportNotSupportedError`.
+
+`export_logits_model` is the other exporter (t2t-trainer --export_saved_model): a batch's
+feature dict in, the model's logits out.
 """
 import os
 
@@ -37,6 +42,8 @@ import keras
 import tensorflow as tf
 from absl import logging
 
+from t2t_lite import output_dir as output_dir_lib
+from t2t_lite.constants import EOS_ID, PAD_ID
 from t2t_lite.data import text_encoder
 from t2t_lite.decoding import decoder as decoder_lib
 from t2t_lite.errors import ConfigError
@@ -163,18 +170,18 @@ def _decoded_ragged(ids, prefix_length, eos_id):
   """int32 [N, L] -> ragged [N, None]: after the prompt, before EOS, without padding."""
   positions = tf.range(tf.shape(ids)[-1])[None, :]
   before_eos = tf.equal(tf.cumsum(tf.cast(tf.equal(ids, eos_id), tf.int32), axis=-1), 0)
-  keep = before_eos & (positions >= prefix_length[:, None]) & tf.not_equal(ids, 0)
+  keep = before_eos & (positions >= prefix_length[:, None]) & tf.not_equal(ids, PAD_ID)
   return tf.ragged.boolean_mask(ids, keep)
 
 
-def make_serving_fn(model, problem, decode_hp, data_dir=None):
+def make_serving_fn(task, model, decode_hp):
   """The (strings [B]) -> dict of tensors function the SavedModel serves, and its codecs.
 
   Raises:
     ExportNotSupportedError: an encoder that cannot be expressed in TensorFlow ops.
   """
   decoder_lib.check_decodable(model)
-  encoders = problem.feature_encoders(data_dir)
+  encoders = task.problem.feature_encoders(task.data_dir)
   if model.has_inputs:
     source = InGraphCodec(encoders["inputs"], "inputs")
   else:
@@ -192,9 +199,9 @@ def make_serving_fn(model, problem, decode_hp, data_dir=None):
     if max_input_size > 0:
       ids = ids[:, :max_input_size]
     if has_inputs:
-      eos = tf.fill([ids.nrows(), 1], decoder_lib.EOS_ID)
+      eos = tf.fill([ids.nrows(), 1], EOS_ID)
       ids = tf.concat([ids, tf.RaggedTensor.from_tensor(eos)], axis=1)
-    dense = ids.to_tensor(0)
+    dense = ids.to_tensor(PAD_ID)
     dense = tf.cond(tf.shape(dense)[1] > 0, lambda: dense,
                     lambda: tf.zeros([tf.shape(dense)[0], 1], tf.int32))
     result = decoder_lib.decode_ids(model, dense, beam_size, alpha, extra_length)
@@ -202,7 +209,7 @@ def make_serving_fn(model, problem, decode_hp, data_dir=None):
     shape = tf.shape(outputs)
     flat = tf.reshape(outputs, [shape[0] * shape[1], shape[2]])
     flat_prefix = tf.repeat(result["prefix_length"], shape[1])
-    texts = target.decode(_decoded_ragged(flat, flat_prefix, decoder_lib.EOS_ID))
+    texts = target.decode(_decoded_ragged(flat, flat_prefix, EOS_ID))
     texts = tf.reshape(texts, shape[:2])
     out = {"outputs": texts[:, 0], "scores": result["scores"][:, 0]}
     if return_beams:
@@ -213,17 +220,47 @@ def make_serving_fn(model, problem, decode_hp, data_dir=None):
   return serve, [c for c in {id(source): source, id(target): target}.values()]
 
 
-def export_decoder(model, problem, decode_hp, export_dir, data_dir=None):
+def _write_archive(archive, export_dir):
+  """Writes `archive` to export_dir under a temporary name, then renames it over an older
+  export, so a killed or failed export never leaves a directory that looks complete.
+
+  Raises:
+    OutputWriteError: it could not be written (the older export, if any, is kept).
+  """
+  tmp = "%s.tmp-%d" % (export_dir.rstrip("/"), os.getpid())
+  tf_logger = tf.get_logger()
+  level = tf_logger.level
+  tf_logger.setLevel("WARNING")  # SavedModel writing logs a screenful at INFO
+  try:
+    if tf.io.gfile.exists(tmp):
+      tf.io.gfile.rmtree(tmp)
+    archive.write_out(tmp, verbose=False)
+    if tf.io.gfile.exists(export_dir):
+      tf.io.gfile.rmtree(export_dir)
+    tf.io.gfile.rename(tmp, export_dir)
+  except output_dir_lib.write_errors() as e:
+    try:
+      if tf.io.gfile.exists(tmp):
+        tf.io.gfile.rmtree(tmp)
+    except output_dir_lib.write_errors():
+      pass
+    kept = ("the previous export there is kept" if tf.io.gfile.exists(export_dir) else
+            "the checkpoints are untouched")
+    raise output_dir_lib.write_failed("the SavedModel", export_dir, e, kept) from None
+  finally:
+    tf_logger.setLevel(level)
+  return export_dir
+
+
+def export_decoder(task, model, decode_hp, export_dir):
   """Writes a SavedModel serving `make_serving_fn` as `serving_default` (and `serve`).
 
-  The directory is written under a temporary name and renamed, replacing an older export.
-
   Args:
+    task: the Task the model was trained for (its problem's encoders, read from its
+      data_dir, are built into the graph).
     model: a built, restored, decodable model.
-    problem: the Problem (its encoders are built into the graph).
     decode_hp: decode hparams (beam_size, alpha, extra_length, return_beams are fixed).
-    export_dir: where to write it.
-    data_dir: where the problem's vocabulary is (for encoders built from data).
+    export_dir: where to write it (an older export there is replaced).
 
   Returns:
     export_dir.
@@ -231,7 +268,7 @@ def export_decoder(model, problem, decode_hp, export_dir, data_dir=None):
   Raises:
     ExportNotSupportedError: the problem's vocabulary cannot be expressed in TF ops.
   """
-  serve, codecs = make_serving_fn(model, problem, decode_hp, data_dir)
+  serve, codecs = make_serving_fn(task, model, decode_hp)
   archive = keras.export.ExportArchive()
   archive.track(model)
   for codec in codecs:
@@ -239,18 +276,20 @@ def export_decoder(model, problem, decode_hp, export_dir, data_dir=None):
       archive.track(resource)
   archive.add_endpoint("serve", serve,
                        input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
-  tmp = "%s.tmp-%d" % (export_dir.rstrip("/"), os.getpid())
-  if tf.io.gfile.exists(tmp):
-    tf.io.gfile.rmtree(tmp)
-  tf_logger = tf.get_logger()
-  level = tf_logger.level
-  tf_logger.setLevel("WARNING")  # SavedModel writing logs a screenful at INFO
-  try:
-    archive.write_out(tmp, verbose=False)
-  finally:
-    tf_logger.setLevel(level)
-  if tf.io.gfile.exists(export_dir):
-    tf.io.gfile.rmtree(export_dir)
-  tf.io.gfile.rename(tmp, export_dir)
+  _write_archive(archive, export_dir)
   logging.info("Exported a string-to-string decoder SavedModel to %s", export_dir)
+  return export_dir
+
+
+def export_logits_model(task, model, export_dir):
+  """Writes a SavedModel whose `serving_default` maps a batch's feature dict (the task's
+  feature spec, any batch size and length) to the model's logits."""
+  signature = {name: tf.TensorSpec([None] * len(spec.shape), spec.dtype, name=name)
+               for name, spec in task.feature_spec().items()}
+  archive = keras.export.ExportArchive()
+  archive.track(model)
+  archive.add_endpoint("serve", lambda features: model(features, training=False),
+                       input_signature=[signature])
+  _write_archive(archive, export_dir)
+  logging.info("Exported a SavedModel to %s", export_dir)
   return export_dir

@@ -1,147 +1,44 @@
-"""What t2t-decoder does, as functions: restore a trained model and decode files, stdin or
-the dev split.
+"""What t2t-decoder does, as functions of a `Task`: restore a trained model and decode files,
+stdin or the dev split.
 
-    hparams = load_hparams(output_dir, "transformer_tiny")       # OUTPUT_DIR/hparams.json
-    model, path = restore_model(problem, "transformer", hparams, output_dir, data_dir)
+    hparams = output_dir.load_hparams(run_dir, "transformer_tiny")    # RUN_DIR/hparams.json
+    task = Task(problem, "transformer", hparams, data_dir)
+    model, path = restore_model(task, run_dir)
     decoder = Decoder(model, decode_hparams("beam_size=1"))
-    decode_from_file(decoder, problem, data_dir, "inputs.txt", "outputs.txt")
-    metrics = decode_dataset(decoder, problem, data_dir, hparams, num_samples=1000)
+    decode_from_file(decoder, task, "inputs.txt", "outputs.txt")
+    metrics = decode_dataset(decoder, task, num_samples=1000)
 
+Text goes one way: `encode_lines` (the problem's input encoder, plus EOS) -> `Decoder` ->
+`format_decodes` (the target encoder; beams tab-separated with return_beams).
 `exact_match_rate(output_dir, data_dir, problem, model, hparams_set, num_examples)` is the
 acceptance check of a trained run: the share of dev examples decoded exactly right.
 """
 import os
 import sys
 
-import keras
-import tensorflow as tf
 from absl import logging
 
-from t2t_lite import registry
-from t2t_lite.data.problem import ModeKeys
+from t2t_lite import output_dir as output_dir_lib
+from t2t_lite.constants import EOS_ID, ModeKeys
 from t2t_lite.decoding import decoder as decoder_lib
-from t2t_lite.errors import CheckpointNotFoundError, ConfigError, DataNotFoundError
-from t2t_lite.hparams import HParams
-
-HPARAMS_FILENAME = "hparams.json"
+from t2t_lite.errors import ConfigError, DataNotFoundError
+from t2t_lite.task import Task
 
 
-def _as_problem(problem):
-  return registry.problem(problem) if isinstance(problem, str) else problem
-
-
-def load_hparams(output_dir, hparams_set=None, overrides=""):
-  """The model hparams of a trained run, with `overrides` (an `--hparams` string) applied.
-
-  They come from OUTPUT_DIR/hparams.json (what the trainer saved, so they match the
-  checkpoints) when it exists, else from the registered `hparams_set`.
+def restore_model(task, output_dir, checkpoint_path=None):
+  """The task's model restored from output_dir's newest (or the given) checkpoint, checked
+  to be decodable; returns (model, checkpoint path).
 
   Raises:
-    ConfigError: neither hparams.json nor hparams_set, or an unreadable hparams.json.
-    UnknownNameError / HParamsError: an unknown set or a bad overrides string.
+    ConfigError: class-label targets (nothing to decode), or a checkpoint that does not fit.
+    CheckpointNotFoundError: output_dir has no checkpoint.
   """
-  path = os.path.join(output_dir, HPARAMS_FILENAME) if output_dir else None
-  if path and tf.io.gfile.exists(path):
-    with tf.io.gfile.GFile(path, "r") as f:
-      text = f.read()
-    try:
-      hparams = HParams.from_json(text)
-    except ValueError as e:
-      raise ConfigError("%s is not a valid hparams file (%s)." % (path, e)) from None
-    saved_set = hparams.get("hparams_set")
-    if hparams_set and saved_set and saved_set != hparams_set:
-      logging.warning("--hparams_set=%s, but %s was trained with %s: using the saved "
-                      "hparams, which match its checkpoints.", hparams_set, output_dir,
-                      saved_set)
-  elif hparams_set:
-    hparams = registry.hparams(hparams_set)
-  else:
-    raise ConfigError("--hparams_set is required: %s has no %s to read the hparams from." %
-                      (output_dir, HPARAMS_FILENAME))
-  hparams.parse(overrides or "")
-  return hparams
-
-
-def latest_checkpoint(output_dir):
-  """The newest checkpoint's path in output_dir.
-
-  Raises:
-    CheckpointNotFoundError: there is none.
-  """
-  path = tf.train.latest_checkpoint(output_dir) if output_dir else None
-  if not path:
-    raise CheckpointNotFoundError(
-        "no checkpoint in --output_dir=%s: train a model there first (t2t-trainer ... "
-        "--output_dir=%s)." % (output_dir, output_dir))
-  return path
-
-
-def build_model(problem, model_name, hparams, data_dir=None):
-  """The model, built (its weights created) for decoding; not restored."""
-  problem = _as_problem(problem)
-  problem_hparams = problem.get_hparams(hparams, data_dir=data_dir)
-  if problem_hparams.modality.get("targets") == "class_label":
+  if not task.sequence_targets:
     raise ConfigError("problem %s has class-label targets; t2t-decoder decodes sequences "
                       "(evaluate classifiers with t2t-trainer --schedule=evaluate)." %
-                      problem.name)
-  policy = hparams.get("mixed_precision", "") or None
-  previous = keras.config.dtype_policy()
-  if policy:
-    keras.config.set_dtype_policy(policy)
-  try:
-    model = registry.model(model_name)(hparams, problem_hparams)
-    dummy = {"targets": tf.ones([1, 4], tf.int32)}
-    if problem_hparams.has_inputs:
-      dummy["inputs"] = tf.ones([1, 4], tf.int32)
-    model(dummy, training=False)
-  finally:
-    keras.config.set_dtype_policy(previous)
+                      task.problem.name)
+  model, path = task.restore_for_inference(output_dir, checkpoint_path)
   decoder_lib.check_decodable(model)
-  return model
-
-
-def variables_outside_checkpoint(checkpoint, model):
-  """The paths of the model's weights that `checkpoint` (which holds the model) cannot reach.
-
-  Keras 3 layers kept only in a list attribute are tracked by Keras (they are in
-  `model.weights`) but not by tf.train.Checkpoint, so a checkpoint silently lacks them.
-  """
-  view = tf.train.TrackableView(checkpoint)
-  reachable = {id(obj) for obj in view.descendants()}
-  return [w.path for w in model.weights if id(w) not in reachable]
-
-
-def restore_model(problem, model_name, hparams, output_dir, data_dir=None):
-  """Builds the model and restores its weights (only the model) from the newest checkpoint.
-
-  Returns:
-    (model, checkpoint path).
-
-  Raises:
-    CheckpointNotFoundError: output_dir has no checkpoint.
-    ConfigError: the checkpoint does not fit the model built from these hparams.
-  """
-  path = latest_checkpoint(output_dir)
-  model = build_model(problem, model_name, hparams, data_dir)
-  checkpoint = tf.train.Checkpoint(model=model)
-  unsaved = variables_outside_checkpoint(checkpoint, model)
-  if unsaved:
-    # A bug of the model, not of the user: its checkpoints cannot hold these variables, so
-    # "restoring" would leave them at their random initial values.
-    raise RuntimeError(
-        "model %s keeps %d of its %d variables where tf.train.Checkpoint cannot see them "
-        "(e.g. %s), so its checkpoints do not hold them and a restored model would decode "
-        "with random weights. Keras 3 does not checkpoint layers held only in a Python list "
-        "attribute: give each such layer its own attribute as well." %
-        (model_name, len(unsaved), len(model.weights), ", ".join(unsaved[:3])))
-  try:
-    status = checkpoint.restore(path).expect_partial()
-    status.assert_existing_objects_matched()
-  except (AssertionError, ValueError, tf.errors.InvalidArgumentError) as e:
-    raise ConfigError(
-        "the checkpoint %s does not fit model %s with these hparams (%s). Decode with the "
-        "model, problem and hparams it was trained with." %
-        (path, model_name, str(e).splitlines()[0][:300])) from None
   logging.info("Restored the model from %s", path)
   return model, path
 
@@ -152,6 +49,7 @@ def read_decode_file(path):
   Raises:
     ConfigError: the file is missing or has no lines.
   """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   if not tf.io.gfile.exists(path):
     raise ConfigError("--decode_from_file=%s: no such file." % path)
   with tf.io.gfile.GFile(path, "r") as f:
@@ -171,7 +69,12 @@ def default_decode_to_file(decode_from_file, problem_name, model_name, hparams_s
       decode_hp.alpha)
 
 
-def encode_lines(problem, data_dir, lines, max_input_size=-1):
+def _source_encoder(task, encoders):
+  # A decoder-only problem's prompts are encoded with its targets' encoder.
+  return encoders["inputs"] if task.problem.has_inputs else encoders["targets"]
+
+
+def encode_lines(task, lines, max_input_size=-1):
   """Input lines -> id lists, as the decoder reads them.
 
   Lines are encoded with the problem's "inputs" encoder and get EOS appended; for a
@@ -181,9 +84,7 @@ def encode_lines(problem, data_dir, lines, max_input_size=-1):
   Raises:
     ConfigError: a line the encoder rejects (the message gives its number).
   """
-  problem = _as_problem(problem)
-  encoders = problem.feature_encoders(data_dir)
-  encoder = encoders["inputs"] if problem.has_inputs else encoders["targets"]
+  encoder = _source_encoder(task, task.problem.feature_encoders(task.data_dir))
   id_lists = []
   for number, line in enumerate(lines, 1):
     try:
@@ -192,7 +93,7 @@ def encode_lines(problem, data_dir, lines, max_input_size=-1):
       raise ConfigError("line %d (%r) cannot be encoded: %s" % (number, line[:60], e)) from None
     if max_input_size > 0:
       ids = ids[:max_input_size]
-    id_lists.append(ids + [decoder_lib.EOS_ID] if problem.has_inputs else ids)
+    id_lists.append(ids + [EOS_ID] if task.problem.has_inputs else ids)
   return id_lists
 
 
@@ -212,35 +113,25 @@ def format_decodes(decoder, results, target_encoder):
   return lines
 
 
-def decode_from_file(decoder, problem, data_dir, decode_from_file, decode_to_file):
-  """Decodes each line of `decode_from_file` into the same line of `decode_to_file`.
-
-  Returns:
-    The number of lines decoded.
-  """
-  problem = _as_problem(problem)
-  lines = read_decode_file(decode_from_file)
-  encoders = problem.feature_encoders(data_dir)
+def decode_lines(decoder, task, lines):
+  """Input lines -> output lines (see `encode_lines` and `format_decodes`)."""
   results = decoder.decode_with_scores(
-      encode_lines(problem, data_dir, lines, decoder.hparams.max_input_size))
-  outputs = format_decodes(decoder, results, encoders["targets"])
-  parent = os.path.dirname(decode_to_file)
-  if parent:
-    tf.io.gfile.makedirs(parent)
-  tmp = "%s.tmp-%d" % (decode_to_file, os.getpid())
-  with tf.io.gfile.GFile(tmp, "w") as f:
-    for line in outputs:
-      f.write(line + "\n")
-  tf.io.gfile.rename(tmp, decode_to_file, overwrite=True)
+      encode_lines(task, lines, decoder.hparams.max_input_size))
+  return format_decodes(decoder, results, task.problem.feature_encoders(task.data_dir)["targets"])
+
+
+def decode_from_file(decoder, task, decode_from_file, decode_to_file):
+  """Decodes each line of `decode_from_file` into the same line of `decode_to_file` (written
+  atomically). Returns the number of lines decoded."""
+  outputs = decode_lines(decoder, task, read_decode_file(decode_from_file))
+  output_dir_lib.write_lines_atomically(decode_to_file, outputs)
   return len(outputs)
 
 
-def decode_interactive(decoder, problem, data_dir, stdin=None, stdout=None):
+def decode_interactive(decoder, task, stdin=None, stdout=None):
   """Reads lines from stdin and prints each one's decode, until end of input."""
-  problem = _as_problem(problem)
   stdin = stdin or sys.stdin
   stdout = stdout or sys.stdout
-  encoders = problem.feature_encoders(data_dir)
   prompt = stdin.isatty() if hasattr(stdin, "isatty") else False
   count = 0
   while True:
@@ -250,32 +141,28 @@ def decode_interactive(decoder, problem, data_dir, stdin=None, stdout=None):
     line = stdin.readline()
     if not line:
       break
-    line = line.rstrip("\r\n")
     try:
-      ids = encode_lines(problem, data_dir, [line], decoder.hparams.max_input_size)
+      output = decode_lines(decoder, task, [line.rstrip("\r\n")])[0]
     except ConfigError as e:
-      stdout.write("error: %s\n" % e)
-      stdout.flush()
-      continue
-    results = decoder.decode_with_scores(ids)
-    stdout.write(format_decodes(decoder, results, encoders["targets"])[0] + "\n")
+      output = "error: %s" % e
+    stdout.write(output + "\n")
     stdout.flush()
     count += 1
   return count
 
 
-def dev_examples(problem, data_dir, hparams, num_samples):
+def dev_examples(task, num_samples):
   """Up to `num_samples` (-1: all) (source ids, target ids) of the dev split, in order.
 
   Sources are the inputs (with EOS); for a decoder-only problem the first half of each
   target is the prompt and the rest is the target. Targets are without EOS and padding.
   """
-  problem = _as_problem(problem)
-  ds = problem.examples(ModeKeys.EVAL, data_dir, hparams)
+  problem = task.problem
+  ds = problem.examples(ModeKeys.EVAL, task.data_dir, task.hparams)
   if num_samples is not None and num_samples >= 0:
     ds = ds.take(num_samples)
   pairs = []
-  with problem.reading_errors(data_dir):
+  with problem.reading_errors(task.data_dir):
     for example in ds.as_numpy_iterator():
       targets = decoder_lib.strip_ids(example["targets"].reshape(-1))
       if problem.has_inputs:
@@ -285,7 +172,7 @@ def dev_examples(problem, data_dir, hparams, num_samples):
         pairs.append((targets[:half], targets[half:]))
   if not pairs:
     raise DataNotFoundError("the dev split of %s in %s has no examples to decode." %
-                            (problem.name, data_dir))
+                            (problem.name, task.data_dir))
   return pairs
 
 
@@ -300,8 +187,8 @@ def sequence_metrics(decodes, targets):
   correct = total = 0
   for decode, target in zip(decodes, targets):
     exact += int(list(decode) == list(target))
-    target_eos = list(target) + [decoder_lib.EOS_ID]
-    decode_eos = list(decode) + [decoder_lib.EOS_ID]
+    target_eos = list(target) + [EOS_ID]
+    decode_eos = list(decode) + [EOS_ID]
     correct += sum(int(i < len(decode_eos) and decode_eos[i] == t)
                    for i, t in enumerate(target_eos))
     total += len(target_eos)
@@ -310,41 +197,47 @@ def sequence_metrics(decodes, targets):
           "num_examples": len(targets)}
 
 
-def decode_dataset(decoder, problem, data_dir, hparams, num_samples=None, log=True,
-                   decode_to_file=None):
+def decode_dataset(decoder, task, num_samples=None, log=True, decode_to_file=None):
   """Decodes dev examples and measures them against their targets.
 
   Args:
     decoder: a Decoder.
-    problem: a Problem or its name.
-    data_dir: where the data is.
-    hparams: the model hparams (for the problem's preprocessing).
+    task: the Task (problem, data_dir, hparams for the problem's preprocessing).
     num_samples: examples to decode (-1: all; default the decode hparams' num_samples).
     log: print a few examples (input, decode, target) on stdout.
-    decode_to_file: also write the decodes there, one a line.
+    decode_to_file: also write the decodes there, one a line (atomically).
 
   Returns:
     `sequence_metrics` of the best decodes.
   """
-  problem = _as_problem(problem)
   if num_samples is None:
     num_samples = decoder.hparams.num_samples
-  pairs = dev_examples(problem, data_dir, hparams, num_samples)
+  pairs = dev_examples(task, num_samples)
   results = decoder.decode_with_scores([source for source, _ in pairs])
   best = [beams[0] for beams, _ in results]
   metrics = sequence_metrics(best, [target for _, target in pairs])
-  encoders = problem.feature_encoders(data_dir)
+  encoders = task.problem.feature_encoders(task.data_dir)
   if log:
-    source_encoder = encoders["inputs"] if problem.has_inputs else encoders["targets"]
+    source_encoder = _source_encoder(task, encoders)
     for (source, target), decode in list(zip(pairs, best))[:5]:
       print("  input:  %s\n  decode: %s\n  target: %s" % (
           source_encoder.decode(source), encoders["targets"].decode(decode),
           encoders["targets"].decode(target)))
   if decode_to_file:
-    with tf.io.gfile.GFile(decode_to_file, "w") as f:
-      for line in format_decodes(decoder, results, encoders["targets"]):
-        f.write(line + "\n")
+    output_dir_lib.write_lines_atomically(
+        decode_to_file, format_decodes(decoder, results, encoders["targets"]))
   return metrics
+
+
+def dev_bleu(decoder, task, num_samples):
+  """sacreBLEU (0-100, cased) of `num_samples` decoded dev examples against their targets,
+  both detokenized with the problem's target encoder."""
+  from t2t_lite.decoding import bleu  # pylint: disable=g-import-not-at-top
+  pairs = dev_examples(task, num_samples)
+  results = decoder.decode_with_scores([source for source, _ in pairs])
+  target = task.problem.feature_encoders(task.data_dir)["targets"]
+  return bleu.bleu_score([target.decode(beams[0]) for beams, _ in results],
+                         [target.decode(ids) for _, ids in pairs])
 
 
 def exact_match_rate(output_dir, data_dir, problem, model, hparams_set, num_examples=1000,
@@ -366,12 +259,10 @@ def exact_match_rate(output_dir, data_dir, problem, model, hparams_set, num_exam
   Returns:
     A float in [0, 1].
   """
-  problem = _as_problem(problem)
-  hparams = load_hparams(output_dir, hparams_set)
-  restored, _ = restore_model(problem, model, hparams, output_dir, data_dir)
+  task = Task(problem, model, output_dir_lib.load_hparams(output_dir, hparams_set), data_dir)
+  restored, _ = restore_model(task, output_dir)
   decoder = decoder_lib.Decoder(restored, decoder_lib.decode_hparams(decode_hparams_overrides))
-  metrics = decode_dataset(decoder, problem, data_dir, hparams, num_samples=num_examples,
-                           log=False)
+  metrics = decode_dataset(decoder, task, num_samples=num_examples, log=False)
   return metrics["accuracy_per_sequence"]
 
 

@@ -41,7 +41,8 @@ Example:
 """
 import tensorflow as tf
 
-EOS_ID = 1
+from t2t_lite.constants import EOS_ID
+
 # Log-probability of an impossible hypothesis. Finite, so sums and divisions stay finite.
 NEG_INF = -1e9
 # Cache entries that are the same for every step (keys/values of the encoder output): beam

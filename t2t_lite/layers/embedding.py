@@ -4,6 +4,7 @@ import math
 import keras
 from keras import ops
 
+from t2t_lite.constants import PAD_ID
 from t2t_lite.layers.dropout import Dropout
 
 
@@ -45,7 +46,8 @@ def get_timing_signal_1d(positions, channels, min_timescale=1.0, max_timescale=1
 class TokenEmbedding(keras.layers.Layer):
   """Token ids -> vectors, scaled by sqrt(hidden_size), plus position information.
 
-  Id 0 is padding: the layer propagates the mask `ids != 0` to the layers after it.
+  Id 0 (`PAD_ID`) is padding: the layer propagates the mask `ids != PAD_ID` to the layers
+  after it.
 
   Args:
     vocab_size: number of token ids.
@@ -122,7 +124,7 @@ class TokenEmbedding(keras.layers.Layer):
     return self._dropout_layer(x, training=training)
 
   def compute_mask(self, ids, mask=None, *args, **kwargs):
-    return ops.not_equal(ids, 0)
+    return ops.not_equal(ids, PAD_ID)
 
   def compute_output_shape(self, ids_shape):
     return tuple(ids_shape) + (self.hidden_size,)

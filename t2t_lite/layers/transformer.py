@@ -1,7 +1,10 @@
-"""Pre-norm Transformer encoder and decoder blocks (tensor2tensor's layout).
+"""Transformer encoder and decoder blocks, pre-norm (tensor2tensor's layout) or post-norm.
 
-Each sublayer is `x + dropout(sublayer(layer_norm(x)))`; the final layer norm of a stack is the
-model's job. The decoder block's self-attention keeps a key/value cache for incremental decoding
+With `norm_first=True` (the default; tensor2tensor's layer_preprocess_sequence="n",
+layer_postprocess_sequence="da") each sublayer is `x + dropout(sublayer(layer_norm(x)))` and the
+final layer norm of a stack is the model's job. With `norm_first=False` (the original paper's,
+tensor2tensor's transformer_base_v1 "" / "dan", keras-hub's default) it is
+`layer_norm(x + dropout(sublayer(x)))`, and a stack needs no final layer norm. The decoder block's self-attention keeps a key/value cache for incremental decoding
 (see `t2t_lite.layers.attention` for its structure), and its attention over the encoder output
 can reuse keys and values projected once per sequence (`compute_memory_kv`).
 """
@@ -18,8 +21,8 @@ class _TransformerBlockBase(keras.layers.Layer):
   """Arguments, feed-forward network and config shared by the encoder and decoder blocks."""
 
   def __init__(self, num_heads, filter_size, dropout=0.0, attention_dropout=0.0,
-               relu_dropout=0.0, activation="relu", layer_norm_epsilon=1e-6, seed=None,
-               **kwargs):
+               relu_dropout=0.0, activation="relu", layer_norm_epsilon=1e-6, norm_first=True,
+               kernel_initializer=None, seed=None, **kwargs):
     super().__init__(**kwargs)
     self.num_heads = num_heads
     self.filter_size = filter_size
@@ -28,6 +31,10 @@ class _TransformerBlockBase(keras.layers.Layer):
     self.relu_dropout = relu_dropout
     self.activation = keras.activations.get(activation)
     self.layer_norm_epsilon = layer_norm_epsilon
+    self.norm_first = bool(norm_first)
+    # None: each sublayer's own default (FanInUniform); otherwise copied per sublayer.
+    self.kernel_initializer = (None if kernel_initializer is None else
+                               keras.initializers.get(kernel_initializer))
     self.seed = seed
     self.supports_masking = True
     self._hidden_size = None
@@ -39,6 +46,21 @@ class _TransformerBlockBase(keras.layers.Layer):
   def _norm(self, name):
     return keras.layers.LayerNormalization(epsilon=self.layer_norm_epsilon,
                                            dtype=self.dtype_policy, name=name)
+
+  def _initializer(self):
+    """A fresh copy of kernel_initializer (None: the sublayer's default), so that unseeded
+    copies draw different values."""
+    if self.kernel_initializer is None:
+      return None
+    return keras.initializers.get(keras.initializers.serialize(self.kernel_initializer))
+
+  def _sublayer_input(self, x, norm):
+    """What a sublayer reads: layer_norm(x) before it (pre-norm), or x itself (post-norm)."""
+    return norm(x) if self.norm_first else x
+
+  def _residual(self, x, y, norm):
+    """x + y (pre-norm), or layer_norm(x + y) (post-norm)."""
+    return x + y if self.norm_first else norm(x + y)
 
   def _dropout(self, rate, offset, name):
     return Dropout(rate, seed=self._seed(offset), dtype=self.dtype_policy,
@@ -54,20 +76,24 @@ class _TransformerBlockBase(keras.layers.Layer):
     self._ffn_norm = self._norm("ffn_norm")
     self._ffn_norm.build(x_shape)
     self._ffn_inner = Dense(self.filter_size, activation=self.activation,
-                            dtype=self.dtype_policy, name="ffn_inner")
+                            kernel_initializer=self._initializer(), dtype=self.dtype_policy,
+                            name="ffn_inner")
     self._ffn_inner.build(x_shape)
     self._relu_dropout = self._dropout(self.relu_dropout, 1, "relu_dropout")
-    self._ffn_outer = Dense(hidden, dtype=self.dtype_policy, name="ffn_outer")
+    self._ffn_outer = Dense(hidden, kernel_initializer=self._initializer(),
+                            dtype=self.dtype_policy, name="ffn_outer")
     self._ffn_outer.build(tuple(x_shape[:-1]) + (self.filter_size,))
     self._ffn_dropout = self._dropout(self.dropout, 2, "ffn_dropout")
 
   def _ffn(self, x, training):
     # On [B*T, D] rows: a rank-3 Dense input is a tf.tensordot on TensorFlow, with extra shape
-    # ops and reshapes per call (see layers/attention.py's _dense_2d).
+    # ops and reshapes per call (see layers/attention_base.py's dense_2d).
     shape = ops.shape(x)
-    y = self._ffn_inner(self._ffn_norm(ops.reshape(x, (-1, shape[-1]))))
+    rows = ops.reshape(x, (-1, shape[-1]))
+    y = self._ffn_inner(self._sublayer_input(rows, self._ffn_norm))
     y = self._ffn_outer(self._relu_dropout(y, training=training))
-    return x + ops.reshape(self._ffn_dropout(y, training=training), shape)
+    y = self._residual(rows, self._ffn_dropout(y, training=training), self._ffn_norm)
+    return ops.reshape(y, shape)
 
   def compute_mask(self, x, mask=None, *args, **kwargs):
     return mask
@@ -85,6 +111,9 @@ class _TransformerBlockBase(keras.layers.Layer):
         "relu_dropout": self.relu_dropout,
         "activation": keras.activations.serialize(self.activation),
         "layer_norm_epsilon": self.layer_norm_epsilon,
+        "norm_first": self.norm_first,
+        "kernel_initializer": (None if self.kernel_initializer is None else
+                               keras.initializers.serialize(self.kernel_initializer)),
         "seed": self.seed,
     })
     return config
@@ -92,7 +121,7 @@ class _TransformerBlockBase(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="t2t_lite")
 class TransformerEncoderBlock(_TransformerBlockBase):
-  """Pre-norm self-attention + feed-forward block of a Transformer encoder.
+  """Self-attention + feed-forward block of a Transformer encoder (pre- or post-norm).
 
   Args:
     num_heads: number of attention heads (must divide the hidden size).
@@ -102,6 +131,9 @@ class TransformerEncoderBlock(_TransformerBlockBase):
     relu_dropout: dropout after the feed-forward inner activation.
     activation: the feed-forward activation.
     layer_norm_epsilon: epsilon of the layer norms.
+    norm_first: pre-norm (True, tensor2tensor's) or post-norm (False) sublayers.
+    kernel_initializer: initializer of the attention and feed-forward kernels; default each
+      layer's own (`FanInUniform`).
     seed: optional int; seeds the block's dropouts.
     **kwargs: `keras.layers.Layer` arguments (name, dtype, ...).
 
@@ -123,22 +155,23 @@ class TransformerEncoderBlock(_TransformerBlockBase):
     self._attention_norm = self._norm("attention_norm")
     self._attention_norm.build(x_shape)
     self._attention = MultiHeadSelfAttention(
-        self.num_heads, dropout=self.attention_dropout, seed=self._seed(3),
-        dtype=self.dtype_policy, name="self_attention")
+        self.num_heads, dropout=self.attention_dropout, kernel_initializer=self._initializer(),
+        seed=self._seed(3), dtype=self.dtype_policy, name="self_attention")
     self._attention.build(x_shape)
     self._attention_dropout = self._dropout(self.dropout, 4, "attention_output_dropout")
     self._build_ffn(x_shape)
     self.built = True
 
   def call(self, x, mask=None, training=None):
-    y = self._attention(self._attention_norm(x), mask=mask, training=training)
-    x = x + self._attention_dropout(y, training=training)
+    y = self._attention(self._sublayer_input(x, self._attention_norm), mask=mask,
+                        training=training)
+    x = self._residual(x, self._attention_dropout(y, training=training), self._attention_norm)
     return self._ffn(x, training)
 
 
 @keras.saving.register_keras_serializable(package="t2t_lite")
 class TransformerDecoderBlock(_TransformerBlockBase):
-  """Pre-norm Transformer decoder block: causal self-attention, attention over memory, FFN.
+  """Transformer decoder block: causal self-attention, attention over memory, FFN.
 
   With `memory=None` (and no `memory_kv`) the attention over memory is skipped: a decoder-only
   (language model) block. The block is built with that attention only when it first sees a
@@ -152,6 +185,9 @@ class TransformerDecoderBlock(_TransformerBlockBase):
     relu_dropout: dropout after the feed-forward inner activation.
     activation: the feed-forward activation.
     layer_norm_epsilon: epsilon of the layer norms.
+    norm_first: pre-norm (True, tensor2tensor's) or post-norm (False) sublayers.
+    kernel_initializer: initializer of the attention and feed-forward kernels; default each
+      layer's own (`FanInUniform`).
     seed: optional int; seeds the block's dropouts.
     **kwargs: `keras.layers.Layer` arguments (name, dtype, ...).
 
@@ -185,14 +221,14 @@ class TransformerDecoderBlock(_TransformerBlockBase):
     self._self_attention_norm = self._norm("self_attention_norm")
     self._self_attention_norm.build(x_shape)
     self._self_attention = MultiHeadSelfAttention(
-        self.num_heads, dropout=self.attention_dropout, seed=self._seed(3),
-        dtype=self.dtype_policy, name="self_attention")
+        self.num_heads, dropout=self.attention_dropout, kernel_initializer=self._initializer(),
+        seed=self._seed(3), dtype=self.dtype_policy, name="self_attention")
     self._self_attention.build(x_shape)
     self._self_attention_dropout = self._dropout(self.dropout, 4, "self_attention_dropout")
     self._cross_attention_norm = self._norm("cross_attention_norm")
     self._cross_attention = MultiHeadAttention(
-        self.num_heads, dropout=self.attention_dropout, seed=self._seed(5),
-        dtype=self.dtype_policy, name="cross_attention")
+        self.num_heads, dropout=self.attention_dropout, kernel_initializer=self._initializer(),
+        seed=self._seed(5), dtype=self.dtype_policy, name="cross_attention")
     self._cross_attention_dropout = self._dropout(self.dropout, 6, "cross_attention_dropout")
     if memory_shape is not None:
       self._build_cross_attention(x_shape, tuple(memory_shape))
@@ -236,18 +272,22 @@ class TransformerDecoderBlock(_TransformerBlockBase):
 
   def call(self, x, memory=None, mask=None, memory_mask=None, training=None, cache=None,
            cache_index=None, memory_kv=None):
-    y = self._self_attention(self._self_attention_norm(x), mask=mask, use_causal_mask=True,
-                             training=training, cache=cache, cache_index=cache_index)
+    y = self._self_attention(self._sublayer_input(x, self._self_attention_norm), mask=mask,
+                             use_causal_mask=True, training=training, cache=cache,
+                             cache_index=cache_index)
     if cache is not None:
       y, cache = y
-    x = x + self._self_attention_dropout(y, training=training)
+    x = self._residual(x, self._self_attention_dropout(y, training=training),
+                       self._self_attention_norm)
     if memory is not None or memory_kv is not None:
       if not self._cross_attention.built:
         self._build_cross_attention(
             tuple(x.shape), (None, None, self._hidden_size) if memory is None else
             tuple(memory.shape))
-      y = self._cross_attention(self._cross_attention_norm(x), memory, mask=mask,
-                                memory_mask=memory_mask, training=training, memory_kv=memory_kv)
-      x = x + self._cross_attention_dropout(y, training=training)
+      y = self._cross_attention(self._sublayer_input(x, self._cross_attention_norm), memory,
+                                mask=mask, memory_mask=memory_mask, training=training,
+                                memory_kv=memory_kv)
+      x = self._residual(x, self._cross_attention_dropout(y, training=training),
+                         self._cross_attention_norm)
     x = self._ffn(x, training)
     return x if cache is None else (x, cache)

@@ -8,7 +8,7 @@ Importing this package registers every built-in model and hparams set:
 Models: basic_fc_relu, transformer, transformer_encoder. The loss every model trains with is
 `t2t_lite.models.losses.model_loss`.
 """
-from t2t_lite.models import common_hparams  # noqa: F401  (registers basic_params1)
+from t2t_lite import common_hparams  # noqa: F401  (registers basic_params1)
 from t2t_lite.models import losses  # noqa: F401
 from t2t_lite.models.base import T2TModel  # noqa: F401
 from t2t_lite.models.basic import BasicFcRelu  # noqa: F401

@@ -10,7 +10,7 @@ from t2t_lite import registry
 from t2t_lite.layers.dense import Dense
 from t2t_lite.layers.dropout import Dropout
 from t2t_lite.models import base
-from t2t_lite.models.common_hparams import basic_params1
+from t2t_lite.common_hparams import basic_params1
 
 
 @registry.register_model("basic_fc_relu")

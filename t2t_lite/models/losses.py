@@ -15,8 +15,8 @@ import math
 
 from keras import ops
 
-# Padding id of every symbol feature: tokens with this label get weight 0.
-PAD_ID = 0
+# Padding id of every symbol feature (defined in t2t_lite.constants): labels with it get weight 0.
+from t2t_lite.constants import PAD_ID
 
 
 def _smoothing_constants(num_classes, label_smoothing):
@@ -73,7 +73,7 @@ def padded_cross_entropy(logits, labels, label_smoothing=0.0, weights=None):
 
   Args:
     logits: float tensor [batch, length, vocab] (or any [..., vocab]).
-    labels: int tensor [batch, length]; id 0 is padding and gets weight 0.
+    labels: int tensor [batch, length]; id 0 (PAD_ID) is padding and gets weight 0.
     label_smoothing: float in [0, 1); see `smoothed_cross_entropy`.
     weights: optional float tensor shaped like `labels` that replaces the padding weights.
 

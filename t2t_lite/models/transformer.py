@@ -21,23 +21,25 @@ import keras
 from keras import ops
 
 from t2t_lite import registry
+from t2t_lite.constants import PAD_ID
 from t2t_lite.models import base
-from t2t_lite.models.common_hparams import basic_params1
+# Registers the hparams sets (transformer_base, transformer_tiny, ...) with the model.
+from t2t_lite.models import transformer_hparams  # noqa: F401  pylint: disable=unused-import
 
 
 def shift_right(targets):
-  """[B, T] -> [B, T]: a 0 (the start/padding id) in front, the last position dropped.
+  """[B, T] -> [B, T]: PAD_ID (0, also the start id) in front, the last position dropped.
 
   The decoder reads position t-1 to predict position t (teacher forcing).
   """
-  padded = ops.pad(targets, ((0, 0), (1, 0)))
+  padded = ops.pad(targets, ((0, 0), (1, 0)), constant_values=PAD_ID)
   return padded[:, :-1]
 
 
 def drop_keras_mask(x):
-  """x without the Keras mask a TokenEmbedding attached (`ids != 0`).
+  """x without the Keras mask a TokenEmbedding attached (`ids != PAD_ID`).
 
-  The decoder's first input id is 0 (the start of the shifted targets), which that mask would
+  The decoder's first input id is PAD_ID (the start of the shifted targets), which that mask would
   hide; the decoder masks causally instead, so the mask must not reach its blocks (Keras
   passes an attached mask on to every layer whose call takes `mask`).
   """
@@ -109,8 +111,10 @@ class Transformer(base.T2TModel):
     max_length = int(hp.get("max_length") or 0) or None
     if position == "learned" and not max_length:
       raise ValueError("transformer: pos='emb' (learned positions) needs max_length > 0.")
-    embedding_args = dict(position=position, max_length=max_length, scale=True,
-                          dropout=prepost_dropout, dtype=dtype)
+    self.norm_first = _norm_first(hp)
+    kernel_initializer = _kernel_initializer(hp)
+    embedding_args = dict(position=position, max_length=max_length,
+                          scale=_embedding_scale(hp), dropout=prepost_dropout, dtype=dtype)
     block_args = dict(
         num_heads=self.num_heads,
         filter_size=int(hp["filter_size"]),
@@ -119,6 +123,8 @@ class Transformer(base.T2TModel):
         relu_dropout=float(hp.get("relu_dropout", 0.0)),
         activation=hp.get("ffn_activation", "relu"),
         layer_norm_epsilon=float(hp.get("norm_epsilon", 1e-6)),
+        norm_first=self.norm_first,
+        kernel_initializer=kernel_initializer,
         dtype=dtype)
     epsilon = block_args["layer_norm_epsilon"]
 
@@ -138,8 +144,8 @@ class Transformer(base.T2TModel):
       self.encoder_blocks = self.track_layers("encoder_block", [
           layers.TransformerEncoderBlock(name="encoder_%d" % i, **block_args)
           for i in range(_encoder_layers(hp))])
-      self.encoder_norm = keras.layers.LayerNormalization(epsilon=epsilon, dtype=dtype,
-                                                          name="encoder_norm")
+      # Pre-norm stacks end with a layer norm; post-norm blocks already end with one.
+      self.encoder_norm = _final_norm(self.norm_first, epsilon, dtype, "encoder_norm")
     else:
       self.input_embedding = None
       self.encoder_blocks = []
@@ -147,13 +153,13 @@ class Transformer(base.T2TModel):
     self.decoder_blocks = self.track_layers("decoder_block", [
         layers.TransformerDecoderBlock(name="decoder_%d" % i, **block_args)
         for i in range(_decoder_layers(hp))])
-    self.decoder_norm = keras.layers.LayerNormalization(epsilon=epsilon, dtype=dtype,
-                                                        name="decoder_norm")
+    self.decoder_norm = _final_norm(self.norm_first, epsilon, dtype, "decoder_norm")
     if hp.get("shared_embedding_and_softmax_weights", False):
       self.output_projection = None
     else:
-      self.output_projection = layers.Dense(self.target_vocab_size, dtype=dtype,
-                                            name="output_projection")
+      self.output_projection = layers.Dense(self.target_vocab_size,
+                                            kernel_initializer=_kernel_initializer(hp),
+                                            dtype=dtype, name="output_projection")
 
   # --- the pieces ----------------------------------------------------------------------------
 
@@ -176,7 +182,7 @@ class Transformer(base.T2TModel):
       raise ValueError("transformer: this problem has no inputs (has_inputs=False); there "
                        "is no encoder to run.")
     inputs = ops.cast(inputs, "int32")
-    mask = ops.not_equal(inputs, 0)
+    mask = ops.not_equal(inputs, PAD_ID)
     x = self._embed_inputs(inputs, training)
     for block in self.encoder_blocks:
       x = block(x, mask=mask, training=training)
@@ -245,8 +251,8 @@ class Transformer(base.T2TModel):
     """One decoder position: the logits of the next token and the updated cache.
 
     Args:
-      ids: int [B] (or [B, 1]), the decoder input at position `index`: 0 at index 0, then
-        the token chosen at index - 1.
+      ids: int [B] (or [B, 1]), the decoder input at position `index`: PAD_ID (0) at index 0,
+        then the token chosen at index - 1.
       cache: from `init_decode_cache` or the previous `decode_step`.
       index: int or scalar int tensor, the position being decoded (0-based).
 
@@ -280,202 +286,55 @@ def _position_type(pos):
   return mapping[pos]
 
 
-# --- hparams sets ----------------------------------------------------------------------------
+def _norm_first(hp):
+  """tensor2tensor's layer_preprocess_sequence / layer_postprocess_sequence -> pre-norm?
 
-
-def transformer_common():
-  """The transformer hparams every set starts from (not registered; see transformer_base)."""
-  hparams = basic_params1()
-  hparams.add_hparam("filter_size", 2048)
-  hparams.add_hparam("num_heads", 8)
-  hparams.add_hparam("num_encoder_layers", 0)  # 0: num_hidden_layers
-  hparams.add_hparam("num_decoder_layers", 0)  # 0: num_hidden_layers
-  hparams.add_hparam("layer_prepostprocess_dropout", 0.1)
-  hparams.add_hparam("attention_dropout", 0.1)
-  hparams.add_hparam("relu_dropout", 0.1)
-  hparams.add_hparam("ffn_activation", "relu")
-  hparams.add_hparam("norm_epsilon", 1e-6)
-  hparams.add_hparam("pos", "timing")  # timing (sinusoidal) | emb (learned) | none
-  hparams.add_hparam("shared_embedding", False)  # one embedding for inputs and targets
-  return hparams
-
-
-@registry.register_hparams
-def transformer_base():
-  """tensor2tensor's transformer_base (= transformer_base_v3): 6 layers, 512 wide, 8 heads.
-
-  Train it (WMT English-German, 8 GPUs or a TPU for the paper's numbers):
-
-      t2t-trainer --problem=translate_ende_wmt32k --model=transformer \\
-          --hparams_set=transformer_base --train_steps=250000 \\
-          --data_dir=~/t2t_data --output_dir=~/t2t_train/ende_base
-
-  Result on this machine: not measured; WMT data and days of accelerator time are beyond a
-  2-core CPU machine with no downloads.
+  ("n", "da"): layer norm before each sublayer, dropout and residual after it (pre-norm,
+  tensor2tensor's default since transformer_base_v2); ("", "dan"): dropout, residual, then
+  layer norm (post-norm: the paper's, transformer_base_v1's and keras-hub's).
   """
-  hparams = transformer_common()
-  hparams.batch_size = 4096  # tokens per replica
-  hparams.max_length = 256
-  hparams.hidden_size = 512
-  hparams.num_hidden_layers = 6
-  hparams.filter_size = 2048
-  hparams.num_heads = 8
-  hparams.dropout = 0.1  # unused by the transformer itself (basic_params1's generic rate)
-  hparams.label_smoothing = 0.1
-  hparams.shared_embedding_and_softmax_weights = True
-  hparams.optimizer = "adam"
-  hparams.optimizer_adam_beta1 = 0.9
-  hparams.optimizer_adam_beta2 = 0.997
-  hparams.optimizer_adam_epsilon = 1e-9
-  hparams.clip_grad_norm = 0.0
-  hparams.weight_decay = 0.0
-  # constant * min(1, step / warmup) * rsqrt(max(step, warmup)) * rsqrt(hidden_size): the
-  # schedule tensor2tensor spells "constant*linear_warmup*rsqrt_decay*rsqrt_hidden_size".
-  hparams.learning_rate_schedule = "noam"
-  hparams.learning_rate_constant = 2.0
-  # 4000 warmup steps: the paper's value and transformer_base_v1's. (Deviation:
-  # tensor2tensor's transformer_base_v2/v3 use 8000, which peaks at a rate sqrt(2) lower,
-  # later.) Kept at 4000 as the project's issue asks; --hparams=learning_rate_warmup_steps=8000
-  # gives v3 exactly.
-  hparams.learning_rate_warmup_steps = 4000
-  return hparams
+  pre = hp.get("layer_preprocess_sequence", "n")
+  post = hp.get("layer_postprocess_sequence", "da")
+  if (pre, post) == ("n", "da"):
+    return True
+  if (pre, post) == ("", "dan"):
+    return False
+  raise ValueError("layer_preprocess_sequence=%r, layer_postprocess_sequence=%r: the "
+                   "transformer supports 'n'/'da' (pre-norm) and ''/'dan' (post-norm)." %
+                   (pre, post))
 
 
-@registry.register_hparams
-def transformer_big():
-  """tensor2tensor's transformer_big: 1024 wide, 4096 filter, 16 heads, dropout 0.3.
+def _final_norm(norm_first, epsilon, dtype, name):
+  """The layer norm that ends a pre-norm stack; post-norm blocks end with their own."""
+  if norm_first:
+    return keras.layers.LayerNormalization(epsilon=epsilon, dtype=dtype, name=name)
+  return keras.layers.Identity(dtype=dtype, name=name)
 
-  Train it:
 
-      t2t-trainer --problem=translate_ende_wmt32k --model=transformer \\
-          --hparams_set=transformer_big --train_steps=300000 \\
-          --data_dir=~/t2t_data --output_dir=~/t2t_train/ende_big
+def _embedding_scale(hp):
+  """tensor2tensor's multiply_embedding_mode: "sqrt_depth" scales embeddings by sqrt(hidden)."""
+  mode = hp.get("multiply_embedding_mode", "sqrt_depth")
+  if mode not in ("sqrt_depth", "none", "", None):
+    raise ValueError("multiply_embedding_mode=%r: expected 'sqrt_depth' or 'none'." % (mode,))
+  return mode == "sqrt_depth"
 
-  Result on this machine: not measured (WMT data and accelerators needed; see transformer_base).
+
+def _kernel_initializer(hp):
+  """The `initializer` hparam -> the kernel initializer of the dense layers (None: default).
+
+  "fan_in_uniform" (or ""): t2t_lite's Dense default, uniform on +-1/sqrt(fan_in).
+  "uniform_unit_scaling": tensor2tensor's, VarianceScaling(initializer_gain, "fan_avg",
+  "uniform"), i.e. glorot_uniform at gain 1 (fans of the fused Q/K/V kernels are those of
+  the fused matrix). Any other name is a Keras initializer ("glorot_uniform", "he_normal", ...).
   """
-  hparams = transformer_base()
-  hparams.hidden_size = 1024
-  hparams.filter_size = 4096
-  # tensor2tensor halves the token batch so that the model fits a 12 GB GPU.
-  hparams.batch_size = 2048
-  hparams.num_heads = 16
-  hparams.layer_prepostprocess_dropout = 0.3
-  return hparams
-
-
-@registry.register_hparams
-def transformer_small():
-  """tensor2tensor's transformer_small: 2 layers, 256 wide, 1024 filter, 4 heads.
-
-  Train it:
-
-      t2t-trainer --problem=translate_ende_wmt8k --model=transformer \\
-          --hparams_set=transformer_small --train_steps=100000 \\
-          --data_dir=~/t2t_data --output_dir=~/t2t_train/ende_small
-
-  Result on this machine: not trained to a result here; benchmarks/train.py measures its
-  training speed on algorithmic_reverse_binary40 (tokens/s, MFU: see BENCHMARKS.md).
-  """
-  hparams = transformer_base()
-  hparams.num_hidden_layers = 2
-  hparams.hidden_size = 256
-  hparams.filter_size = 1024
-  hparams.num_heads = 4
-  return hparams
-
-
-@registry.register_hparams
-def transformer_tiny():
-  """tensor2tensor's transformer_tiny (2 layers, 128 wide, 512 filter, 4 heads), with
-  training defaults for the algorithmic problems on a CPU (see _tiny_training_defaults).
-
-  Train it (the README's first command, `bash scripts/quickstart.sh demo`, runs this):
-
-      t2t-trainer --generate_data --problem=algorithmic_reverse_binary40 \\
-          --model=transformer --hparams_set=transformer_tiny --train_steps=8000 \\
-          --data_dir=~/t2t_data --output_dir=~/t2t_train/reverse_binary40
-
-  Result on this machine (2 CPU cores), with these defaults: algorithmic_reverse_binary40
-  stays near 0.6 per-token accuracy for about 2000 steps, then climbs and reaches 0.999-1.0000
-  by step 6000 (two seeds, one core each, 2.7 minutes); with 8000 steps the whole command takes
-  about 3.5 minutes (1.0000 per token, 0.9991 per sequence). algorithmic_identity_binary40
-  reaches 1.0000 at step 1500 (45 seconds).
-  """
-  hparams = transformer_base()
-  hparams.num_hidden_layers = 2
-  hparams.hidden_size = 128
-  hparams.filter_size = 512
-  hparams.num_heads = 4
-  _tiny_training_defaults(hparams)
-  return hparams
-
-
-def _tiny_training_defaults(hparams):
-  """transformer_tiny's deviations from tensor2tensor, each with its reason.
-
-  Measured with t2t-trainer on algorithmic_reverse_binary40 (lengths 1-40), per-token
-  accuracy over 10 dev batches, one CPU core per run:
-
-  - Batch size (tokens), at the cosine schedule below with Adam beta2 0.98 and peak 0.0015:
-    the accuracy reached after a number of steps hardly depends on the batch (0.71 at step
-    2000 with 2048 tokens, 0.69 with 1024, 0.64 with 512 and with 256), while a step costs
-    about its number of tokens (170 / 82 / 45 / 26 ms). 256 tokens reached 0.99 at step 7500
-    (3.3 minutes), 1024 tokens only 0.93 at step 4000 (5.6 minutes); 128 tokens reached 0.99
-    at step 8500 (2.4 minutes), with noisier evaluations.
-  - With 256 tokens and the schedule below (peak 0.001, tensor2tensor's beta2 0.997): 1.0000
-    at step 7000 of 10000, and 0.9996-1.0000 at step 6000 of 8000 for two seeds.
-  - Schedules, with 1024 tokens at steps 1000 / 2000 / 2500: tensor2tensor's noam (constant
-    0.3, warmup 200: peak 0.0019, a quarter of that by step 3000) 0.62 / 0.69 / 0.71;
-    constant 0.002: 0.59 / 0.61 / 0.56; cosine from 0.001: 0.60 / 0.63, 0.71 at 3000 and
-    1.0000 at 10000. Learned positions (pos=emb) and three times the initial weight variance
-    did no better (0.60 / 0.65 / 0.62 and 0.58 / 0.67); nor did a third layer (0.69 at 2500).
-  """
-  # 256 tokens per batch instead of 4096 (see above): on a CPU a step costs about its number
-  # of tokens, and these problems learn about as much per step from 256 tokens as from 2048.
-  hparams.batch_size = 256
-  # A cosine decay from 0.001 over the whole run after 200 warmup steps, instead of noam with
-  # 4000 (tensor2tensor's v3: 8000) warmup steps: thousands of warmup steps alone are longer
-  # than a CPU run, and these problems learn when the rate stays near 0.001 for thousands of
-  # steps (see above).
-  hparams.learning_rate_schedule = "cosine"
-  hparams.learning_rate_constant = 0.001
-  hparams.learning_rate_warmup_steps = 200
-  # No dropout: 100k generated examples cannot be overfit in a run of a few thousand steps,
-  # so dropout only adds noise to the position-matching attention these problems need.
-  hparams.layer_prepostprocess_dropout = 0.0
-  hparams.attention_dropout = 0.0
-  hparams.relu_dropout = 0.0
-  return hparams
-
-
-@registry.register_hparams
-def transformer_tpu():
-  """transformer_base with tensor2tensor's TPU settings (update_hparams_for_tpu).
-
-  Train it on a Cloud TPU:
-
-      t2t-trainer --problem=translate_ende_wmt32k_packed --model=transformer \\
-          --hparams_set=transformer_tpu --train_steps=250000 --use_tpu \\
-          --data_dir=gs://BUCKET/t2t_data --output_dir=gs://BUCKET/t2t_train/ende_tpu
-
-  Result on this machine: not measured; it needs a TPU (--use_tpu), which this machine has not.
-  """
-  hparams = transformer_base()
-  hparams.optimizer = "adafactor"  # less memory than Adam
-  # tensor2tensor switches to its "rsqrt_decay" schedule: 2.0 * rsqrt(max(step, 10000)),
-  # with no hidden-size factor. The trainer here knows noam, constant and cosine; noam with
-  # constant 2.0 * sqrt(hidden_size) is the same rate after warmup and ramps up linearly to
-  # it during warmup instead of starting at the peak. (Deviation: the warmup ramp.)
-  hparams.learning_rate_schedule = "noam"
-  hparams.learning_rate_constant = 2.0 * 512 ** 0.5
-  hparams.learning_rate_warmup_steps = 10000
-  # Every batch has the same shape on a TPU: examples longer than max_length are dropped and
-  # shorter ones padded to it.
-  hparams.fixed_batch_shapes = True
-  hparams.max_length = 64
-  hparams.batch_size = 2048
-  # tensor2tensor's transformer_tpu keeps float32 activations (bfloat16 is
-  # transformer_tpu_bf16_activation); bfloat16 compute is what TPUs are built for and Keras's
-  # mixed_bfloat16 keeps the weights in float32. (Deviation.)
-  hparams.mixed_precision = "mixed_bfloat16"
-  return hparams
+  name = hp.get("initializer", "") or "fan_in_uniform"
+  if name == "fan_in_uniform":
+    return None
+  if name == "uniform_unit_scaling":
+    return keras.initializers.VarianceScaling(
+        scale=float(hp.get("initializer_gain", 1.0)), mode="fan_avg", distribution="uniform")
+  try:
+    return keras.initializers.get(name)
+  except ValueError:
+    raise ValueError("initializer=%r: expected 'fan_in_uniform', 'uniform_unit_scaling' or a "
+                     "Keras initializer name." % (name,)) from None

@@ -13,12 +13,17 @@ import keras
 from keras import ops
 
 from t2t_lite import registry
+from t2t_lite.constants import PAD_ID
 from t2t_lite.layers.dropout import Dropout
 from t2t_lite.layers.embedding import get_timing_signal_1d
 from t2t_lite.models import base
+from t2t_lite.models.transformer import _embedding_scale
 from t2t_lite.models.transformer import _encoder_layers
+from t2t_lite.models.transformer import _final_norm
+from t2t_lite.models.transformer import _kernel_initializer
+from t2t_lite.models.transformer import _norm_first
 from t2t_lite.models.transformer import _position_type
-from t2t_lite.models.transformer import transformer_common
+from t2t_lite.models.transformer_hparams import transformer_common
 
 
 def image_to_sequence(images, patch_size=0):
@@ -85,13 +90,15 @@ class TransformerEncoder(base.T2TModel):
     if self.input_modality == "symbol":
       self.input_embedding = layers.TokenEmbedding(
           self.vocab_size("inputs"), self.hidden_size, position=self.position,
-          max_length=max_length, scale=True, dropout=prepost_dropout, dtype=dtype,
+          max_length=max_length, scale=_embedding_scale(hp), dropout=prepost_dropout,
+          dtype=dtype,
           name="input_embedding")
       self.input_projection = None
     else:
       self.input_embedding = None
-      self.input_projection = layers.Dense(self.hidden_size, dtype=dtype,
-                                           name="input_projection")
+      self.input_projection = layers.Dense(self.hidden_size,
+                                           kernel_initializer=_kernel_initializer(hp),
+                                           dtype=dtype, name="input_projection")
       if self.position == "learned":
         if not max_length:
           raise ValueError("transformer_encoder: pos='emb' needs max_length > 0.")
@@ -102,25 +109,28 @@ class TransformerEncoder(base.T2TModel):
       self.input_dropout = Dropout(prepost_dropout, dtype=dtype,
                                                 name="input_dropout")
     epsilon = float(hp.get("norm_epsilon", 1e-6))
+    norm_first = _norm_first(hp)
     self.encoder_blocks = self.track_layers("encoder_block", [
         layers.TransformerEncoderBlock(
             num_heads=int(hp["num_heads"]), filter_size=int(hp["filter_size"]),
             dropout=prepost_dropout, attention_dropout=float(hp.get("attention_dropout", 0.0)),
             relu_dropout=float(hp.get("relu_dropout", 0.0)),
             activation=hp.get("ffn_activation", "relu"), layer_norm_epsilon=epsilon,
-            dtype=dtype, name="encoder_%d" % i)
+            norm_first=norm_first, kernel_initializer=_kernel_initializer(hp), dtype=dtype,
+            name="encoder_%d" % i)
         for i in range(_encoder_layers(hp))])
-    self.encoder_norm = keras.layers.LayerNormalization(epsilon=epsilon, dtype=dtype,
-                                                        name="encoder_norm")
+    self.encoder_norm = _final_norm(norm_first, epsilon, dtype, "encoder_norm")
     self.head_dropout = Dropout(float(hp.get("dropout", 0.0)), dtype=dtype,
                                              name="head_dropout")
-    self.classifier = layers.Dense(self.vocab_size("targets"), dtype=dtype, name="classifier")
+    self.classifier = layers.Dense(self.vocab_size("targets"),
+                                   kernel_initializer=_kernel_initializer(hp), dtype=dtype,
+                                   name="classifier")
 
   def _embed(self, inputs, training):
     """Returns (x [B, T, hidden], mask bool [B, T] or None)."""
     if self.input_modality == "symbol":
       inputs = ops.cast(inputs, "int32")
-      return self.input_embedding(inputs, training=training), ops.not_equal(inputs, 0)
+      return self.input_embedding(inputs, training=training), ops.not_equal(inputs, PAD_ID)
     if not keras.backend.is_float_dtype(inputs.dtype):
       inputs = ops.cast(inputs, "float32")
     if self.input_modality == "image":

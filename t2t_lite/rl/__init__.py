@@ -16,13 +16,15 @@ Modules:
 - `world_model`: `FrameTokenizer` (frames, actions and rewards as tokens) and
   `world_model_metrics`.
 - `world_model_problem`: `WorldModelProblem`, the Problem base class of world models.
-- `trainer_model_based`: the loop (`training_loop`) and its hparams sets (rlmb_base,
-  rlmb_tiny).
+- `loop_hparams`: the loop's hparams sets (rlmb_base, rlmb_tiny, rlmb_small), their checks
+  and the world model's hparams.
+- `trainer_model_based`: the loop (`training_loop`).
 
 Importing this package does not import TensorFlow; `WorldModelProblem` (which does) is loaded
 on first use.
 """
-from t2t_lite.rl import trainer_model_based  # registers the rlmb_* hparams sets
+from t2t_lite.rl import loop_hparams  # registers the rlmb_* hparams sets
+from t2t_lite.rl import trainer_model_based
 from t2t_lite.rl.envs import BouncingBallEnv, Env, GymnasiumEnv, collect_rollouts
 from t2t_lite.rl.policies import (ConstantPolicy, Policy, RandomPolicy, list_policies,
                                   make_policy, register_policy)
@@ -35,9 +37,9 @@ from t2t_lite.rl.world_model import FrameTokenizer, world_model_metrics
 __all__ = [
     "BouncingBallEnv", "ConstantPolicy", "Env", "Frame", "FrameTokenizer", "GymnasiumEnv",
     "Policy", "RandomPolicy", "Rollout", "WorldModelProblem", "collect_rollouts",
-    "compute_mean_reward", "list_policies", "make_policy", "random_rollout_subsequences",
-    "real_env_step_increment", "register_policy", "rollout_windows", "trainer_model_based",
-    "training_loop", "world_model_metrics",
+    "compute_mean_reward", "list_policies", "loop_hparams", "make_policy",
+    "random_rollout_subsequences", "real_env_step_increment", "register_policy",
+    "rollout_windows", "trainer_model_based", "training_loop", "world_model_metrics",
 ]
 
 

@@ -10,6 +10,12 @@ or from the command line (`t2t_lite/bin/trainer_model_based.py`):
     t2t-trainer-model-based --output_dir=~/t2t_rl/bouncing_ball --epochs=3 \\
         --num_real_env_frames=6000 --loop_hparams_set=rlmb_base
 
+The loop hparams (`hparams.problem`, a registered WorldModelProblem, overridden by
+`training_loop(problem=...)` / `--problem`; the world model and its hparams set; the sizes
+below) and their sets (rlmb_base, rlmb_tiny, rlmb_small) are in `t2t_lite.rl.loop_hparams`.
+They are saved in OUTPUT_DIR/loop_hparams.json, and the world model's in
+OUTPUT_DIR/world_model/hparams.json; a rerun with other ones is an error.
+
 Each of `hparams.epochs` epochs:
 
 1. collects `real_env_step_increment(hparams)` steps in the problem's real environment with
@@ -21,8 +27,9 @@ Each of `hparams.epochs` epochs:
    in `world_model/`, on to `world_model_train_steps * (N + 1)` steps (the checkpoints carry
    the model over from epoch to epoch);
 3. evaluates it on `eval_num_subsequences` held-out windows: it predicts each next frame and
-   reward greedily and reports `next_frame_error` (pixel tokens wrong), `frame_accuracy` and
-   `reward_accuracy`; a few predictions are drawn into `world_model/debug_videos/epoch_N.txt`;
+   reward greedily (`t2t_lite.decoding.search.greedy_search` over the model's cache) and
+   reports `next_frame_error` (pixel tokens wrong), `frame_accuracy` and `reward_accuracy`;
+   a few predictions are drawn into `world_model/debug_videos/epoch_N.txt`;
 4. records the epoch in `eval_metrics/epoch_N.json` (written atomically). A rerun on the same
    output_dir skips every epoch that has its record, so an interrupted run continues.
 
@@ -33,164 +40,20 @@ import os
 
 import numpy as np
 
+from t2t_lite import output_dir as output_dir_lib
 from t2t_lite import registry
-from t2t_lite.errors import ConfigError, HParamsError
-from t2t_lite.hparams import HParams
+from t2t_lite.errors import ConfigError
 from t2t_lite.rl import rollout_io
 from t2t_lite.rl.envs import collect_rollouts
+from t2t_lite.rl.loop_hparams import (check_loop_hparams, save_or_check_loop_hparams,
+                                      world_model_hparams)
 from t2t_lite.rl.policies import make_policy
 from t2t_lite.rl.rollouts import (compute_mean_reward, num_frames, random_rollout_subsequences,
                                   real_env_step_increment)
-from t2t_lite.utils import make_relative_timing_fn, setup_directories, write_json_atomically
-
-# rlmb_small's results (its docstring) were measured with tensor2tensor's noam schedule at
-# transformer_tiny's earlier constant; it keeps them.
-_WORLD_MODEL_LR = "learning_rate_schedule=noam,learning_rate_constant=0.3"
+from t2t_lite.utils import make_relative_timing_fn, setup_directories
 
 SUBDIRECTORIES = ("data", "tmp", "world_model", ("world_model", "debug_videos"), "policy",
                   "eval_metrics")
-
-
-# --- hparams sets ------------------------------------------------------------------------------
-
-
-def rlmb_common():
-  """The loop hparams every set starts from (not registered; see rlmb_base)."""
-  return HParams(
-      problem="world_model_bouncing_ball",  # a registered WorldModelProblem
-      epochs=3,
-      num_real_env_frames=6000,  # real environment steps over the whole run
-      policy="random",  # a t2t_lite.rl.policies name
-      dev_fraction=0.1,  # of each epoch's steps, collected in held-out episodes
-      world_model="transformer",
-      world_model_hparams_set="transformer_tiny",
-      world_model_hparams="",  # overrides of the set: "hidden_size=64,num_heads=2"
-      world_model_train_steps=1000,  # per epoch; epoch N trains on to (N + 1) times this
-      world_model_eval_steps=20,  # batches of the trainer's own evaluation (-1: all)
-      world_model_schedule="continuous_train_and_eval",  # or "train" (no trainer eval)
-      eval_num_subsequences=200,  # held-out windows the world model predicts each epoch
-      eval_batch_size=64,
-      debug_video_examples=4,  # predictions drawn into world_model/debug_videos
-  )
-
-
-@registry.register_hparams
-def rlmb_base():
-  """The model-based loop on world_model_bouncing_ball (8x8) with transformer_tiny.
-
-  Run it:
-
-      t2t-trainer-model-based --output_dir=~/t2t_rl/bouncing_ball --loop_hparams_set=rlmb_base
-
-  Result on this machine: not run to the end here (rlmb_small, 3 epochs: next-frame error
-  0.025, frame accuracy 0.80, reward accuracy 0.85 in 7.5 minutes on a loaded machine).
-  """
-  return rlmb_common()
-
-
-@registry.register_hparams
-def rlmb_tiny():
-  """A smoke-test loop: 4x4 grid, 2 epochs, a 1-layer 16-wide transformer, 20 steps an epoch.
-
-  Run it (seconds on a laptop CPU):
-
-      t2t-trainer-model-based --output_dir=/tmp/rlmb_tiny --loop_hparams_set=rlmb_tiny
-  """
-  hparams = rlmb_common()
-  hparams.problem = "world_model_bouncing_ball_tiny"
-  hparams.epochs = 2
-  hparams.num_real_env_frames = 200
-  hparams.dev_fraction = 0.2
-  hparams.world_model_hparams = ("hidden_size=16,filter_size=32,num_heads=2,"
-                                 "num_hidden_layers=1,batch_size=512,"
-                                 "learning_rate_warmup_steps=10")
-  hparams.world_model_train_steps = 20
-  hparams.world_model_eval_steps = 2
-  hparams.eval_num_subsequences = 16
-  hparams.eval_batch_size = 16
-  hparams.debug_video_examples = 2
-  return hparams
-
-
-@registry.register_hparams
-def rlmb_small():
-  """The loop on the 4x4 grid with a 2-layer 64-wide transformer: a world model that learns.
-
-  Run it:
-
-      t2t-trainer-model-based --output_dir=~/t2t_rl/rlmb_small --loop_hparams_set=rlmb_small \
-          --random_seed=1
-
-  Result on this machine (2 CPU cores shared with other jobs, 7.5 minutes): after the 3 epochs
-  (3000 real frames, 900 world-model steps), on 200 held-out windows, next_frame_error 0.025,
-  frame_accuracy 0.80, reward_accuracy 0.85 (epoch 0: 0.154 / 0.14 / 0.725).
-  """
-  hparams = rlmb_common()
-  hparams.problem = "world_model_bouncing_ball_tiny"
-  hparams.epochs = 3
-  hparams.num_real_env_frames = 3000
-  hparams.dev_fraction = 0.2
-  hparams.world_model_hparams = (
-      _WORLD_MODEL_LR + ",hidden_size=64,filter_size=128,num_heads=4,num_hidden_layers=2,"
-      "batch_size=2048,learning_rate_warmup_steps=100,layer_prepostprocess_dropout=0.0,"
-      "attention_dropout=0.0,relu_dropout=0.0")
-  hparams.world_model_train_steps = 300
-  hparams.eval_num_subsequences = 200
-  hparams.eval_batch_size = 100
-  return hparams
-
-
-def parse_overrides(hparams, overrides):
-  """Applies an "a=1,b=x" string to `hparams` (its own `parse` when it has one)."""
-  if not overrides:
-    return hparams
-  if callable(getattr(hparams, "parse", None)):
-    hparams.parse(overrides)
-    return hparams
-  for item in overrides.split(","):
-    if not item.strip():
-      continue
-    name, sep, text = item.partition("=")
-    name = name.strip()
-    if not sep or name not in hparams:
-      raise HParamsError("hparams override %r: expected NAME=VALUE with a known NAME." % item)
-    old = getattr(hparams, name)
-    try:
-      value = type(old)(text) if not isinstance(old, bool) else text.lower() in ("1", "true")
-    except ValueError:
-      raise HParamsError("hparams override %r: %r is not a %s." %
-                         (item, text, type(old).__name__)) from None
-    setattr(hparams, name, value)
-  return hparams
-
-
-def world_model_hparams(loop_hparams):
-  """The world model's HParams: `world_model_hparams_set` with `world_model_hparams` applied."""
-  hparams = registry.hparams(loop_hparams.world_model_hparams_set)
-  hparams = parse_overrides(hparams, loop_hparams.world_model_hparams)
-  # The world model trains epoch after epoch, each run to a further train_steps. A cosine decay
-  # sized by one run (learning_rate_decay_steps=0: train_steps) would reach zero at the end of
-  # every epoch and jump back up in the next; it is sized by the whole loop instead.
-  if (getattr(hparams, "learning_rate_schedule", None) == "cosine"
-      and not getattr(hparams, "learning_rate_decay_steps", 1)):
-    total = int(loop_hparams.epochs) * int(loop_hparams.world_model_train_steps)
-    warmup = int(getattr(hparams, "learning_rate_warmup_steps", 0))
-    hparams.learning_rate_decay_steps = max(1, total - warmup)
-  return hparams
-
-
-def check_loop_hparams(hparams):
-  """Raises ConfigError for loop hparams that cannot work."""
-  if int(hparams.epochs) <= 0:
-    raise ConfigError("epochs=%d: the loop needs at least one epoch." % hparams.epochs)
-  if int(hparams.num_real_env_frames) <= 0:
-    raise ConfigError("num_real_env_frames=%d: must be positive." % hparams.num_real_env_frames)
-  if not 0.0 < float(hparams.dev_fraction) < 1.0:
-    raise ConfigError("dev_fraction=%s: must be between 0 and 1 (held-out episodes are needed "
-                      "to evaluate the world model)." % hparams.dev_fraction)
-  if int(hparams.world_model_train_steps) < 0:
-    raise ConfigError("world_model_train_steps=%d: must be >= 0." %
-                      hparams.world_model_train_steps)
 
 
 # --- pieces of an epoch ------------------------------------------------------------------------
@@ -267,46 +130,29 @@ def train_world_model(problem, model_name, hparams, data_dir, output_dir, train_
   return results, trainer.model
 
 
-def greedy_predict(model, inputs, length, batch_size=64):
-  """Greedy next-frame predictions of a seq2seq model: int32 [N, length] target tokens.
+def predict_greedily(model, inputs, length, batch_size=64):
+  """The world model's greedy predictions: int32 [N, length] target tokens.
 
-  Uses the model's incremental decoding (`encode` / `init_decode_cache` / `decode_step`) when
-  it has it, else re-runs the whole model once per position (any teacher-forced model).
+  Decodes with the model's cache (`encode` / `init_decode_cache` / `decode_step`) and
+  `t2t_lite.decoding.search.greedy_search`, as t2t-decoder does; every row runs all `length`
+  positions (eos_id=None), as a world model's targets have a fixed length.
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  inputs = np.asarray(inputs, dtype=np.int32)
-  incremental = all(callable(getattr(model, name, None))
-                    for name in ("encode", "init_decode_cache", "decode_step"))
+
+  from t2t_lite.decoding import search  # pylint: disable=g-import-not-at-top
 
   @tf.function(reduce_retracing=True)
-  def decode_cached(batch):
+  def decode(batch):
+    n = tf.shape(batch)[0]
     encoder_output, encoder_mask = model.encode(batch, training=False)
-    cache = model.init_decode_cache(tf.shape(batch)[0], length, encoder_output, encoder_mask)
-    ids = tf.zeros([tf.shape(batch)[0]], tf.int32)
-    outputs = tf.TensorArray(tf.int32, size=length)
-    for i in tf.range(length):
-      logits, cache = model.decode_step(ids, cache, i)
-      ids = tf.argmax(logits, axis=-1, output_type=tf.int32)
-      outputs = outputs.write(i, ids)
-    return tf.transpose(outputs.stack())
+    cache = model.init_decode_cache(n, length, encoder_output, encoder_mask)
+    ids, _ = search.greedy_search(model.decode_step, n, length, cache, eos_id=None)
+    return ids
 
-  def decode_full(batch):
-    targets = np.zeros([len(batch), length], dtype=np.int32)
-    for i in range(length):
-      logits = model({"inputs": batch, "targets": targets}, training=False)
-      targets[:, i] = np.argmax(np.asarray(logits)[:, i], axis=-1)
-    return targets
-
-  outputs = []
-  for start in range(0, len(inputs), batch_size):
-    batch = inputs[start:start + batch_size]
-    if incremental:
-      outputs.append(decode_cached(tf.constant(batch)).numpy())
-    else:
-      outputs.append(decode_full(batch))
-  if not outputs:
-    return np.zeros([0, length], dtype=np.int32)
-  return np.concatenate(outputs).astype(np.int32)
+  inputs = np.asarray(inputs, dtype=np.int32)
+  outputs = [decode(tf.constant(inputs[start:start + batch_size])).numpy()
+             for start in range(0, len(inputs), batch_size)]
+  return np.concatenate(outputs) if outputs else np.zeros([0, length], dtype=np.int32)
 
 
 def _render(frame, chars=".o=#*"):
@@ -315,7 +161,6 @@ def _render(frame, chars=".o=#*"):
 
 def write_debug_video(path, tokenizer, inputs, targets, predictions, num_examples):
   """Draws a few held-out examples as text: input frames | true next | predicted next."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   k, size = tokenizer.frame_stack_size, tokenizer.frame_size
   shape = tokenizer.observation_shape
   if len(shape) != 2:
@@ -334,8 +179,7 @@ def write_debug_video(path, tokenizer, inputs, targets, predictions, num_example
     columns = frames + [_render(true_frame), _render(pred_frame)]
     for row in range(shape[0]):
       lines.append(" | ".join(c[row] for c in columns))
-  with tf.io.gfile.GFile(path, "w") as f:
-    f.write("\n".join(lines) + "\n")
+  output_dir_lib.write_lines_atomically(path, lines)
   return path
 
 
@@ -350,8 +194,8 @@ def evaluate_world_model(problem, model, rollouts, hparams, rng, debug_video_pat
                                         tokenizer.window_length, rng=rng,
                                         weight_by_windows=True)
   inputs, targets = tokenizer.encode_windows(windows)
-  predictions = greedy_predict(model, inputs, tokenizer.targets_length,
-                               batch_size=int(hparams.eval_batch_size))
+  predictions = predict_greedily(model, inputs, tokenizer.targets_length,
+                                batch_size=int(hparams.eval_batch_size))
   metrics = tokenizer.metrics(predictions, targets)
   if debug_video_path and int(hparams.debug_video_examples) > 0:
     write_debug_video(debug_video_path, tokenizer, inputs, targets, predictions,
@@ -380,61 +224,72 @@ def _to_json_number(value):
 # --- the loop ------------------------------------------------------------------------------
 
 
-def save_or_check_loop_hparams(output_dir, hparams, overwrite=False):
-  """Writes output_dir/loop_hparams.json, or checks `hparams` against the one there.
+def check_world_model_problem(name):
+  """The registered WorldModelProblem `name`.
 
   Raises:
-    ConfigError: the saved loop hparams differ (and not `overwrite`): the finished epochs
-      there were run with other settings.
+    ConfigError: `name` is not a world-model problem (UnknownNameError: not registered).
   """
-  path = os.path.join(output_dir, "loop_hparams.json")
-  values = {k: _to_json_number(v) for k, v in hparams.values().items()}
-  if _exists(path) and not overwrite:
-    saved = _read_json(path)
-    diffs = ["%s: saved %r, new %r" % (k, saved.get(k), values.get(k))
-             for k in sorted(set(saved) | set(values)) if saved.get(k) != values.get(k)]
-    if diffs:
-      raise ConfigError("the loop hparams differ from the ones saved in %s: %s. Use another "
-                        "--output_dir, or pass --overwrite_output_hparams to go on with the new "
-                        "ones (finished epochs are kept as they are)." % (path, "; ".join(diffs)))
-    return
-  write_json_atomically(path, values)
+  from t2t_lite.rl import world_model_problem as wmp  # pylint: disable=g-import-not-at-top
+  problem = registry.problem(name)
+  if not isinstance(problem, wmp.WorldModelProblem) or problem.was_reversed or problem.was_copy:
+    raise ConfigError("problem=%s is not a world-model problem (a t2t_lite.rl."
+                      "WorldModelProblem); the model-based loop needs one, e.g. "
+                      "world_model_bouncing_ball." % name)
+  return problem
+
+
+def check_world_model(model_name):
+  """Raises ConfigError unless the model `model_name` can predict frames greedily (it needs
+  encode, init_decode_cache and decode_step, like t2t-decoder); checked before any work."""
+  model_class = registry.model(model_name)
+  missing = [name for name in ("encode", "init_decode_cache", "decode_step")
+             if not callable(getattr(model_class, name, None))]
+  if missing:
+    raise ConfigError("world_model=%s cannot predict frames: it has no %s. Use a "
+                      "sequence-to-sequence model with cached decoding, such as transformer."
+                      % (model_name, ", ".join(missing)))
 
 
 def training_loop(hparams, output_dir, random_seed=None, train_fn=None,
-                  overwrite_hparams=False):
+                  overwrite_hparams=False, problem=None):
   """Runs the model-based loop (see the module docstring).
 
   Args:
     hparams: the loop HParams (e.g. `registry.hparams("rlmb_base")` with overrides).
-    output_dir: where everything goes: data/, tmp/, world_model/ (and debug_videos/),
-      policy/, eval_metrics/ and loop_hparams.json.
+    output_dir: where everything goes (a leading `~` is the home folder): data/, tmp/,
+      world_model/ (and debug_videos/ and hparams.json), policy/, eval_metrics/ and
+      loop_hparams.json.
     random_seed: seeds collection, training and evaluation (None: seed 0 for the data, and
       unseeded training).
     train_fn: replaces `train_world_model` (same signature; for tests and experiments).
-    overwrite_hparams: go on even if output_dir's loop_hparams.json holds other hparams.
+    overwrite_hparams: go on even if output_dir's loop_hparams.json (or the world model's
+      hparams.json) holds other hparams.
+    problem: a registered WorldModelProblem's name, in place of `hparams.problem` (None: the
+      set's); it is recorded in loop_hparams.json.
 
   Returns:
     The per-epoch records (dicts, as in eval_metrics/epoch_N.json), every epoch of the run,
     the skipped finished ones included.
 
   Raises:
-    ConfigError: hparams that cannot work, a problem that is not a world-model problem, or
-      an output_dir run with other loop hparams.
+    ConfigError: hparams that cannot work, a problem that is not a world-model problem, a
+      model that cannot decode, or an output_dir run with other hparams.
   """
-  from t2t_lite.rl import world_model_problem  # pylint: disable=g-import-not-at-top
+  if problem is not None:
+    hparams = hparams.copy()
+    hparams.set_hparam("problem", problem)
   check_loop_hparams(hparams)
-  problem = registry.problem(hparams.problem)
-  if (not isinstance(problem, world_model_problem.WorldModelProblem) or problem.was_reversed
-      or problem.was_copy):
-    raise ConfigError("problem=%s is not a world-model problem (a t2t_lite.rl."
-                      "WorldModelProblem); the model-based loop needs one, e.g. "
-                      "world_model_bouncing_ball." % hparams.problem)
+  problem = check_world_model_problem(hparams.problem)
+  check_world_model(hparams.world_model)
   model_hparams = world_model_hparams(hparams)
   train_fn = train_fn or train_world_model
+  output_dir = os.path.expanduser(output_dir)
   directories = setup_directories(output_dir, SUBDIRECTORIES)
   log_relative_time = make_relative_timing_fn()
   save_or_check_loop_hparams(output_dir, hparams, overwrite=overwrite_hparams)
+  output_dir_lib.save_or_check_hparams(directories["world_model"], model_hparams,
+                                       overwrite=overwrite_hparams)
   seed = 0 if random_seed is None else int(random_seed)
   policy = make_policy(hparams.policy, problem.env, policy_dir=directories["policy"])
   step_increment = real_env_step_increment(hparams)
@@ -505,7 +360,7 @@ def training_loop(hparams, output_dir, random_seed=None, train_fn=None,
         "examples": counts,
         "timing": log_relative_time(),
     }
-    write_json_atomically(record_path, record)
+    output_dir_lib.write_json_atomically(record_path, record)
     log("finished; recorded in %s", record_path)
     records.append(record)
   return records

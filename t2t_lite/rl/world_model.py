@@ -7,7 +7,7 @@ ids, so the stock transformer and trainer learn it with no special model:
     inputs  = pixels(frame t-k+1) ... pixels(frame t)  action(t)  EOS
     targets = pixels(frame t+1)  reward(t+1)  EOS
 
-Token ids (0 is padding and 1 is EOS, as in every t2t_lite problem):
+Token ids (0 is padding and 1 is EOS, `t2t_lite.constants`' PAD_ID and EOS_ID):
 
     pixel value v            2 + v                              v in [0, num_observation_values)
     action a                 2 + num_observation_values + a
@@ -19,9 +19,7 @@ fraction of pixel tokens that are wrong), `frame_accuracy` (frames with every pi
 """
 import numpy as np
 
-PAD_ID = 0
-EOS_ID = 1
-NUM_RESERVED_IDS = 2
+from t2t_lite.constants import EOS_ID, NUM_RESERVED_TOKENS, PAD_ID
 
 
 class FrameTokenizer:
@@ -54,7 +52,7 @@ class FrameTokenizer:
     self.reward_range = (low, high)
     self.frame_stack_size = int(frame_stack_size)
     self.frame_size = int(np.prod(self.observation_shape))
-    self.action_offset = NUM_RESERVED_IDS + self.num_observation_values
+    self.action_offset = NUM_RESERVED_TOKENS + self.num_observation_values
     self.reward_offset = self.action_offset + self.num_actions
     self.vocab_size = self.reward_offset + (high - low + 1)
 
@@ -81,7 +79,7 @@ class FrameTokenizer:
     if obs.size and (obs.min() < 0 or obs.max() >= self.num_observation_values):
       raise ValueError("observation values must be in [0, %d); got [%d, %d]." %
                        (self.num_observation_values, obs.min(), obs.max()))
-    return (obs.reshape(-1) + NUM_RESERVED_IDS).tolist()
+    return (obs.reshape(-1) + NUM_RESERVED_TOKENS).tolist()
 
   def encode_action(self, action):
     action = int(action)
@@ -130,7 +128,7 @@ class FrameTokenizer:
     """(frame, reward) from target tokens; pixels that are not pixel tokens come back as -1
     and a reward that is not a reward token as None."""
     tokens = _fit(np.asarray(tokens, dtype=np.int64).reshape(1, -1), self.frame_size + 1)[0]
-    pixels = tokens[:self.frame_size] - NUM_RESERVED_IDS
+    pixels = tokens[:self.frame_size] - NUM_RESERVED_TOKENS
     pixels[(pixels < 0) | (pixels >= self.num_observation_values)] = -1
     return pixels.reshape(self.observation_shape), self.decode_reward(tokens[self.frame_size])
 

@@ -12,9 +12,8 @@ import os
 import tensorflow as tf
 from absl import logging
 
+from t2t_lite.constants import DISTRIBUTION_STRATEGIES as STRATEGIES
 from t2t_lite.errors import ConfigError
-
-STRATEGIES = ("auto", "default", "mirrored", "multi_worker_mirrored", "tpu")
 
 
 def _tf_config_workers():

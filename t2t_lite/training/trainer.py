@@ -6,13 +6,15 @@
                                train_steps=2000, eval_steps=100)
     results["accuracy"]
 
-One `Trainer` holds a model, its optimizer, the global step and the training data iterator,
-all in one `tf.train.Checkpoint` under a `tf.train.CheckpointManager` in output_dir, so a run on
-an output_dir that has checkpoints continues from the newest one: same step, same weights, same
-position in the data. The train step runs `iterations_per_loop` steps per `tf.function` call
-(optionally XLA-compiled), inside whatever tf.distribute strategy is in use; the loss of each
-replica is divided by the token count of the global batch, so any number of replicas computes
-the same update.
+A `Trainer` drives a `t2t_lite.task.Task` (which owns the model, the datasets, the loss, the
+metrics and one replica's steps): it holds the built model, its optimizer, the global step and
+the training data iterator, all in one checkpoint (`training/checkpoints.py`) in output_dir, so
+a run on an output_dir that has checkpoints continues from the newest one: same step, same
+weights, same position in the data. It runs `iterations_per_loop` train steps per
+`tf.function` call (the step optionally XLA-compiled), inside whatever tf.distribute strategy
+is in use; the Task's step divides each replica's loss by the token count of the global batch,
+so any number of replicas computes the same update. Summaries go to output_dir/train and
+output_dir/eval, the latest evaluation to output_dir/eval_results.json.
 """
 import contextlib
 import math
@@ -25,17 +27,16 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from t2t_lite import registry
-from t2t_lite.errors import ConfigError, CorruptDataError, T2TUserError
-from t2t_lite.models import losses
-from t2t_lite.training import metrics as metrics_lib
+from t2t_lite import common_hparams
+from t2t_lite import constants
+from t2t_lite import output_dir as output_dir_lib
+from t2t_lite.constants import SCHEDULES, ModeKeys
+from t2t_lite.errors import ConfigError, T2TUserError
+from t2t_lite.task import Task
+from t2t_lite.training import evaluation
 from t2t_lite.training import optimizers
-from t2t_lite.utils import (format_elapsed, make_relative_timing_fn, setup_directories,
-                            write_json_atomically)
-
-SCHEDULES = ("train", "evaluate", "train_and_evaluate", "continuous_train_and_eval",
-             "continuous_eval")
-TRAIN, EVAL = "train", "eval"  # t2t_lite.data.ModeKeys values
+from t2t_lite.training.checkpoints import TrainingCheckpoint
+from t2t_lite.utils import format_elapsed, make_relative_timing_fn, setup_directories
 
 
 class TrainingDivergedError(T2TUserError, FloatingPointError):
@@ -48,15 +49,12 @@ def check_schedule(schedule):
                       % (schedule, ", ".join(SCHEDULES)))
 
 
-def _hp(hparams, name, default):
-  return getattr(hparams, name) if name in hparams else default
-
-
 class Trainer:
-  """Trains and evaluates one model on one problem; see the module docstring.
+  """Trains and evaluates one Task's model; see the module docstring.
 
   Args:
-    problem: a registered problem name or a Problem instance.
+    problem: a registered problem name or a Problem instance (or a `Task`, in which case
+      model_name, hparams and data_dir are taken from it and must be None).
     model_name: a registered model name.
     hparams: the HParams (an hparams set with overrides applied).
     data_dir: where the problem's TFRecords are.
@@ -68,174 +66,125 @@ class Trainer:
     log_step_count_steps: a log line (and train summaries) every this many steps.
     random_seed: seeds Python, NumPy, TensorFlow and the data order when not None.
     continuous_eval_timeout: seconds `continuous_eval` waits for a new checkpoint.
+    eval_bleu_samples: decode this many dev examples at each evaluation and report their
+      sacreBLEU as "bleu" (0: don't).
+    decode_hparams: the decode hparams of that decoding (default: decode_hparams()).
+    keep_best_by: keep the model with the best value of this eval metric in OUTPUT_DIR/best.
+    average_last_checkpoints: after training, average the last N checkpoints into
+      OUTPUT_DIR/avg (0: don't).
   """
 
   def __init__(self, problem, model_name, hparams, data_dir, output_dir, train_steps,
                strategy=None, save_checkpoints_steps=1000, keep_checkpoint_max=20,
-               log_step_count_steps=100, random_seed=None, continuous_eval_timeout=600):
+               log_step_count_steps=100, random_seed=None, continuous_eval_timeout=600,
+               eval_bleu_samples=0, decode_hparams=None, keep_best_by=None,
+               average_last_checkpoints=0):
     if train_steps is None or int(train_steps) < 0:
       raise ConfigError("--train_steps=%s: must be a number >= 0." % train_steps)
-    self.problem = registry.problem(problem) if isinstance(problem, str) else problem
-    self.model_name = model_name
-    self.hparams = hparams
-    self.data_dir = data_dir
+    if random_seed is not None:
+      keras.utils.set_random_seed(int(random_seed))
+    self.task = problem if isinstance(problem, Task) else Task(
+        problem, model_name, hparams, data_dir, random_seed=random_seed)
     self.output_dir = output_dir
     self.train_steps = int(train_steps)
     self.strategy = strategy or tf.distribute.get_strategy()
     self.save_checkpoints_steps = int(save_checkpoints_steps or 0)
     self.keep_checkpoint_max = keep_checkpoint_max
     self.log_step_count_steps = max(1, int(log_step_count_steps or 100))
-    self.random_seed = random_seed
     self.continuous_eval_timeout = continuous_eval_timeout
+    self.eval_bleu_samples = int(eval_bleu_samples or 0)
+    self.decode_hparams = decode_hparams
+    self.keep_best_by = keep_best_by or None
+    self.average_last_checkpoints = int(average_last_checkpoints or 0)
+    if self.average_last_checkpoints:
+      saves = (-(-self.train_steps // self.save_checkpoints_steps)
+               if self.save_checkpoints_steps else 1)
+      if self.average_last_checkpoints > min(saves, keep_checkpoint_max):
+        raise ConfigError(
+            "--average_last_checkpoints=%d: the run keeps at most %d checkpoints "
+            "(--train_steps=%d, --save_checkpoints_steps=%d, --keep_checkpoint_max=%d); save "
+            "more often or average fewer." % (
+                self.average_last_checkpoints, min(saves, keep_checkpoint_max),
+                self.train_steps, self.save_checkpoints_steps, keep_checkpoint_max))
     self._log_time = make_relative_timing_fn()
     self._stop_requested = False
-    if random_seed is not None:
-      keras.utils.set_random_seed(int(random_seed))
-
-    self.dirs = setup_directories(output_dir, ["train", "eval"])
-    try:
-      # Subword vocabularies are read from data_dir to know their size.
-      self.problem_hparams = self.problem.get_hparams(hparams, data_dir=data_dir)
-    except TypeError:  # a duck-typed problem whose get_hparams takes only the hparams
-      self.problem_hparams = self.problem.get_hparams(hparams)
-    self.sequence_targets = self.problem_hparams.modality["targets"] != "class_label"
-    self.device_metrics, self.host_metrics = metrics_lib.metric_names_for(
-        self.problem.eval_metrics(), self.sequence_targets)
-
     with self.strategy.scope():
-      self.model = self._build_model()
-      self.optimizer = optimizers.create_optimizer(hparams, self.train_steps)
+      self.model = self.task.build_model()
+      self.optimizer = optimizers.create_optimizer(self.hparams, self.train_steps)
       self.optimizer.build(self.model.trainable_variables)
       self.global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
     self._train_iterator = None
     self._checkpoint = None
-    self._manager = None
     self._train_fn = None
-    self._eval_fn = None
+    self._evaluator = None
 
-  @contextlib.contextmanager
+  # What the Task owns, under the names the trainer always had.
+  problem = property(lambda self: self.task.problem)
+  hparams = property(lambda self: self.task.hparams)
+  data_dir = property(lambda self: self.task.data_dir)
+  problem_hparams = property(lambda self: self.task.problem_hparams)
+
   def _reading_errors(self):
     """tf.data's DataLossError (a corrupt or truncated shard) as a CorruptDataError that
     names the file (the Problem finds it), not a bare error mid-training."""
-    reading_errors = getattr(self.problem, "reading_errors", None)
-    if reading_errors is not None:
-      with reading_errors(self.data_dir):
-        yield
-      return
-    try:
-      yield
-    except tf.errors.DataLossError as e:
-      raise CorruptDataError("%s: a data file is corrupt or truncated (%s). Regenerate it "
-                             "with t2t-datagen --overwrite." %
-                             (self.data_dir, e.message.splitlines()[0])) from None
+    return self.problem.reading_errors(self.data_dir)
 
-  # ---------------------------------------------------------------- building
-  def _dataset_fn(self, mode, shuffle=None):
-    def fn(input_context):
-      return self.problem.dataset(mode, self.data_dir, self.hparams, shuffle=shuffle,
-                                  seed=self.random_seed, input_context=input_context)
-    return fn
-
-  def _build_model(self):
-    policy = _hp(self.hparams, "mixed_precision", "")
-    previous = keras.config.dtype_policy()
-    if policy:
-      keras.config.set_dtype_policy(policy)
+  @contextlib.contextmanager
+  def _summary_writer(self, name):
+    """A tf.summary writer for OUTPUT_DIR/name, closed on exit; a failed write of the summaries
+    is an OutputWriteError. (The folder is made here, not in __init__, so a schedule that run()
+    rejects leaves the output_dir untouched.)"""
+    path = os.path.join(self.output_dir, name)
     try:
-      model = registry.model(self.model_name)(self.hparams, self.problem_hparams)
-      # Create the variables now (inside the strategy's scope) from the dataset's spec, so the
-      # optimizer can be built and a checkpoint restored before the first step.
-      spec = self.problem.dataset(TRAIN, self.data_dir, self.hparams).element_spec
-      dummy = {}
-      for key, s in spec.items():
-        shape = [1] + [d if d is not None else 4 for d in s.shape[1:]]
-        dummy[key] = tf.ones(shape, s.dtype)
-      model(dummy, training=False)
+      writer = tf.summary.create_file_writer(setup_directories(self.output_dir, [name])[name])
+    except output_dir_lib.write_errors() as e:
+      raise output_dir_lib.write_failed("the summaries in", path, e) from None
+    try:
+      yield writer
     finally:
-      keras.config.set_dtype_policy(previous)
-    return model
+      try:
+        writer.close()
+      except output_dir_lib.write_errors() as e:
+        raise output_dir_lib.write_failed("the summaries in", path, e) from None
 
+  # ---------------------------------------------------------------- state
   def _ensure_train_iterator(self):
     if self._train_iterator is None:
-      dataset = self.strategy.distribute_datasets_from_function(self._dataset_fn(TRAIN))
+      dataset = self.strategy.distribute_datasets_from_function(
+          lambda context: self.task.dataset(ModeKeys.TRAIN, input_context=context))
       self._train_iterator = iter(dataset)
 
   def _ensure_checkpoint(self, with_data):
-    if self._checkpoint is not None:
-      return
-    objects = dict(model=self.model, optimizer=self.optimizer, step=self.global_step)
-    # Keras keeps the random state of dropout in SeedGenerator variables that are not TF
-    # trackables of the model: save them too, so a resumed run draws the same dropout masks.
-    seed_states = [v.value for v in self.model.variables
-                   if v.path.endswith("seed_generator_state")]
-    if seed_states:
-      objects["seed_states"] = seed_states
-    if with_data:
-      self._ensure_train_iterator()
-      if isinstance(self._train_iterator, tf.__internal__.tracking.Trackable):
-        objects["data"] = self._train_iterator
-      else:
-        # The iterators of tf.distribute's distributed datasets (Mirrored, TPU) cannot be
-        # saved: a resumed run continues with the weights and step but reads the data afresh.
-        logging.warning("The data position is not checkpointed under %s; a resumed run "
-                        "restarts the input pipeline.", type(self.strategy).__name__)
-    self._checkpoint = tf.train.Checkpoint(**objects)
-    self._manager = tf.train.CheckpointManager(
-        self._checkpoint, self.output_dir, max_to_keep=self.keep_checkpoint_max,
-        checkpoint_name="ckpt", step_counter=self.global_step)
+    if self._checkpoint is None:
+      if with_data:
+        self._ensure_train_iterator()
+      self._checkpoint = TrainingCheckpoint(
+          self.output_dir, self.model, self.optimizer, self.global_step,
+          self._train_iterator if with_data else None, max_to_keep=self.keep_checkpoint_max)
+    return self._checkpoint
+
+  @property
+  def latest_checkpoint(self):
+    """The newest complete checkpoint in output_dir, or None."""
+    return self._ensure_checkpoint(with_data=False).latest
 
   def restore(self, with_data=True):
-    """Restores the newest checkpoint in output_dir, if any; returns its path or None."""
-    self._ensure_checkpoint(with_data)
-    # A run killed while saving leaves TensorFlow's ckpt-N_temp folder behind; it is never a
-    # complete checkpoint (the manager only lists finished ones), so clear it away.
-    for leftover in tf.io.gfile.glob(os.path.join(self.output_dir, "ckpt-*_temp")):
-      tf.io.gfile.rmtree(leftover)
-    path = self._manager.latest_checkpoint
-    if path:
-      status = self._checkpoint.restore(path)
-      if not with_data:
-        status.expect_partial()
-      logging.info("Restored %s (step %d)", path, int(self.global_step.numpy()))
-    return path
+    """Restores the newest checkpoint in output_dir that restores, if any; returns its path
+    or None. A training run (`with_data`) moves a checkpoint that does not restore aside; an
+    evaluation skips it (see `TrainingCheckpoint.restore_newest`)."""
+    return self._ensure_checkpoint(with_data).restore_newest(move_aside=with_data)
 
   def save(self):
-    self._ensure_checkpoint(True)
-    path = self._manager.save(checkpoint_number=self.global_step)
-    logging.info("Saved %s", path)
-    return path
+    return self._ensure_checkpoint(True).save()
 
   # ---------------------------------------------------------------- training
-  def _replica_step(self, features):
-    ctx = tf.distribute.get_replica_context()
-    with tf.GradientTape() as tape:
-      logits = self.model(features, training=True)
-      loss_sum, weight_sum = losses.model_loss(logits, features, self.problem_hparams,
-                                               self.hparams)
-      global_weight = ctx.all_reduce(tf.distribute.ReduceOp.SUM, weight_sum)
-      loss = loss_sum / tf.maximum(global_weight, 1.0)
-      if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
-        loss = self.optimizer.scale_loss(loss)
-    variables = self.model.trainable_variables
-    grads = tape.gradient(loss, variables)
-    self.optimizer.apply_gradients(zip(grads, variables))
-    return loss_sum, weight_sum, self._count_tokens(features)
-
-  @staticmethod
-  def _count_tokens(features):
-    total = tf.constant(0.0)
-    for key in ("inputs", "targets"):
-      if key in features:
-        x = features[key]
-        if x.dtype.is_integer and x.shape.rank >= 2:
-          total += tf.reduce_sum(tf.cast(tf.not_equal(x, 0), tf.float32))
-        else:
-          total += tf.cast(tf.shape(x)[0], tf.float32)
-    return total
-
-  def _make_train_fn(self):
-    step_fn = self._replica_step
-    if _hp(self.hparams, "xla_compile", False):
+  def make_train_fn(self):
+    """`train_loop(iterator, num_steps) -> (loss_sum, weight_sum, tokens)`: num_steps steps
+    of the Task's train step under the strategy in one tf.function call (the step itself
+    XLA-compiled with hparams.xla_compile)."""
+    def step_fn(features):
+      return self.task.train_step(self.model, self.optimizer, features)
+    if common_hparams.get(self.hparams, "xla_compile"):
       step_fn = tf.function(step_fn, jit_compile=True)
     strategy = self.strategy
 
@@ -275,9 +224,8 @@ class Trainer:
     train_steps = self.train_steps if train_steps is None else int(train_steps)
     self.restore(with_data=True)
     if self._train_fn is None:
-      self._train_fn = self._make_train_fn()
-    per_loop = max(1, int(_hp(self.hparams, "iterations_per_loop", 10)))
-    writer = tf.summary.create_file_writer(self.dirs["train"])
+      self._train_fn = self.make_train_fn()
+    per_loop = max(1, int(common_hparams.get(self.hparams, "iterations_per_loop")))
     step = int(self.global_step.numpy())
     start_step, start_time = step, time.time()
     window_loss = window_weight = window_tokens = 0.0
@@ -286,39 +234,41 @@ class Trainer:
     last_saved = step
     previous_handler = self._install_sigterm()
     try:
-      while step < train_steps and not self._stop_requested:
-        n = min(per_loop, train_steps - step)
-        for every in (self.save_checkpoints_steps, eval_every, self.log_step_count_steps):
-          if every:
-            n = min(n, every - step % every)
-        with self._reading_errors():
-          loss_sum, weight_sum, tokens = self._train_fn(self._train_iterator,
-                                                        tf.constant(n, tf.int64))
-        loss_sum, weight_sum = float(loss_sum), float(weight_sum)
-        step += n
-        if not math.isfinite(loss_sum):
-          raise TrainingDivergedError(
-              "the loss became %s at step %d; the last good checkpoint (%s) is kept. Lower "
-              "learning_rate_constant, set clip_grad_norm, or check the data." %
-              (loss_sum, step, self._manager.latest_checkpoint or "none yet"))
-        window_loss += loss_sum
-        window_weight += weight_sum
-        window_tokens += float(tokens)
-        if step % self.log_step_count_steps == 0 or step >= train_steps:
-          self._log_train(writer, step, train_steps, window_loss / max(window_weight, 1.0),
-                          window_tokens, step - window_step, time.time() - window_start,
-                          (time.time() - start_time) / max(1, step - start_step))
-          window_loss = window_weight = window_tokens = 0.0
-          window_start, window_step = time.time(), step
-        if self.save_checkpoints_steps and step % self.save_checkpoints_steps == 0:
+      with self._summary_writer(constants.TRAIN_SUMMARY_DIR) as writer:
+        while step < train_steps and not self._stop_requested:
+          n = min(per_loop, train_steps - step)
+          for every in (self.save_checkpoints_steps, eval_every, self.log_step_count_steps):
+            if every:
+              n = min(n, every - step % every)
+          with self._reading_errors():
+            loss_sum, weight_sum, tokens = self._train_fn(self._train_iterator,
+                                                          tf.constant(n, tf.int64))
+          loss_sum, weight_sum = float(loss_sum), float(weight_sum)
+          step += n
+          if not math.isfinite(loss_sum):
+            raise TrainingDivergedError(
+                "the loss became %s at step %d; the last good checkpoint (%s) is kept. Lower "
+                "learning_rate_constant, set clip_grad_norm, or check the data." %
+                (loss_sum, step, self.latest_checkpoint or "none yet"))
+          window_loss += loss_sum
+          window_weight += weight_sum
+          window_tokens += float(tokens)
+          if step % self.log_step_count_steps == 0 or step >= train_steps:
+            self._log_train(writer, step, train_steps, window_loss / max(window_weight, 1.0),
+                            window_tokens, step - window_step, time.time() - window_start,
+                            (time.time() - start_time) / max(1, step - start_step))
+            window_loss = window_weight = window_tokens = 0.0
+            window_start, window_step = time.time(), step
+          if self.save_checkpoints_steps and step % self.save_checkpoints_steps == 0:
+            self.save()
+            last_saved = step
+          if eval_every and (step % eval_every == 0 or step >= train_steps):
+            results = self.evaluate(eval_steps)  # the final step is evaluated too
+        if step != last_saved or self.latest_checkpoint is None:
           self.save()
-          last_saved = step
-        if eval_every and step % eval_every == 0 and step < train_steps:
-          results = self.evaluate(eval_steps)
-      if step != last_saved or self._manager.latest_checkpoint is None:
-        self.save()
+      if self.average_last_checkpoints and step >= train_steps:
+        self.average_checkpoints()
     finally:
-      writer.close()
       if previous_handler is not None:
         signal.signal(signal.SIGTERM, previous_handler)
     return results
@@ -342,118 +292,51 @@ class Trainer:
     return self._stop_requested
 
   # ---------------------------------------------------------------- evaluation
-  def _make_eval_fn(self):
-    strategy = self.strategy
-    want_predictions = bool(self.host_metrics)
-
-    def replica_eval(features):
-      logits = self.model(features, training=False)
-      sums = metrics_lib.batch_metric_sums(logits, features["targets"], self.device_metrics)
-      loss_sum, weight_sum = losses.model_loss(logits, features, self.problem_hparams,
-                                               self.hparams)
-      sums["loss"] = (loss_sum, weight_sum)
-      extra = {}
-      if want_predictions:
-        extra = {"predictions": tf.argmax(logits, -1, output_type=tf.int32),
-                 "targets": tf.cast(features["targets"], tf.int32)}
-      return sums, extra
-
-    @tf.function(reduce_retracing=True)
-    def eval_step(features):
-      sums, extra = strategy.run(replica_eval, args=(features,))
-      sums = tf.nest.map_structure(
-          lambda x: strategy.reduce(tf.distribute.ReduceOp.SUM, x, axis=None), sums)
-      return sums, extra
-
-    return eval_step
-
   def evaluate(self, eval_steps=100):
-    """Evaluates the current weights on the eval split.
+    """Evaluates the current weights on the eval split (see training/evaluation.py).
 
     Args:
       eval_steps: batches per worker; -1 (or None) evaluates the whole split.
 
     Returns:
-      {metric: value, "loss": ..., "global_step": ...}; also written to summaries (eval/) and
-      output_dir/eval_results.json.
+      {metric: value, "loss": ..., "global_step": ...} ("bleu" too with eval_bleu_samples);
+      also written to summaries (eval/) and output_dir/eval_results.json.
     """
-    if self._eval_fn is None:
-      self._eval_fn = self._make_eval_fn()
-    take = int(eval_steps) if eval_steps not in (None, -1) else -1
-
-    def dataset_fn(input_context):
-      ds = self._dataset_fn(EVAL, shuffle=False)(input_context)
-      if take < 0:
-        return ds
-      # eval_steps counts steps of the global batch: each pipeline feeds all of its worker's
-      # replicas, one per-replica batch each per step.
-      per_step = max(1, input_context.num_replicas_in_sync // input_context.num_input_pipelines)
-      return ds.take(take * per_step)
-
-    dataset = self.strategy.distribute_datasets_from_function(dataset_fn)
-    totals = {}
-    bleu = metrics_lib.BleuAccumulator() if "approx_bleu_score" in self.host_metrics else None
-    batches = 0
+    if self._evaluator is None:
+      self._evaluator = evaluation.Evaluator(
+          self.task, self.model, self.strategy, self.output_dir, self.global_step,
+          bleu_samples=self.eval_bleu_samples, decode_hparams=self.decode_hparams,
+          keep_best_by=self.keep_best_by)
     with self._reading_errors():
-      for features in dataset:
-        sums, extra = self._eval_fn(features)
-        for name, (num, den) in sums.items():
-          n0, d0 = totals.get(name, (0.0, 0.0))
-          totals[name] = (n0 + float(num), d0 + float(den))
-        if bleu is not None:
-          for p, t in zip(self.strategy.experimental_local_results(extra["predictions"]),
-                          self.strategy.experimental_local_results(extra["targets"])):
-            bleu.add_batch(p.numpy(), t.numpy())
-        batches += 1
-    step = int(self.global_step.numpy())
-    results = {name: num / den if den else 0.0 for name, (num, den) in totals.items()}
-    if bleu is not None:
-      results["approx_bleu_score"] = bleu.result()
-    results["global_step"] = step
-    writer = tf.summary.create_file_writer(self.dirs["eval"])
-    with writer.as_default(step=step):
-      for name, value in results.items():
-        if name != "global_step":
-          tf.summary.scalar(name, value)
-    writer.close()
-    write_json_atomically(os.path.join(self.output_dir, "eval_results.json"), results)
-    self._log_time("eval at step %d over %d batches: %s" % (
-        step, batches, " ".join("%s=%.4f" % (k, v) for k, v in sorted(results.items())
-                                if k != "global_step")))
-    return results
+      return self._evaluator.evaluate(
+          eval_steps, lambda: self._summary_writer(constants.EVAL_SUMMARY_DIR), self._log_time)
 
   def continuous_eval(self, eval_steps=100):
     """Evaluates each new checkpoint in output_dir until one reaches train_steps."""
     results = {}
-    self._ensure_checkpoint(with_data=False)
-    for path in tf.train.checkpoints_iterator(self.output_dir, min_interval_secs=1,
-                                              timeout=self.continuous_eval_timeout):
-      self._checkpoint.restore(path).expect_partial()
+    checkpoint = self._ensure_checkpoint(with_data=False)
+    for _ in checkpoint.follow(self.continuous_eval_timeout):
       results = self.evaluate(eval_steps)
       if int(self.global_step.numpy()) >= self.train_steps:
         break
     return results
 
+  def average_checkpoints(self):
+    """Averages the last `average_last_checkpoints` checkpoints into OUTPUT_DIR/avg."""
+    from t2t_lite.training import averaging  # pylint: disable=g-import-not-at-top
+    path = averaging.average_checkpoints(self.output_dir, self.average_last_checkpoints,
+                                         max_to_keep=1)
+    self._log_time("averaged the last %d checkpoints into %s" % (
+        self.average_last_checkpoints, path))
+    return path
+
   # ---------------------------------------------------------------- export
   def export_saved_model(self, export_dir=None):
-    """Writes a SavedModel whose `serving_default` maps the feature dict to logits."""
-    export_dir = export_dir or os.path.join(self.output_dir, "export")
-    spec = self.problem.dataset(EVAL, self.data_dir, self.hparams).element_spec
-    signature = {k: tf.TensorSpec([None] * len(s.shape), s.dtype, name=k)
-                 for k, s in spec.items()}
-    archive = keras.export.ExportArchive()
-    archive.track(self.model)
-    archive.add_endpoint("serve", lambda features: self.model(features, training=False),
-                         input_signature=[signature])
-    tmp = export_dir + ".tmp-%d" % os.getpid()
-    if tf.io.gfile.exists(tmp):
-      tf.io.gfile.rmtree(tmp)
-    archive.write_out(tmp, verbose=False)
-    if tf.io.gfile.exists(export_dir):
-      tf.io.gfile.rmtree(export_dir)
-    tf.io.gfile.rename(tmp, export_dir)
-    logging.info("Exported a SavedModel to %s", export_dir)
-    return export_dir
+    """Writes a SavedModel whose `serving_default` maps the feature dict to logits
+    (default OUTPUT_DIR/export)."""
+    from t2t_lite.decoding import export  # pylint: disable=g-import-not-at-top
+    export_dir = export_dir or os.path.join(self.output_dir, constants.EXPORT_DIR)
+    return export.export_logits_model(self.task, self.model, export_dir)
 
   # ---------------------------------------------------------------- schedules
   def run(self, schedule="continuous_train_and_eval", eval_steps=100,
@@ -470,7 +353,9 @@ class Trainer:
     if schedule == "continuous_eval":
       return self.continuous_eval(eval_steps)
     results = self.train(eval_every=local_eval_frequency, eval_steps=eval_steps)
-    if schedule == "continuous_train_and_eval" and not self._stop_requested:
+    final_step = int(self.global_step.numpy())
+    if (schedule == "continuous_train_and_eval" and not self._stop_requested and
+        results.get("global_step") != final_step):
       results = self.evaluate(eval_steps)
     return results
 
@@ -495,7 +380,6 @@ def train_supervised(problem, model_name, hparams, data_dir, output_dir, train_s
   Returns:
     The last evaluation's metrics ({} for the "train" schedule).
   """
-  check_schedule(schedule)
   trainer = Trainer(problem, model_name, hparams, data_dir, output_dir, train_steps,
                     **trainer_kwargs)
   return trainer.run(schedule, eval_steps=eval_steps, local_eval_frequency=local_eval_frequency)

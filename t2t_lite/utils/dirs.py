@@ -14,7 +14,8 @@ def setup_directories(base_dir, subdirs):
   """Creates `base_dir` and each subdir under it; returns {subdir: path}.
 
   Args:
-    base_dir: the folder to lay out (local or any tf.io.gfile filesystem).
+    base_dir: the folder to lay out (local or any tf.io.gfile filesystem; a leading `~` is
+      the home folder).
     subdirs: iterable of names; a name is a string ("data") or a tuple of path parts
       (("world_model", "debug_videos") -> base_dir/world_model/debug_videos). The key in the
       returned dict is the subdir exactly as given.
@@ -25,6 +26,7 @@ def setup_directories(base_dir, subdirs):
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
+  base_dir = os.path.expanduser(base_dir)  # "~/run" is the home folder's, not "./~"
   tf.io.gfile.makedirs(base_dir)
   paths = {}
   for subdir in subdirs:

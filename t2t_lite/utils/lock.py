@@ -33,7 +33,7 @@ import uuid
 
 from t2t_lite.errors import ConfigError
 
-LOCK_FILENAME = ".t2t_lock"
+from t2t_lite.constants import LOCK_FILENAME  # noqa: E402
 # A lock file that cannot be read (its owner died between creating and writing it, a few
 # microseconds) is stale once it is this old.
 UNREADABLE_STALE_SECONDS = 30.0

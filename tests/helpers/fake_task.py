@@ -1,4 +1,6 @@
 """A tiny in-memory problem and model for trainer tests that must not depend on problems/."""
+import contextlib
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -22,10 +24,14 @@ class FakeReverseProblem:
       self.examples.append((x + [1], x[::-1] + [1]))
     self.max_len = max_len + 1
 
-  def get_hparams(self, model_hparams=None):
+  def get_hparams(self, model_hparams=None, data_dir=None):
     return HParams(vocab_size={"inputs": VOCAB, "targets": VOCAB},
                    modality={"inputs": "symbol", "targets": "symbol"}, has_inputs=True,
                    was_reversed=False, was_copy=False)
+
+  def reading_errors(self, data_dir):
+    del data_dir
+    return contextlib.nullcontext()
 
   def eval_metrics(self):
     return ["accuracy", "accuracy_top5", "accuracy_per_sequence", "neg_log_perplexity",
@@ -75,7 +81,7 @@ def register():
 
 
 def hparams(**overrides):
-  from t2t_lite.models import common_hparams
+  from t2t_lite import common_hparams
   hp = common_hparams.basic_params1()
   values = dict(batch_size=8, hidden_size=16, learning_rate_schedule="constant",
                 learning_rate_constant=0.01, learning_rate_warmup_steps=0,

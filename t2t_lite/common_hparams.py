@@ -1,7 +1,9 @@
 """The hparams every model and problem shares (tensor2tensor's basic_params1, trimmed).
 
 Problems read the batching hparams; the trainer reads the optimizer, schedule and precision
-hparams; a model's hparams set starts from `basic_params1()` and adds its own.
+hparams; a model's hparams set starts from `basic_params1()` and adds its own. This is the one
+home of these defaults: code that reads an hparam a partial HParams may lack falls back to
+`default(name)`, never to a value of its own.
 """
 from t2t_lite import registry
 from t2t_lite.hparams import HParams
@@ -48,3 +50,24 @@ def basic_params1():
       xla_compile=False,
       mixed_precision="",  # "" | mixed_float16 | mixed_bfloat16
   )
+
+
+_DEFAULTS = None
+
+
+def default(name):
+  """basic_params1's value of `name` (KeyError if it has none)."""
+  global _DEFAULTS
+  if _DEFAULTS is None:
+    _DEFAULTS = basic_params1().values()
+  return _DEFAULTS[name]
+
+
+def get(hparams, name):
+  """`hparams.name`, or basic_params1's value when `hparams` (None, a partial HParams or a
+  dict) does not set it."""
+  if hparams is not None:
+    value = hparams.get(name) if isinstance(hparams, dict) else getattr(hparams, name, None)
+    if value is not None:
+      return value
+  return default(name)

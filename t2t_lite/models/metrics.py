@@ -16,6 +16,8 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from t2t_lite.constants import EOS_ID, PAD_ID
+
 SEQUENCE_METRICS = ("accuracy", "accuracy_top5", "accuracy_per_sequence", "neg_log_perplexity")
 CLASS_METRICS = ("accuracy", "accuracy_top5", "neg_log_perplexity")
 HOST_METRICS = ("approx_bleu_score",)  # computed in Python from the predictions
@@ -35,7 +37,7 @@ def batch_metric_sums(logits, targets, names):
   sequence = logits.shape.rank == 3
   if sequence:
     # Cut or pad the time axes to one length (a model may emit fewer positions).
-    weights = tf.cast(tf.not_equal(targets, 0), tf.float32)
+    weights = tf.cast(tf.not_equal(targets, PAD_ID), tf.float32)
   else:
     weights = tf.ones(tf.shape(targets), tf.float32)
   predictions = tf.argmax(logits, axis=-1, output_type=tf.int32)
@@ -78,7 +80,9 @@ def _ngrams(ids, n):
 
 
 class BleuAccumulator:
-  """Corpus BLEU-4 with a brevity penalty, on token ids (tensor2tensor's approx_bleu).
+  """Corpus BLEU-4 with a brevity penalty and tensor2tensor's smoothing, on token ids
+  (tensor2tensor's approx_bleu: a cheap teacher-forced proxy; t2t-bleu and --eval_bleu_samples
+  give sacreBLEU of decoded text).
 
   Written here because no dependency we keep (TensorFlow, Keras, TFDS) ships a corpus BLEU; it
   is "approx" because it scores ids rather than detokenized text.
@@ -94,9 +98,9 @@ class BleuAccumulator:
   @staticmethod
   def _strip(row):
     row = [int(t) for t in row]
-    if 1 in row:  # EOS ends the sequence
-      row = row[:row.index(1)]
-    return [t for t in row if t != 0]
+    if EOS_ID in row:  # EOS ends the sequence
+      row = row[:row.index(EOS_ID)]
+    return [t for t in row if t != PAD_ID]
 
   def add_batch(self, predictions, targets):
     """predictions, targets: int arrays [B, T]."""
@@ -110,12 +114,24 @@ class BleuAccumulator:
         self.possible[n - 1] += max(0, len(hyp) - n + 1)
 
   def result(self):
+    """tensor2tensor's compute_bleu: an order with no match counts 1 / (2^k * possible) (k
+    counting such orders), an order no hypothesis is long enough for is left out of the
+    geometric mean (but still divides it), then the brevity penalty."""
     if self.hyp_len == 0:
       return 0.0
-    log_sum = 0.0
-    for m, p in zip(self.matches, self.possible):
-      if m == 0 or p == 0:
-        return 0.0
-      log_sum += math.log(m / p)
-    bp = 1.0 if self.hyp_len > self.ref_len else math.exp(1 - self.ref_len / self.hyp_len)
-    return bp * math.exp(log_sum / self.max_order)
+    precisions = []
+    smooth = 1.0
+    for matches, possible in zip(self.matches, self.possible):
+      if possible == 0:
+        precisions.append(0.0)
+      elif matches:
+        precisions.append(matches / possible)
+      else:
+        smooth *= 2.0
+        precisions.append(1.0 / (smooth * possible))
+    if max(precisions) <= 0.0:
+      return 0.0
+    geo_mean = math.exp(sum(math.log(p) for p in precisions if p) / self.max_order)
+    ratio = self.hyp_len / max(1, self.ref_len)
+    bp = 1.0 if ratio > 1.0 else math.exp(1.0 - 1.0 / ratio)
+    return bp * geo_mean

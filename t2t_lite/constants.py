@@ -1,0 +1,51 @@
+"""The facts every part of t2t_lite shares, each defined once here (no TensorFlow imported).
+
+- Reserved token ids: every symbol vocabulary starts with PAD (0) and EOS (1).
+- Modes a dataset is read for (`ModeKeys`), the trainer's schedules.
+- The names of the files and folders t2t_lite writes in an output_dir and a data_dir.
+"""
+
+# -- reserved tokens ---------------------------------------------------------------------------
+PAD = "<pad>"
+EOS = "<EOS>"
+RESERVED_TOKENS = (PAD, EOS)
+NUM_RESERVED_TOKENS = len(RESERVED_TOKENS)
+PAD_ID = RESERVED_TOKENS.index(PAD)  # 0: padding; targets with this id get loss weight 0
+EOS_ID = RESERVED_TOKENS.index(EOS)  # 1: end of sequence
+
+
+class ModeKeys:
+  """The modes a dataset is read for (tensor2tensor's / tf.estimator's names)."""
+  TRAIN = "train"
+  EVAL = "eval"
+  PREDICT = "infer"
+
+
+# -- schedules (t2t-trainer --schedule) --------------------------------------------------------
+SCHEDULES = ("train", "evaluate", "train_and_evaluate", "continuous_train_and_eval",
+             "continuous_eval")
+# The schedules that train (and so write checkpoints and take the output_dir's lock).
+TRAINING_SCHEDULES = ("train", "train_and_evaluate", "continuous_train_and_eval")
+
+DISTRIBUTION_STRATEGIES = ("auto", "default", "mirrored", "multi_worker_mirrored", "tpu")
+
+# -- files in an output_dir --------------------------------------------------------------------
+HPARAMS_FILENAME = "hparams.json"  # the run's model hparams, checked on every resume
+FLAGS_FILENAME = "flags.txt"  # the latest command's flags, as an absl flag file
+EVAL_RESULTS_FILENAME = "eval_results.json"  # the latest evaluation
+LOCK_FILENAME = ".t2t_lock"  # held by the training run that owns the output_dir
+CHECKPOINT_NAME = "ckpt"  # checkpoints are OUTPUT_DIR/ckpt-STEP.*
+TRAIN_SUMMARY_DIR = "train"  # tf.summary event files of training
+EVAL_SUMMARY_DIR = "eval"  # tf.summary event files of evaluation
+EXPORT_DIR = "export"  # t2t-trainer --export_saved_model: features -> logits
+DECODER_EXPORT_DIR = "export_decoder"  # t2t-decoder --export_saved_model: strings -> strings
+AVERAGED_DIR = "avg"  # t2t-avg-all's default output: OUTPUT_DIR/avg/ckpt-STEP
+BEST_DIR = "best"  # --keep_best_by: the best model by an eval metric, OUTPUT_DIR/best/ckpt-STEP
+
+__all__ = [
+    "PAD", "EOS", "RESERVED_TOKENS", "NUM_RESERVED_TOKENS", "PAD_ID", "EOS_ID", "ModeKeys",
+    "SCHEDULES", "TRAINING_SCHEDULES", "DISTRIBUTION_STRATEGIES", "HPARAMS_FILENAME",
+    "FLAGS_FILENAME", "EVAL_RESULTS_FILENAME", "LOCK_FILENAME", "CHECKPOINT_NAME",
+    "TRAIN_SUMMARY_DIR", "EVAL_SUMMARY_DIR", "EXPORT_DIR", "DECODER_EXPORT_DIR", "AVERAGED_DIR",
+    "BEST_DIR",
+]

@@ -1,0 +1,116 @@
+"""MultiHeadAttention: attention of a sequence over a memory (a decoder over the encoder output).
+
+Queries come from x; keys and values from the memory, through one fused projection that
+`compute_memory_kv` can run once per sequence, for every decoding step to reuse. The attention
+math is `t2t_lite.layers.attention_base`'s, shared with `MultiHeadSelfAttention`.
+"""
+import keras
+from keras import ops
+
+from t2t_lite.layers.attention_base import MultiHeadAttentionBase
+from t2t_lite.layers.attention_base import dense_2d
+from t2t_lite.layers.attention_masks import ShapeOnly
+from t2t_lite.layers.attention_masks import check_mask_shape
+from t2t_lite.layers.attention_masks import padding_masks
+from t2t_lite.layers.attention_masks import static_shape
+
+
+@keras.saving.register_keras_serializable(package="t2t_lite")
+class MultiHeadAttention(MultiHeadAttentionBase):
+  """Multi-head attention of x over a memory (e.g. a decoder over the encoder output).
+
+  Queries come from x, keys and values from the memory through one fused [memory_size,
+  N*(key_dim + value_dim)] projection. The attention math is `MultiHeadSelfAttention`'s.
+
+  Args:
+    num_heads: number of attention heads.
+    key_dim: size of each query/key head; default x's hidden_size // num_heads.
+    value_dim: size of each value head; default key_dim.
+    dropout: dropout rate on the attention probabilities (training only, seeded).
+    use_bias: whether the projections have biases.
+    output_dim: size of the output's last axis; default x's hidden size.
+    kernel_initializer: initializer of the projection kernels; default `FanInUniform()`.
+    bias_initializer: initializer of the biases; default "zeros".
+    seed: int seed of the attention dropout.
+    **kwargs: `keras.layers.Layer` arguments (name, dtype, ...).
+
+  Call arguments:
+    x: [batch, length, hidden], the queries.
+    memory: [batch, memory_length, memory_size]; may be None when `memory_kv` is given.
+    mask: optional [batch, length] padding mask of x (also from Keras masking); padded query
+      rows give zeros.
+    memory_mask: optional [batch, memory_length] padding mask of the memory.
+    training: whether dropout is active.
+    memory_kv: optional {"key": [B, S, N, key_dim], "value": [B, S, N, value_dim]} from
+      `compute_memory_kv(memory)`; it replaces the key/value projection of `memory`.
+    return_attention_scores: also return the probabilities [B, N, length, memory_length].
+
+  Example:
+
+  >>> layer = MultiHeadAttention(num_heads=4)
+  >>> x, memory = keras.random.normal((2, 3, 32)), keras.random.normal((2, 7, 32))
+  >>> y = layer(x, memory)                        # [2, 3, 32]
+  >>> kv = layer.compute_memory_kv(memory)        # once per sequence when decoding
+  >>> y_step = layer(x[:, :1], None, memory_kv=kv)
+  """
+
+  def build(self, x_shape, memory_shape=None):
+    self._check_input("x", ShapeOnly(x_shape))
+    self._resolve_dims(x_shape[-1])
+    self._hidden_size = x_shape[-1]
+    memory_size = x_shape[-1] if memory_shape is None else memory_shape[-1]
+    self._memory_size = memory_size
+    self._query_dense = self._dense(self.num_heads * self._key_dim, "query")
+    self._query_dense.build(tuple(x_shape))
+    self._kv_dense = self._dense(self.num_heads * (self._key_dim + self._value_dim), "kv")
+    self._kv_dense.build((None, None, memory_size))
+    self._output_dense = self._dense(self._output_dim, "output")
+    self._output_dense.build(tuple(x_shape[:-1]) + (self.num_heads * self._value_dim,))
+    self.built = True
+
+  def compute_memory_kv(self, memory):
+    """Projects the memory to keys and values once, for every decoding step to reuse.
+
+    If the layer is not built yet it is built assuming x has the memory's hidden size.
+
+    Args:
+      memory: [batch, memory_length, memory_size].
+
+    Returns:
+      {"key": [batch, memory_length, num_heads, key_dim],
+       "value": [batch, memory_length, num_heads, value_dim]}
+    """
+    self._check_input("memory", memory)
+    if not self.built:
+      self.build(tuple(memory.shape), tuple(memory.shape))
+    memory = ops.cast(memory, self.compute_dtype)
+    kv = dense_2d(self._kv_dense, memory)
+    key, value = ops.split(kv, [self.num_heads * self._key_dim], axis=-1)
+    return {"key": self._split_heads(key, self._key_dim),
+            "value": self._split_heads(value, self._value_dim)}
+
+  def call(self, x, memory, mask=None, memory_mask=None, training=None, memory_kv=None,
+           return_attention_scores=False):
+    name = type(self).__name__
+    self._check_input("x", x, self._hidden_size)
+    if memory_kv is None:
+      if memory is None:
+        raise ValueError("%s: pass `memory` or `memory_kv`." % name)
+      self._check_input("memory", memory, self._memory_size)
+      memory_kv = self.compute_memory_kv(memory)
+    key, value = memory_kv["key"], memory_kv["value"]
+    batch, length = static_shape(x)[:2]
+    memory_length = static_shape(key)[1]
+    query = self._split_heads(dense_2d(self._query_dense, x), self._key_dim)
+    if mask is not None:
+      check_mask_shape("mask", mask, (batch, length), name)
+    if memory_mask is not None:
+      check_mask_shape("memory_mask", memory_mask, (batch, memory_length), name)
+    combined = padding_masks(mask, memory_mask)
+    context, scores = self._attend(query, key, value, combined, training,
+                                   return_attention_scores)
+    output = self._project_output(context, combined)
+    return (output, scores) if return_attention_scores else output
+
+  def compute_output_shape(self, x_shape, memory_shape=None):
+    return tuple(x_shape[:-1]) + (self.output_dim or x_shape[-1],)
