@@ -256,3 +256,17 @@ def test_atomic_write_failure_keeps_the_old_file_and_no_temporary(tmp_path):
 def test_output_write_error_is_a_user_error_with_exit_code_3():
   from t2t_lite.errors import T2TUserError
   assert issubclass(OutputWriteError, T2TUserError) and OutputWriteError.exit_code == 3
+
+
+def test_datagen_write_failure_is_one_line_exit_3_and_leaves_no_partial_shard(tmp_path):
+  data_dir = str(tmp_path / "data")
+  proc = script("t2t_datagen.py", "--problem=" + PROBLEM, "--data_dir=" + data_dir,
+                "--tmp_dir=" + str(tmp_path / "tmp"), file_size_limit=1024)
+  assert proc.returncode == 3, proc.stderr[-3000:]
+  last = proc.stderr.strip().splitlines()[-1]
+  assert last.startswith("t2t-datagen: error: could not write the data shards %s/%s-" % (
+      data_dir, PROBLEM)), proc.stderr[-3000:]
+  assert "File too large" in last and "free there" in last and "are kept" in last
+  assert "Traceback" not in proc.stderr
+  leftovers = [n for n in os.listdir(data_dir) if "incomplete" in n or ".tmp" in n]
+  assert not leftovers

@@ -27,6 +27,7 @@ from tensorflow.core.example import example_pb2
 
 from absl import logging
 
+from t2t_lite import output_dir as output_dir_lib
 from t2t_lite.data import integrity
 
 SHARD_RE = re.compile(r"^(?P<problem>.+)-(?P<split>[^-]+)-(?P<index>\d{5})-of-(?P<count>\d{5})$")
@@ -239,6 +240,10 @@ def generate_files(generator, output_paths, max_cases=None, skip_existing=True,
 
   If the generator raises (or the process is interrupted), the temporary files are deleted
   where possible and no final name is ever created.
+
+  Raises:
+    OutputWriteError: a shard could not be written (a full or read-only disk): one line
+      naming the folder, the free space seen and the complete shards kept.
   """
   output_paths = list(output_paths)
   if not output_paths:
@@ -247,28 +252,47 @@ def generate_files(generator, output_paths, max_cases=None, skip_existing=True,
     logging.info("Skipping generation of %s: the files exist.", output_paths[0])
     return 0
   out_dir = os.path.dirname(output_paths[0])
-  if out_dir:
-    tf.io.gfile.makedirs(out_dir)
   tmp_paths = [_tmp_path(p) for p in output_paths]
-  writers = [tf.io.TFRecordWriter(p) for p in tmp_paths]
+  writers = []
   count = 0
-  num = len(writers)
   done = False
+
+  def write_failed(error):
+    # Only errors of the writes themselves: a generator's own OSError is not a full disk.
+    kept = [p for p in output_paths if tf.io.gfile.exists(p)]
+    return output_dir_lib.write_failed(
+        "the data shards", output_paths[0], error,
+        "the complete shards already there are kept (%d of these %d); a rerun writes the rest"
+        % (len(kept), len(output_paths)))
+
   try:
+    try:
+      if out_dir:
+        tf.io.gfile.makedirs(out_dir)
+      writers.extend(tf.io.TFRecordWriter(p) for p in tmp_paths)
+    except output_dir_lib.write_errors() as e:
+      raise write_failed(e) from None
+    num = len(writers)
     for case in generator:
       if max_cases is not None and count >= max_cases:
         break
       record = case if isinstance(case, bytes) else serialize_example(case)
-      writers[count % num].write(record)
+      try:
+        writers[count % num].write(record)
+      except output_dir_lib.write_errors() as e:
+        raise write_failed(e) from None
       count += 1
       if progress is not None and count % 1000 == 0:
         progress.add(1000)
     if progress is not None:
       progress.add(count % 1000)
-    for w in writers:
-      w.close()
-    for tmp, final in zip(tmp_paths, output_paths):
-      tf.io.gfile.rename(tmp, final, overwrite=True)
+    try:
+      for w in writers:
+        w.close()
+      for tmp, final in zip(tmp_paths, output_paths):
+        tf.io.gfile.rename(tmp, final, overwrite=True)
+    except output_dir_lib.write_errors() as e:
+      raise write_failed(e) from None
     done = True
   finally:
     if not done:
