@@ -6,11 +6,12 @@ Dense(hidden_size) -> ReLU -> dropout, then a Dense to the classes.
 import keras
 from keras import ops
 
+from t2t_lite import common_hparams
 from t2t_lite import registry
+from t2t_lite.common_hparams import basic_params1
 from t2t_lite.layers.dense import Dense
 from t2t_lite.layers.dropout import Dropout
 from t2t_lite.models import base
-from t2t_lite.common_hparams import basic_params1
 
 
 @registry.register_model("basic_fc_relu")
@@ -43,7 +44,7 @@ class BasicFcRelu(base.T2TModel):
     super().__init__(hparams, problem_hparams, **kwargs)
     hidden_size = int(self.hp("hidden_size"))
     num_layers = int(self.hp("num_hidden_layers"))
-    dropout = float(self.hp("dropout", 0.0))
+    dropout = float(self.hp("dropout", common_hparams.default("dropout")))
     self.flatten = keras.layers.Flatten(dtype=self.layer_dtype, name="flatten")
     self.hidden_layers = self.track_layers("hidden_layer", [
         Dense(hidden_size, activation="relu", dtype=self.layer_dtype, name="dense_%d" % i)

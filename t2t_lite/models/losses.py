@@ -15,6 +15,7 @@ import math
 
 from keras import ops
 
+from t2t_lite import common_hparams
 # Padding id of every symbol feature (defined in t2t_lite.constants): labels with it get weight 0.
 from t2t_lite.constants import PAD_ID
 
@@ -146,7 +147,7 @@ def model_loss(logits, features, problem_hparams, hparams):
   """
   targets = features["targets"]
   modality = target_modality(problem_hparams)
-  label_smoothing = _get(hparams, "label_smoothing", 0.0) or 0.0
+  label_smoothing = common_hparams.get(hparams, "label_smoothing")
   if modality == "class_label":
     return class_label_cross_entropy(logits, targets, label_smoothing)
   if modality == "real":

@@ -4,10 +4,11 @@ import math
 import keras
 from keras import ops
 
+from t2t_lite import common_hparams
 from t2t_lite.errors import HParamsError
 
 OPTIMIZERS = ("adam", "adafactor", "sgd")
-SCHEDULES = ("noam", "constant", "cosine")
+LEARNING_RATE_SCHEDULES = ("noam", "constant", "cosine")
 
 
 @keras.saving.register_keras_serializable(package="t2t_lite")
@@ -34,17 +35,18 @@ class NoamSchedule(keras.optimizers.schedules.LearningRateSchedule):
             "hidden_size": self.hidden_size}
 
 
-def _hp(hparams, name, default):
-  return getattr(hparams, name, default) if name in hparams else default
+def _hp(hparams, name):
+  # The set's value, else basic_params1's: the one home of every default.
+  return common_hparams.get(hparams, name)
 
 
 def learning_rate_schedule(hparams, train_steps):
   """The LearningRateSchedule that `hparams.learning_rate_schedule` names."""
-  name = _hp(hparams, "learning_rate_schedule", "noam")
-  constant = _hp(hparams, "learning_rate_constant", 1.0)
-  warmup = int(_hp(hparams, "learning_rate_warmup_steps", 0))
+  name = _hp(hparams, "learning_rate_schedule")
+  constant = _hp(hparams, "learning_rate_constant")
+  warmup = int(_hp(hparams, "learning_rate_warmup_steps"))
   if name == "noam":
-    return NoamSchedule(constant, warmup, _hp(hparams, "hidden_size", 512))
+    return NoamSchedule(constant, warmup, _hp(hparams, "hidden_size"))
   if name == "constant":
     if warmup > 0:
       # Linear warmup to the constant, then flat: PolynomialDecay with power 1 rising from 0.
@@ -52,39 +54,39 @@ def learning_rate_schedule(hparams, train_steps):
           0.0, warmup, end_learning_rate=constant, power=1.0)
     return keras.optimizers.schedules.PolynomialDecay(constant, 1, constant)
   if name == "cosine":
-    decay_steps = int(_hp(hparams, "learning_rate_decay_steps", 0)) or max(1, train_steps - warmup)
+    decay_steps = int(_hp(hparams, "learning_rate_decay_steps")) or max(1, train_steps - warmup)
     return keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=0.0 if warmup else constant,
         decay_steps=decay_steps,
-        alpha=float(_hp(hparams, "learning_rate_min_fraction", 0.0)),
+        alpha=float(_hp(hparams, "learning_rate_min_fraction")),
         warmup_target=constant if warmup else None,
         warmup_steps=warmup)
   raise HParamsError("learning_rate_schedule=%s: unknown; use one of %s."
-                     % (name, ", ".join(SCHEDULES)))
+                     % (name, ", ".join(LEARNING_RATE_SCHEDULES)))
 
 
 def create_optimizer(hparams, train_steps):
   """A keras optimizer for `hparams.optimizer`, with its schedule and gradient clipping."""
-  name = _hp(hparams, "optimizer", "adam").lower()
+  name = _hp(hparams, "optimizer").lower()
   lr = learning_rate_schedule(hparams, train_steps)
-  clip = float(_hp(hparams, "clip_grad_norm", 0.0)) or None
-  weight_decay = float(_hp(hparams, "weight_decay", 0.0)) or None
+  clip = float(_hp(hparams, "clip_grad_norm")) or None
+  weight_decay = float(_hp(hparams, "weight_decay")) or None
   if name == "adam":
     opt = keras.optimizers.Adam(
-        learning_rate=lr, beta_1=_hp(hparams, "optimizer_adam_beta1", 0.9),
-        beta_2=_hp(hparams, "optimizer_adam_beta2", 0.997),
-        epsilon=_hp(hparams, "optimizer_adam_epsilon", 1e-9),
+        learning_rate=lr, beta_1=_hp(hparams, "optimizer_adam_beta1"),
+        beta_2=_hp(hparams, "optimizer_adam_beta2"),
+        epsilon=_hp(hparams, "optimizer_adam_epsilon"),
         global_clipnorm=clip, weight_decay=weight_decay)
   elif name == "adafactor":
     opt = keras.optimizers.Adafactor(learning_rate=lr, global_clipnorm=clip,
                                      weight_decay=weight_decay)
   elif name in ("sgd", "momentum"):
     opt = keras.optimizers.SGD(
-        learning_rate=lr, momentum=_hp(hparams, "optimizer_momentum_momentum", 0.9),
-        nesterov=bool(_hp(hparams, "optimizer_momentum_nesterov", False)),
+        learning_rate=lr, momentum=_hp(hparams, "optimizer_momentum_momentum"),
+        nesterov=bool(_hp(hparams, "optimizer_momentum_nesterov")),
         global_clipnorm=clip, weight_decay=weight_decay)
   else:
     raise HParamsError("optimizer=%s: unknown; use one of %s." % (name, ", ".join(OPTIMIZERS)))
-  if _hp(hparams, "mixed_precision", "") == "mixed_float16":
+  if _hp(hparams, "mixed_precision") == "mixed_float16":
     opt = keras.optimizers.LossScaleOptimizer(opt)
   return opt
