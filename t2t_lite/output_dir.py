@@ -107,8 +107,8 @@ def write_lines_atomically(path, lines):
 # -- hparams.json and flags.txt ------------------------------------------------------------------
 
 
-def hparams_path(output_dir):
-  return os.path.join(output_dir, constants.HPARAMS_FILENAME)
+def hparams_path(output_dir, filename=constants.HPARAMS_FILENAME):
+  return os.path.join(output_dir, filename)
 
 
 def hparams_differences(saved, new):
@@ -125,14 +125,14 @@ def hparams_differences(saved, new):
   return diffs
 
 
-def read_saved_hparams(output_dir):
-  """The HParams saved in OUTPUT_DIR/hparams.json, or None when there is none.
+def read_saved_hparams(output_dir, filename=constants.HPARAMS_FILENAME):
+  """The HParams saved in OUTPUT_DIR/hparams.json (or `filename`), or None when there is none.
 
   Raises:
     ConfigError: the file is not a valid hparams file.
   """
   gfile = _gfile()
-  path = hparams_path(output_dir)
+  path = hparams_path(output_dir, filename)
   if not output_dir or not gfile.exists(path):
     return None
   with gfile.GFile(path, "r") as f:
@@ -144,9 +144,10 @@ def read_saved_hparams(output_dir):
                       "to replace it with this run's hparams." % (path, e)) from None
 
 
-def check_hparams(output_dir, hparams):
-  """Raises ConfigError when OUTPUT_DIR/hparams.json holds hparams other than `hparams`."""
-  saved = read_saved_hparams(output_dir)
+def check_hparams(output_dir, hparams, filename=constants.HPARAMS_FILENAME):
+  """Raises ConfigError when OUTPUT_DIR/hparams.json (or `filename`) holds hparams other than
+  `hparams`."""
+  saved = read_saved_hparams(output_dir, filename)
   if saved is None:
     return
   diffs = hparams_differences(saved, HParams.from_json(hparams.to_json()))
@@ -154,16 +155,18 @@ def check_hparams(output_dir, hparams):
     raise ConfigError(
         "The hparams differ from the ones saved in %s: %s. Pass --overwrite_output_hparams to "
         "take the new values (the checkpoints there were trained with the saved ones), or use "
-        "another --output_dir." % (hparams_path(output_dir), "; ".join(diffs)))
+        "another --output_dir." % (hparams_path(output_dir, filename), "; ".join(diffs)))
 
 
-def save_or_check_hparams(output_dir, hparams, flags_text=None, overwrite=False):
+def save_or_check_hparams(output_dir, hparams, flags_text=None, overwrite=False,
+                          filename=constants.HPARAMS_FILENAME):
   """Saves `hparams` in output_dir, or checks them against the ones saved there.
 
   The first run writes OUTPUT_DIR/hparams.json. A later run loads it: a difference from
   `hparams` is an error naming each one, unless `overwrite` (--overwrite_output_hparams),
   which saves the new values. `flags_text` (the command's flags as an absl flag file), when
-  given, is written to OUTPUT_DIR/flags.txt on every run that passes the check.
+  given, is written to OUTPUT_DIR/flags.txt on every run that passes the check. `filename`
+  names another hparams file (the model-based loop's loop_hparams.json).
 
   Returns:
     `hparams`.
@@ -172,12 +175,12 @@ def save_or_check_hparams(output_dir, hparams, flags_text=None, overwrite=False)
     ConfigError: the saved hparams differ (and not `overwrite`), or hparams.json is invalid.
   """
   gfile = _gfile()
-  if overwrite or not gfile.exists(hparams_path(output_dir)):
+  path = hparams_path(output_dir, filename)
+  if overwrite or not gfile.exists(path):
     gfile.makedirs(output_dir)
-    write_text_atomically(hparams_path(output_dir),
-                          hparams.to_json(indent=2, sort_keys=True) + "\n", "the hparams")
+    write_text_atomically(path, hparams.to_json(indent=2, sort_keys=True) + "\n", "the hparams")
   else:
-    check_hparams(output_dir, hparams)
+    check_hparams(output_dir, hparams, filename)
   if flags_text is not None:
     write_text_atomically(os.path.join(output_dir, constants.FLAGS_FILENAME), flags_text,
                           "the flags")

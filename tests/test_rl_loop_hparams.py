@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from t2t_lite import constants
 from t2t_lite import registry
 from t2t_lite.errors import ConfigError
 from t2t_lite.rl import loop_hparams
@@ -33,7 +34,7 @@ def test_check_loop_hparams(name, value, message):
 
 def test_loop_hparams_json_is_saved_then_checked_strictly(tmp_path):
   out = str(tmp_path)
-  path = os.path.join(out, loop_hparams.LOOP_HPARAMS_FILENAME)
+  path = os.path.join(out, constants.LOOP_HPARAMS_FILENAME)
   hparams = registry.hparams("rlmb_tiny")
   loop_hparams.save_or_check_loop_hparams(out, hparams)
   with open(path) as f:
@@ -57,5 +58,5 @@ def test_loop_hparams_json_is_saved_then_checked_strictly(tmp_path):
 def test_an_invalid_loop_hparams_json_is_a_config_error(tmp_path):
   with open(os.path.join(str(tmp_path), "loop_hparams.json"), "w") as f:
     f.write("[1, 2")
-  with pytest.raises(ConfigError, match="not a valid loop hparams file"):
+  with pytest.raises(ConfigError, match="loop_hparams.json is not a valid hparams file"):
     loop_hparams.save_or_check_loop_hparams(str(tmp_path), registry.hparams("rlmb_tiny"))

@@ -9,14 +9,12 @@ model's hparams they name.
 A loop's output_dir keeps its loop hparams in loop_hparams.json (`save_or_check_loop_hparams`),
 checked on every rerun like a trainer's hparams.json.
 """
-import os
-
+from t2t_lite import common_hparams
+from t2t_lite import constants
 from t2t_lite import output_dir as output_dir_lib
 from t2t_lite import registry
-from t2t_lite.errors import ConfigError, HParamsError
+from t2t_lite.errors import ConfigError
 from t2t_lite.hparams import HParams
-
-LOOP_HPARAMS_FILENAME = "loop_hparams.json"
 
 # rlmb_small's results (its docstring) were measured with tensor2tensor's noam schedule at
 # transformer_tiny's earlier constant; it keeps them.
@@ -124,39 +122,21 @@ def world_model_hparams(loop_hparams):
   # The world model trains epoch after epoch, each run to a further train_steps. A cosine decay
   # sized by one run (learning_rate_decay_steps=0: train_steps) would reach zero at the end of
   # every epoch and jump back up in the next; it is sized by the whole loop instead.
-  if (hparams.get("learning_rate_schedule") == "cosine"
-      and not hparams.get("learning_rate_decay_steps", 1)):
+  if (common_hparams.get(hparams, "learning_rate_schedule") == "cosine"
+      and not common_hparams.get(hparams, "learning_rate_decay_steps")):
     total = int(loop_hparams.epochs) * int(loop_hparams.world_model_train_steps)
-    warmup = int(hparams.get("learning_rate_warmup_steps", 0))
+    warmup = int(common_hparams.get(hparams, "learning_rate_warmup_steps"))
     hparams.learning_rate_decay_steps = max(1, total - warmup)
   return hparams
 
 
 def save_or_check_loop_hparams(output_dir, hparams, overwrite=False):
-  """Writes OUTPUT_DIR/loop_hparams.json, or checks `hparams` against the one there.
-
-  The comparison is hparams.json's (`t2t_lite.output_dir.hparams_differences`): 1, 1.0 and
-  True differ. The file is written atomically.
+  """Writes OUTPUT_DIR/loop_hparams.json, or checks `hparams` against the one there (the
+  check and the message of hparams.json: `output_dir.save_or_check_hparams`).
 
   Raises:
     ConfigError: the saved loop hparams differ (and not `overwrite`): the finished epochs
       there were run with other settings; or the file is not valid.
   """
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  path = os.path.join(output_dir, LOOP_HPARAMS_FILENAME)
-  text = hparams.to_json(indent=2, sort_keys=True) + "\n"
-  if overwrite or not tf.io.gfile.exists(path):
-    output_dir_lib.write_text_atomically(path, text)
-    return
-  with tf.io.gfile.GFile(path) as f:
-    saved = f.read()
-  try:
-    diffs = output_dir_lib.hparams_differences(HParams.from_json(saved),
-                                               HParams.from_json(text))
-  except HParamsError as e:
-    raise ConfigError("%s is not a valid loop hparams file (%s). Pass "
-                      "--overwrite_output_hparams to replace it." % (path, e)) from None
-  if diffs:
-    raise ConfigError("the loop hparams differ from the ones saved in %s: %s. Use another "
-                      "--output_dir, or pass --overwrite_output_hparams to go on with the new "
-                      "ones (finished epochs are kept as they are)." % (path, "; ".join(diffs)))
+  output_dir_lib.save_or_check_hparams(output_dir, hparams, overwrite=overwrite,
+                                       filename=constants.LOOP_HPARAMS_FILENAME)
