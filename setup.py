@@ -30,6 +30,8 @@ setup(
         "tensorboard>=2.16",
         # t2t-bleu: sacreBLEU, the standard corpus BLEU of detokenized text.
         "sacrebleu>=2.0",
+        # SentencePiece vocabularies (vocab_type="sentencepiece"), as Model Garden and T5 use.
+        "sentencepiece>=0.2.0",
     ],
     extras_require={
         "test": ["pytest>=7", "pytest-xdist>=3", "hypothesis>=6"],

@@ -1,5 +1,6 @@
 """Text encoders and the text problem base classes."""
 import os
+import re
 
 import numpy as np
 import pytest
@@ -8,7 +9,7 @@ import problems  # noqa: F401
 from t2t_lite import registry
 from t2t_lite.data import ModeKeys, text_encoder
 from t2t_lite.data.text_problems import Text2SelfProblem, Text2TextProblem
-from t2t_lite.errors import DataNotFoundError
+from t2t_lite.errors import CorruptDataError, DataNotFoundError
 from t2t_lite.hparams import HParams
 
 CORPUS = [
@@ -72,6 +73,110 @@ def test_subword_encoder_build_save_load_round_trip(tmp_path):
   assert enc2.decode(enc2.encode("unseen words zq")) == "unseen words zq"
 
 
+@pytest.mark.parametrize("reserved", [text_encoder.RESERVED_TOKENS + ("<S>", "<E>"),
+                                      ["<S>", "<E>"]])
+def test_subword_extra_reserved_tokens_get_ids_2_3_in_order(reserved, tmp_path):
+  # tensor2tensor passes RESERVED_TOKENS + extras; the extras alone mean the same. The corpus
+  # holds them too, which must not move them.
+  corpus = CORPUS + ["<S> the lazy fox <E>"] * 5
+  enc = text_encoder.SubwordTextEncoder.build_from_corpus(corpus, 300, reserved_tokens=reserved)
+  assert enc.encode("<S>") == [2] and enc.encode("<E>") == [3]
+  assert enc.decode_list([2, 3]) == ["<S>", "<E>"]
+  assert min(enc.encode("the quick brown fox")) >= 4
+  s = "<S> the lazy dog <E>"
+  assert enc.decode(enc.encode(s) + [1]) == s
+  enc.store_to_file(str(tmp_path / "v"))
+  again = text_encoder.SubwordTextEncoder(str(tmp_path / "v"))
+  assert again.encode(s) == enc.encode(s) and again.vocab_size == enc.vocab_size
+
+
+def test_extra_reserved_tokens_checks_the_order():
+  assert text_encoder.extra_reserved_tokens(["<pad>", "<EOS>", "<S>"]) == ["<S>"]
+  assert text_encoder.extra_reserved_tokens(None) == []
+  with pytest.raises(ValueError, match="'<pad>' has id 0"):
+    text_encoder.extra_reserved_tokens(["<S>", "<pad>"])
+  with pytest.raises(ValueError, match="twice"):
+    text_encoder.extra_reserved_tokens(["<S>", "<S>"])
+
+
+# A vocabulary file as tensor2tensor's SubwordTextEncoder.store_to_file writes it: one
+# subtoken a line in single quotes, reserved tokens first, then subtokens, the escape
+# characters and the alphabet. A subtoken's id is its line number from 0.
+T2T_SUBTOKENS = (["<pad>", "<EOS>", "the_", "cat_", "sat_", "._", "at_", "_", "\\", "u", ";"]
+                 + list("0123456789") + list("acehst."))
+
+
+def _t2t_vocab(path):
+  with open(path, "w", encoding="utf-8") as f:
+    f.writelines("'%s'\n" % s for s in T2T_SUBTOKENS)
+  return str(path)
+
+
+def test_tensor2tensor_vocab_file_loads_with_its_ids(tmp_path):
+  enc = text_encoder.SubwordTextEncoder(_t2t_vocab(tmp_path / "vocab.old.32768.subwords"))
+  assert enc.vocab_size == len(T2T_SUBTOKENS) == 28
+  # Ids worked out by hand with tensor2tensor's scheme (tokenize, escape, append "_",
+  # longest subtoken first).
+  assert enc.encode("the cat sat.") == [2, 3, 4, 5]
+  assert enc.encode("hat") == [24, 6]                        # h, at_
+  assert enc.encode("\u00e9") == [8, 13, 14, 14, 10, 7]         # escaped as \233;_
+  assert enc.encode("a_c") == [21, 7, 8, 9, 7, 22, 7]        # a_, \u_, c_
+  for s in ("the cat sat.", "hat", "\u00e9", "a_c", "the cat"):
+    assert enc.decode(enc.encode(s) + [1, 0]) == s
+  assert enc.decode_list([2, 3]) == ["the_", "cat_"]
+  enc.store_to_file(str(tmp_path / "copy"))
+  with open(tmp_path / "copy.subwords", encoding="utf-8") as f:
+    assert f.read() == "".join("'%s'\n" % s for s in T2T_SUBTOKENS)
+
+
+def test_old_data_dir_vocabulary_is_used_by_the_problem(tmp_path):
+  p = _Pairs()
+  _t2t_vocab(tmp_path / p.vocab_filename)
+  assert p.get_hparams(data_dir=str(tmp_path)).vocab_size == {"inputs": 28, "targets": 28}
+  assert p.feature_encoders(str(tmp_path))["inputs"].encode("the cat") == [2, 3]
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe\x00garbage", b"hello\nworld\n", b"",
+                                     b"### SubwordTextEncoder\nno metadata\n'a'\n"])
+def test_unreadable_vocabulary_names_the_file(content, tmp_path):
+  path = tmp_path / _Pairs().vocab_filename
+  path.write_bytes(content)
+  with pytest.raises(CorruptDataError, match=re.escape(str(path))) as e:
+    text_encoder.SubwordTextEncoder(str(path))
+  assert "\n" not in str(e.value)
+  with pytest.raises(CorruptDataError, match=re.escape(str(path))):
+    _Pairs().get_hparams(data_dir=str(tmp_path))
+  with pytest.raises(DataNotFoundError, match=re.escape(str(tmp_path / "none"))):
+    text_encoder.SubwordTextEncoder(str(tmp_path / "none"))
+
+
+def test_sentencepiece_encoder_ids_and_file_round_trip(tmp_path):
+  from t2t_lite.data.sentencepiece_encoder import SentencePieceEncoder
+  assert text_encoder.SentencePieceEncoder is SentencePieceEncoder
+  enc = SentencePieceEncoder.build_from_corpus(
+      CORPUS, 80, reserved_tokens=text_encoder.RESERVED_TOKENS + ("<S>", "<E>"))
+  assert enc.vocab_size <= 80
+  assert enc.decode_list(range(5), strip_extraneous=False) == [
+      "<pad>", "<EOS>", "<S>", "<E>", "<unk>"]
+  marked = "<S> the lazy dog <E>"
+  assert enc.encode(marked)[1] == 2 and enc.encode(marked)[-1] == 3  # after the "▁" piece
+  assert enc.decode(enc.encode(marked)) == marked
+  s = "the quick dog catches gold"
+  ids = enc.encode(s)
+  assert min(ids) >= 5
+  assert enc.decode(ids + [1, 0, 0]) == s
+  path = str(tmp_path / "vocab.x.80.sentencepiece.model")
+  enc.store_to_file(path)
+  again = SentencePieceEncoder(path)
+  assert again.encode(s) == ids and again.vocab_size == enc.vocab_size
+  bad = tmp_path / "bad.model"
+  bad.write_bytes(b"not a model")
+  with pytest.raises(CorruptDataError, match=re.escape(str(bad))):
+    SentencePieceEncoder(str(bad))
+  with pytest.raises(DataNotFoundError, match="missing.model"):
+    SentencePieceEncoder(str(tmp_path / "missing.model"))
+
+
 def test_class_label_encoder():
   enc = text_encoder.ClassLabelEncoder(["neg", "pos"])
   assert enc.encode("pos") == [1] and enc.decode([0]) == "neg" and enc.vocab_size == 2
@@ -92,6 +197,11 @@ class _PairsTokens(_Pairs):
   approx_vocab_size = 64
 
 
+class _PairsSentencePiece(_Pairs):
+  vocab_type = "sentencepiece"
+  approx_vocab_size = 120
+
+
 class _Lm(Text2SelfProblem):
   vocab_type = "character"
   num_train_shards = 1
@@ -101,7 +211,7 @@ class _Lm(Text2SelfProblem):
       yield {"targets": line}
 
 
-@pytest.mark.parametrize("cls", [_Pairs, _PairsTokens])
+@pytest.mark.parametrize("cls", [_Pairs, _PairsTokens, _PairsSentencePiece])
 def test_text2text_problem_generates_vocab_and_data(cls, tmp_path):
   p = cls()
   d = str(tmp_path)
@@ -120,7 +230,7 @@ def test_text2text_problem_generates_vocab_and_data(cls, tmp_path):
   text_in = enc.decode(row)
   assert text_in in CORPUS or "<UNK>" in text_in
   targets = enc.decode(batch["targets"][0].numpy())
-  if cls is _Pairs:
+  if cls is not _PairsTokens:
     assert targets == text_in.upper()
 
 

@@ -8,10 +8,13 @@
     hp = problem.get_hparams(hparams, data_dir)   # vocab sizes, modalities, data_dir
 
 Modules: `problem` (the Problem class), `pipeline` (reading, batching), `integrity` (corrupt
-shards), `generator_utils` (writing shards), `text_encoder`, `text_problems`, `tfds_problem`.
+shards), `generator_utils` (writing shards), `text_encoder` (with `subword_vocab`: subword
+vocabulary files, tensor2tensor's included; `sentencepiece_encoder`), `text_problems`,
+`translate`, `tfds_problem`.
 
 Base classes to subclass: `Problem` (any data), `Text2TextProblem` / `Text2SelfProblem`
-(strings; `t2t_lite.data.text_problems`), `TfdsProblem` (a TFDS dataset;
+(strings; `t2t_lite.data.text_problems`), `TranslateProblem` (parallel text files or a TFDS
+translation dataset; `t2t_lite.data.translate`), `TfdsProblem` (a TFDS dataset read as it is;
 `t2t_lite.data.tfds_problem`).
 """
 from t2t_lite.constants import ModeKeys
@@ -25,6 +28,7 @@ from t2t_lite.data.text_problems import Text2SelfProblem
 from t2t_lite.data.text_problems import Text2TextProblem
 from t2t_lite.data.text_problems import VocabType
 from t2t_lite.data.tfds_problem import TfdsProblem
+from t2t_lite.data.translate import TranslateProblem
 
 __all__ = [
     "ModeKeys",
@@ -32,6 +36,7 @@ __all__ = [
     "Text2SelfProblem",
     "Text2TextProblem",
     "TfdsProblem",
+    "TranslateProblem",
     "VocabType",
     "batching_scheme",
     "bucket_boundaries",

@@ -9,7 +9,10 @@ problems do, when they write their data.
 - `ByteTextEncoder`: UTF-8 bytes (vocab_size 258).
 - `TokenTextEncoder`: whitespace tokens from a vocabulary file (one token a line) or a list.
 - `SubwordTextEncoder`: wraps `tfds.deprecated.text.SubwordTextEncoder` (ids shifted by one
-  so that 1 is EOS), built from a corpus for a target vocabulary size.
+  so that 1 is EOS), built from a corpus for a target vocabulary size; also reads
+  tensor2tensor's own vocabulary files (`t2t_lite.data.subword_vocab`).
+- `SentencePieceEncoder` (`t2t_lite.data.sentencepiece_encoder`, needs `sentencepiece`): a
+  SentencePiece model, much faster to build than subwords.
 - `ClassLabelEncoder`: class names <-> a single class id (no reserved ids).
 
 Vocabulary files are read and written through `tf.io.gfile`.
@@ -30,6 +33,8 @@ from t2t_lite.constants import NUM_RESERVED_TOKENS
 from t2t_lite.constants import PAD  # noqa: F401  pylint: disable=unused-import
 from t2t_lite.constants import PAD_ID  # noqa: F401  pylint: disable=unused-import
 from t2t_lite.constants import RESERVED_TOKENS
+from t2t_lite.data import subword_vocab
+from t2t_lite.data.subword_vocab import extra_reserved_tokens  # noqa: F401  (re-exported)
 
 
 def _strip_reserved(ids):
@@ -229,48 +234,85 @@ class SubwordTextEncoder(TextEncoder):
 
   A thin wrapper of `tfds.deprecated.text.SubwordTextEncoder`: TFDS reserves only 0 (padding),
   so every TFDS id is shifted up by one here, making 1 the EOS id; `vocab_size` is TFDS's
-  plus one.
+  plus one. Extra reserved tokens (`build_from_corpus(reserved_tokens=...)`) get ids 2, 3, ...
+  in order and are never split.
+
+  A vocabulary file of tensor2tensor's SubwordTextEncoder (one quoted subtoken a line,
+  `'<pad>'` and `'<EOS>'` first) loads too, encoded with tensor2tensor's scheme and ids
+  (`t2t_lite.data.subword_vocab`): an old data_dir's vocabulary, shards and checkpoints agree.
 
   Args:
-    filename_prefix: load a vocabulary saved with `store_to_file` (the file is
-      `<prefix>.subwords`); None to wrap `tfds_encoder`.
+    filename_prefix: load a vocabulary file: `<prefix>.subwords` as `store_to_file` writes
+      it, or the file itself; None to wrap `tfds_encoder`.
     tfds_encoder: an existing `tfds.deprecated.text.SubwordTextEncoder`.
+
+  Raises:
+    DataNotFoundError: the file does not exist.
+    CorruptDataError: the file is not a subword vocabulary (the message names it).
   """
 
   def __init__(self, filename_prefix=None, tfds_encoder=None):
     super().__init__()
-    tfds_text = _tfds_text()
+    self._t2t = None
     if filename_prefix is not None:
-      if filename_prefix.endswith(".subwords"):
-        filename_prefix = filename_prefix[:-len(".subwords")]
-      tfds_encoder = tfds_text.SubwordTextEncoder.load_from_file(filename_prefix)
-    if tfds_encoder is None:
+      kind, subwords, filename = subword_vocab.read_subword_file(filename_prefix)
+      if kind == "t2t":
+        self._t2t = subword_vocab.T2TSubwords(subwords, filename)
+      else:
+        tfds_encoder = _tfds_text().SubwordTextEncoder(vocab_list=subwords)
+    if tfds_encoder is None and self._t2t is None:
       raise ValueError("SubwordTextEncoder needs filename_prefix or tfds_encoder")
     self._enc = tfds_encoder
 
   @classmethod
   def build_from_corpus(cls, corpus, target_vocab_size, max_subword_length=20,
                         max_corpus_chars=None, reserved_tokens=None):
-    """Builds a vocabulary of about `target_vocab_size` ids from an iterable of strings."""
+    """Builds a vocabulary of about `target_vocab_size` ids from an iterable of strings.
+
+    Args:
+      corpus: an iterable of strings.
+      target_vocab_size: the approximate number of ids.
+      max_subword_length: the longest subword considered.
+      max_corpus_chars: read at most this many characters of the corpus.
+      reserved_tokens: tokens given ids 2, 3, ... in order, either the extra ones alone or
+        after PAD and EOS, as tensor2tensor passes them (`RESERVED_TOKENS + ["<S>", "<E>"]`).
+        TFDS requires each to mix letters or digits with other characters and not to end
+        with "_".
+    """
     tfds_text = _tfds_text()
+    extra = subword_vocab.extra_reserved_tokens(reserved_tokens)
     enc = tfds_text.SubwordTextEncoder.build_from_corpus(
         corpus, target_vocab_size=max(target_vocab_size - 1, 260),
         max_subword_length=max_subword_length, max_corpus_chars=max_corpus_chars,
-        reserved_tokens=reserved_tokens)
+        reserved_tokens=extra)
+    learned = enc.subwords[len(extra):]
+    if any(s in extra for s in learned):  # the corpus held a reserved token: keep its first id
+      enc = tfds_text.SubwordTextEncoder(vocab_list=extra + [s for s in learned
+                                                             if s not in extra])
     return cls(tfds_encoder=enc)
 
   @property
   def tfds_encoder(self):
+    """The wrapped TFDS encoder (None for a tensor2tensor vocabulary file)."""
     return self._enc
 
   def encode(self, s):
+    if isinstance(s, bytes):
+      s = s.decode("utf-8")
+    if self._t2t is not None:
+      return self._t2t.encode(s)
     return [i + 1 for i in self._enc.encode(s)]
 
   def decode(self, ids, strip_extraneous=True):
     del strip_extraneous
+    if self._t2t is not None:
+      return self._t2t.decode(_strip_reserved(ids))
     return self._enc.decode([i - 1 for i in _strip_reserved(ids) if i - 1 < self._enc.vocab_size])
 
   def decode_list(self, ids, strip_extraneous=True):
+    if self._t2t is not None:
+      return [self._t2t.subtokens[i] if i < len(self._t2t.subtokens) else "<%d?>" % i
+              for i in map(int, ids) if i >= NUM_RESERVED_TOKENS or not strip_extraneous]
     subwords = self._enc.subwords
     out = []
     for i in ids:
@@ -285,13 +327,18 @@ class SubwordTextEncoder(TextEncoder):
 
   @property
   def vocab_size(self):
+    if self._t2t is not None:
+      return self._t2t.vocab_size
     return self._enc.vocab_size + 1
 
   def store_to_file(self, filename_prefix):
-    """Writes `<filename_prefix>.subwords` (through tf.io.gfile)."""
+    """Writes `<filename_prefix>.subwords` (through tf.io.gfile), in the format it was read."""
     if filename_prefix.endswith(".subwords"):
       filename_prefix = filename_prefix[:-len(".subwords")]
-    self._enc.save_to_file(filename_prefix)
+    if self._t2t is not None:
+      self._t2t.store_to_file(filename_prefix + ".subwords")
+    else:
+      self._enc.save_to_file(filename_prefix)
 
 
 class ClassLabelEncoder(TextEncoder):
@@ -343,3 +390,11 @@ class ImageEncoder:
 def _tfds_text():
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   return tfds.deprecated.text
+
+
+def __getattr__(name):
+  # `text_encoder.SentencePieceEncoder`, imported on first use (it needs sentencepiece).
+  if name == "SentencePieceEncoder":
+    from t2t_lite.data import sentencepiece_encoder  # pylint: disable=g-import-not-at-top
+    return sentencepiece_encoder.SentencePieceEncoder
+  raise AttributeError("module %r has no attribute %r" % (__name__, name))

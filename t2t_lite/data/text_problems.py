@@ -8,9 +8,15 @@ The vocabulary (`vocab_type`) is one of:
 
 - "character": UTF-8 bytes (`ByteTextEncoder`, 258 ids, no file);
 - "subwords": a `SubwordTextEncoder` of about `approx_vocab_size` ids built from the first
-  `max_samples_for_vocab` training samples, saved as `vocab.<problem>.<size>.subwords`;
+  `max_samples_for_vocab` training samples, saved as `vocab.<problem>.<size>.subwords` (a
+  tensor2tensor vocabulary file of that name in data_dir is read as it is);
+- "sentencepiece": a `SentencePieceEncoder` of (at most) `approx_vocab_size` ids trained on
+  the same samples (the `sentencepiece` package; seconds, where subwords take minutes on a
+  large corpus), saved as `vocab.<problem>.<size>.sentencepiece.model`;
 - "tokens": the most frequent `approx_vocab_size` whitespace tokens (unknown -> `<UNK>`),
   saved as `vocab.<problem>.<size>.tokens`.
+
+`additional_reserved_tokens` (subwords and sentencepiece) get ids 2, 3, ... in order.
 
 Ids are written with EOS (1) appended to every sequence.
 
@@ -33,6 +39,7 @@ import tensorflow as tf
 
 from t2t_lite import errors
 from t2t_lite.data import generator_utils
+from t2t_lite.data import sentencepiece_encoder
 from t2t_lite.data import text_encoder
 from t2t_lite.data.problem import Problem
 
@@ -41,15 +48,24 @@ class VocabType:
   CHARACTER = "character"
   SUBWORD = "subwords"
   TOKEN = "tokens"
+  SENTENCEPIECE = "sentencepiece"
+
+
+# The file name suffix of each vocabulary kind that has a file.
+_VOCAB_SUFFIX = {VocabType.SUBWORD: "subwords", VocabType.TOKEN: "tokens",
+                 VocabType.SENTENCEPIECE: "sentencepiece.model"}
 
 
 class Text2TextProblem(Problem):
   """Base class of problems on pairs of strings.
 
   Class attributes:
-    vocab_type: "character", "subwords" or "tokens".
-    approx_vocab_size: the target size of a subword or token vocabulary.
-    max_samples_for_vocab: how many training samples the vocabulary is built from.
+    vocab_type: "character", "subwords", "sentencepiece" or "tokens".
+    approx_vocab_size: the target size of a subword, sentencepiece or token vocabulary.
+    max_samples_for_vocab: how many training samples the vocabulary is built from (None:
+      all of them).
+    additional_reserved_tokens: tokens with ids 2, 3, ... (subwords, sentencepiece), e.g.
+      ("<S>", "<E>").
     num_train_shards, num_dev_shards: shards per split.
     is_generate_per_split: True when `generate_samples` yields each split's data; False when
       it yields one stream (split "train") that is divided among the train and dev shards in
@@ -59,6 +75,7 @@ class Text2TextProblem(Problem):
   vocab_type = VocabType.SUBWORD
   approx_vocab_size = 2**15
   max_samples_for_vocab = 20000
+  additional_reserved_tokens = ()
   num_train_shards = 10
   num_dev_shards = 1
   is_generate_per_split = True
@@ -79,7 +96,7 @@ class Text2TextProblem(Problem):
 
   @property
   def vocab_filename(self):
-    suffix = "subwords" if self.vocab_type == VocabType.SUBWORD else "tokens"
+    suffix = _VOCAB_SUFFIX.get(self.vocab_type, VocabType.TOKEN)
     return "vocab.%s.%d.%s" % (self.dataset_filename(), self.approx_vocab_size, suffix)
 
   def _vocab_texts(self, data_dir, tmp_dir):
@@ -90,32 +107,41 @@ class Text2TextProblem(Problem):
           text = sample[key]
           yield text.decode("utf-8", "replace") if isinstance(text, bytes) else text
       count += 1
-      if count >= self.max_samples_for_vocab:
+      if self.max_samples_for_vocab and count >= self.max_samples_for_vocab:
         break
 
   def get_or_create_vocab(self, data_dir, tmp_dir, force_get=False):
-    """The encoder; a subword or token vocabulary is built (and saved) when missing.
+    """The encoder; a subword, sentencepiece or token vocabulary is built (and saved) when
+    missing.
 
     Raises:
       DataNotFoundError: force_get and the vocabulary file is not in data_dir.
+      CorruptDataError: the vocabulary file is not readable (the message names it).
+      ConfigError: an unknown vocab_type, or no training text to build a vocabulary from.
     """
     if self.vocab_type == VocabType.CHARACTER:
       return text_encoder.ByteTextEncoder()
-    if self.vocab_type not in (VocabType.SUBWORD, VocabType.TOKEN):
-      raise errors.ConfigError("%s: unknown vocab_type %r (character, subwords or tokens)"
-                               % (self.name, self.vocab_type))
+    if self.vocab_type not in _VOCAB_SUFFIX:
+      raise errors.ConfigError("%s: unknown vocab_type %r (%s)" % (
+          self.name, self.vocab_type, ", ".join([VocabType.CHARACTER] + list(_VOCAB_SUFFIX))))
     path = os.path.join(data_dir or "", self.vocab_filename)
     if data_dir and tf.io.gfile.exists(path):
-      if self.vocab_type == VocabType.SUBWORD:
-        return text_encoder.SubwordTextEncoder(path)
-      return text_encoder.TokenTextEncoder(path, replace_oov="<UNK>")
+      return self._load_vocab(path)
     if force_get or not data_dir:
       raise errors.DataNotFoundError(
           "the vocabulary of problem %s is not in data_dir %s (looked for %s). Create it "
           "with: %s" % (self.name, data_dir, path, self.datagen_command(data_dir or "DIR")))
-    texts = self._vocab_texts(data_dir, tmp_dir)
+    texts = list(self._vocab_texts(data_dir, tmp_dir))
+    if not any(texts):
+      raise errors.ConfigError("problem %s: the training data has no text to build the %s "
+                               "vocabulary from" % (self.name, self.vocab_type))
+    reserved = text_encoder.RESERVED_TOKENS + tuple(self.additional_reserved_tokens)
     if self.vocab_type == VocabType.SUBWORD:
-      enc = text_encoder.SubwordTextEncoder.build_from_corpus(texts, self.approx_vocab_size)
+      enc = text_encoder.SubwordTextEncoder.build_from_corpus(
+          texts, self.approx_vocab_size, reserved_tokens=reserved)
+    elif self.vocab_type == VocabType.SENTENCEPIECE:
+      enc = sentencepiece_encoder.SentencePieceEncoder.build_from_corpus(
+          texts, self.approx_vocab_size, reserved_tokens=reserved)
     else:
       enc = text_encoder.TokenTextEncoder.build_from_corpus(texts, self.approx_vocab_size)
     tf.io.gfile.makedirs(data_dir)
@@ -124,6 +150,13 @@ class Text2TextProblem(Problem):
     written = tmp + (".subwords" if self.vocab_type == VocabType.SUBWORD else "")
     tf.io.gfile.rename(written, path, overwrite=True)
     return enc
+
+  def _load_vocab(self, path):
+    if self.vocab_type == VocabType.SUBWORD:
+      return text_encoder.SubwordTextEncoder(path)
+    if self.vocab_type == VocabType.SENTENCEPIECE:
+      return sentencepiece_encoder.SentencePieceEncoder(path)
+    return text_encoder.TokenTextEncoder(path, replace_oov="<UNK>")
 
   def feature_encoders(self, data_dir):
     enc = self.get_or_create_vocab(data_dir, None, force_get=True)

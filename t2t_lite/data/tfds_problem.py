@@ -24,6 +24,10 @@ Text inputs: "character" vocab (bytes, encoded with TF ops), or "subwords" (a su
 vocabulary built by t2t-datagen from the training text; encoding runs in Python through
 tf.py_function, slower). Text inputs longer than max_length are cut to max_length - 1 ids
 plus EOS (classification keeps every example).
+
+The module's functions (`tfds_data_dirs`, `find_builder`, `prepare`, `read_split`,
+`not_prepared_error`) also serve problems that write a TFDS dataset into shards instead
+(`t2t_lite.data.translate.TranslateProblem`).
 """
 import os
 
@@ -44,6 +48,78 @@ def _tfds():
   return tfds
 
 
+# -- TFDS access, shared with the problems that turn a TFDS dataset into shards -----------------
+
+def tfds_data_dirs(*first):
+  """The directories TFDS data is looked for in, in order and without repeats: `first`
+  (those not None), then $TFDS_DATA_DIR and TFDS's default (~/tensorflow_datasets)."""
+  dirs = []
+  for d in list(first) + [os.environ.get("TFDS_DATA_DIR"),
+                          os.path.join(os.path.expanduser("~"), "tensorflow_datasets")]:
+    if d and d not in dirs:
+      dirs.append(d)
+  return dirs
+
+
+def find_builder(tfds_name, dirs, problem_name):
+  """The builder of the first of `dirs` holding the prepared dataset (else of dirs[0]).
+
+  Raises:
+    DataNotFoundError: TFDS has no dataset of that name.
+  """
+  tfds = _tfds()
+  for d in dirs:
+    try:
+      builder = tfds.builder(tfds_name, data_dir=d)
+    except Exception as e:  # pylint: disable=broad-except
+      raise errors.DataNotFoundError(
+          "TFDS has no dataset %r (problem %s): %s" % (tfds_name, problem_name, e)) from None
+    try:
+      if builder.is_prepared():
+        return builder
+    except Exception:  # pylint: disable=broad-except
+      pass
+  return tfds.builder(tfds_name, data_dir=dirs[0])
+
+
+def not_prepared_error(tfds_name, problem_name, dirs, datagen_command, detail=""):
+  """The DataNotFoundError of a dataset prepared in none of `dirs` (how to prepare it)."""
+  return errors.DataNotFoundError(
+      "the TFDS dataset %r of problem %s is not prepared in %s%s, and it cannot be "
+      "downloaded from here. Prepare it on a machine with internet (`pip install "
+      "tensorflow-datasets; tfds build %s --data_dir=DIR`), copy DIR/%s into one of those "
+      "directories (or set TFDS_DATA_DIR=DIR), then run %s"
+      % (tfds_name, problem_name, " or ".join(dirs), (" (%s)" % detail) if detail else "",
+         tfds_name, tfds_name.split("/")[0], datagen_command))
+
+
+def prepare(builder, download_dir, error):
+  """Asks TFDS to download and prepare the dataset unless it is prepared (needs internet).
+
+  `error(detail)` makes the exception raised when that fails."""
+  if builder.is_prepared():
+    return
+  try:
+    builder.download_and_prepare(download_dir=download_dir)
+  except Exception as e:  # pylint: disable=broad-except
+    raise error("%s: %s" % (type(e).__name__, (str(e).splitlines() or [""])[0][:200])
+                ) from None
+
+
+def read_split(builder, tfds_split, shuffle, seed, error):
+  """`builder.as_dataset(tfds_split)`; `error()` makes the exception raised when the data
+  is not there."""
+  tfds = _tfds()
+  read_config = tfds.ReadConfig(shuffle_seed=seed, try_autocache=False)
+  try:
+    return builder.as_dataset(split=tfds_split, shuffle_files=shuffle, read_config=read_config)
+  except (AssertionError, FileNotFoundError, tf.errors.NotFoundError, ValueError) as e:
+    text = str(e).lower()
+    if any(h in text for h in _NOT_PREPARED_HINTS) or not builder.is_prepared():
+      raise error() from None
+    raise
+
+
 class TfdsProblem(Problem):
   """Base class of problems read from a TFDS dataset (see the module docstring)."""
 
@@ -61,39 +137,15 @@ class TfdsProblem(Problem):
 
   def tfds_data_dirs(self, data_dir):
     """The directories looked in, in order: data_dir, $TFDS_DATA_DIR, TFDS's default."""
-    dirs = []
-    for d in (data_dir, os.environ.get("TFDS_DATA_DIR"),
-              os.path.join(os.path.expanduser("~"), "tensorflow_datasets")):
-      if d and d not in dirs:
-        dirs.append(d)
-    return dirs
+    return tfds_data_dirs(data_dir)
 
   def _builder(self, data_dir):
     """The builder of the first directory holding the prepared dataset (else data_dir's)."""
-    tfds = _tfds()
-    dirs = self.tfds_data_dirs(data_dir)
-    for d in dirs:
-      try:
-        builder = tfds.builder(self.tfds_name, data_dir=d)
-      except Exception as e:  # pylint: disable=broad-except
-        raise errors.DataNotFoundError(
-            "TFDS has no dataset %r (problem %s): %s" % (self.tfds_name, self.name, e)) from None
-      try:
-        if builder.is_prepared():
-          return builder
-      except Exception:  # pylint: disable=broad-except
-        pass
-    return tfds.builder(self.tfds_name, data_dir=dirs[0])
+    return find_builder(self.tfds_name, self.tfds_data_dirs(data_dir), self.name)
 
   def not_prepared_error(self, data_dir, detail=""):
-    dirs = self.tfds_data_dirs(data_dir)
-    return errors.DataNotFoundError(
-        "the TFDS dataset %r of problem %s is not prepared in %s%s, and it cannot be "
-        "downloaded from here. Prepare it on a machine with internet (`pip install "
-        "tensorflow-datasets; tfds build %s --data_dir=DIR`), copy DIR/%s into one of those "
-        "directories (or set TFDS_DATA_DIR=DIR), then run %s"
-        % (self.tfds_name, self.name, " or ".join(dirs), (" (%s)" % detail) if detail else "",
-           self.tfds_name, self.tfds_name, self.datagen_command(data_dir or "DIR")))
+    return not_prepared_error(self.tfds_name, self.name, self.tfds_data_dirs(data_dir),
+                              self.datagen_command(data_dir or "DIR"), detail)
 
   def data_exists(self, data_dir, splits=None):
     del splits
@@ -125,14 +177,8 @@ class TfdsProblem(Problem):
   def generate_data(self, data_dir, tmp_dir, task_id=-1):
     """Asks TFDS to prepare the dataset (needs internet), then builds the vocabulary."""
     del task_id
-    builder = self._builder(data_dir)
-    if not builder.is_prepared():
-      try:
-        builder.download_and_prepare(download_dir=tmp_dir)
-      except Exception as e:  # pylint: disable=broad-except
-        raise self.not_prepared_error(data_dir, "%s: %s" % (type(e).__name__,
-                                                            str(e).splitlines()[0][:200])
-                                      ) from None
+    prepare(self._builder(data_dir), tmp_dir,
+            lambda detail: self.not_prepared_error(data_dir, detail))
     if self.inputs_kind == "text" and self.vocab_type == "subwords":
       self._build_vocab(data_dir)
 
@@ -215,17 +261,8 @@ class TfdsProblem(Problem):
   # -- reading -----------------------------------------------------------------------
 
   def _tfds_split(self, data_dir, tfds_split, shuffle, seed):
-    tfds = _tfds()
-    builder = self._builder(data_dir)
-    read_config = tfds.ReadConfig(shuffle_seed=seed, try_autocache=False)
-    try:
-      return builder.as_dataset(split=tfds_split, shuffle_files=shuffle,
-                                read_config=read_config)
-    except (AssertionError, FileNotFoundError, tf.errors.NotFoundError, ValueError) as e:
-      text = str(e).lower()
-      if any(h in text for h in _NOT_PREPARED_HINTS) or not builder.is_prepared():
-        raise self.not_prepared_error(data_dir) from None
-      raise
+    return read_split(self._builder(data_dir), tfds_split, shuffle, seed,
+                      lambda: self.not_prepared_error(data_dir))
 
   def _convert(self, features, mode, hparams, data_dir):
     """A TFDS example -> {"inputs", "targets"} in our dtypes."""
@@ -284,4 +321,5 @@ class TfdsProblem(Problem):
     return int(common_hparams.get(model_hparams, "max_length") or 512)
 
 
-__all__ = ["TfdsProblem", "ModeKeys"]
+__all__ = ["TfdsProblem", "ModeKeys", "find_builder", "not_prepared_error", "prepare",
+           "read_split", "tfds_data_dirs"]
