@@ -12,6 +12,7 @@ are projected like rows.
 import keras
 from keras import ops
 
+from t2t_lite import common_hparams
 from t2t_lite import registry
 from t2t_lite.constants import PAD_ID
 from t2t_lite.layers.dropout import Dropout
@@ -120,8 +121,8 @@ class TransformerEncoder(base.T2TModel):
             name="encoder_%d" % i)
         for i in range(_encoder_layers(hp))])
     self.encoder_norm = _final_norm(norm_first, epsilon, dtype, "encoder_norm")
-    self.head_dropout = Dropout(float(hp.get("dropout", 0.0)), dtype=dtype,
-                                             name="head_dropout")
+    self.head_dropout = Dropout(float(hp.get("dropout", common_hparams.default("dropout"))),
+                                dtype=dtype, name="head_dropout")
     self.classifier = layers.Dense(self.vocab_size("targets"),
                                    kernel_initializer=_kernel_initializer(hp), dtype=dtype,
                                    name="classifier")
