@@ -190,6 +190,42 @@ def test_embedding_scale_and_initializer_hparams():
       registry.model("transformer")(small_hparams(**bad), seq2seq_problem())
 
 
+def pack(rows_of_examples, length):
+  """Packs lists of (inputs, targets) id lists into rows: t2t's packed features."""
+  names = ("inputs", "targets")
+  out = {n + suffix: np.zeros((len(rows_of_examples), length), "int32")
+         for n in names for suffix in ("", "_segmentation", "_position")}
+  for r, examples in enumerate(rows_of_examples):
+    for n, i in zip(names, (0, 1)):
+      start = 0
+      for segment, example in enumerate(examples, 1):
+        ids = example[i]
+        out[n][r, start:start + len(ids)] = ids
+        out[n + "_segmentation"][r, start:start + len(ids)] = segment
+        out[n + "_position"][r, start:start + len(ids)] = np.arange(len(ids))
+        start += len(ids)
+  return out
+
+
+@pytest.mark.parametrize("pos,norm", [("timing", "n"), ("emb", "")])
+def test_packed_rows_give_each_example_its_unpacked_logits(pos, norm):
+  rng = np.random.default_rng(13)
+  examples = []
+  for n_in, n_out in ((3, 4), (5, 2), (2, 3)):
+    examples.append((list(rng.integers(2, VOCAB_IN, n_in - 1)) + [1],
+                     list(rng.integers(2, VOCAB_OUT, n_out - 1)) + [1]))
+  hp = no_dropout(pos=pos, max_length=32, layer_preprocess_sequence=norm,
+                  layer_postprocess_sequence="da" if norm else "dan")
+  packed = pack([examples[:2], examples[2:]], length=12)
+  model = build(hp, seq2seq_problem(), packed)
+  logits = numpy(model(packed, training=False))
+  for (row, segment), (inputs, targets) in zip([(0, 1), (0, 2), (1, 1)], examples):
+    alone = numpy(model({"inputs": np.array([inputs]), "targets": np.array([targets])},
+                        training=False))[0]
+    where = packed["targets_segmentation"][row] == segment
+    np.testing.assert_allclose(logits[row][where], alone, atol=1e-4)
+
+
 def test_shared_source_target_embedding_needs_equal_vocabularies():
   with pytest.raises(ValueError, match="equal input and target"):
     registry.model("transformer")(small_hparams(shared_embedding=True), seq2seq_problem())

@@ -68,6 +68,14 @@ def padding_masks(query_mask, key_mask):
   return combined
 
 
+def same_segment_mask(query_segments, key_segments):
+  """[B, T] and [B, S] segment ids (packed rows) -> bool [B, T, S]: equal ids may attend.
+
+  Padding (segment 0) matches padding only; the padding masks hide it anyway.
+  """
+  return ops.equal(ops.expand_dims(query_segments, -1), ops.expand_dims(key_segments, 1))
+
+
 def causal_mask(query_positions, key_positions):
   """[1, T, S]: query i may attend to key j when key_positions[j] <= query_positions[i]."""
   causal = ops.expand_dims(key_positions, 0) <= ops.expand_dims(query_positions, 1)

@@ -64,6 +64,8 @@ class TokenEmbedding(keras.layers.Layer):
   Call arguments:
     ids: int tensor [batch, length].
     start_index: position of the first id (int or scalar tensor), for one-step decoding.
+    positions: optional int [batch, length], the position of each id (packed rows, where
+      every example starts again at 0); replaces start_index.
     training: whether dropout is active.
 
   Example:
@@ -106,7 +108,7 @@ class TokenEmbedding(keras.layers.Layer):
               keras.initializers.serialize(self.embeddings_initializer)))
     self.built = True
 
-  def call(self, ids, start_index=0, training=None):
+  def call(self, ids, start_index=0, positions=None, training=None):
     if len(ids.shape) != 2:
       raise ValueError("TokenEmbedding: `ids` must have rank 2, [batch, length]; received "
                        "shape %s." % (tuple(ids.shape),))
@@ -115,12 +117,15 @@ class TokenEmbedding(keras.layers.Layer):
     if self.scale:
       x = x * ops.cast(self.hidden_size ** 0.5, x.dtype)
     if self.position is not None:
-      positions = ops.arange(ops.shape(ids)[1], dtype="int32") + ops.cast(start_index, "int32")
+      if positions is None:
+        positions = ops.expand_dims(
+            ops.arange(ops.shape(ids)[1], dtype="int32") + ops.cast(start_index, "int32"), 0)
+      positions = ops.cast(positions, "int32")
       if self.position == "sinusoidal":
         signal = get_timing_signal_1d(positions, self.hidden_size, dtype=x.dtype)
       else:
         signal = ops.take(self.position_embeddings, positions, axis=0)
-      x = x + ops.cast(ops.expand_dims(signal, 0), x.dtype)
+      x = x + ops.cast(signal, x.dtype)
     return self._dropout_layer(x, training=training)
 
   def compute_mask(self, ids, mask=None, *args, **kwargs):

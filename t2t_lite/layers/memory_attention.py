@@ -10,6 +10,7 @@ from keras import ops
 from t2t_lite.layers.attention_base import MultiHeadAttentionBase
 from t2t_lite.layers.attention_base import dense_2d
 from t2t_lite.layers.attention_masks import ShapeOnly
+from t2t_lite.layers.attention_masks import and_masks
 from t2t_lite.layers.attention_masks import check_mask_shape
 from t2t_lite.layers.attention_masks import padding_masks
 from t2t_lite.layers.attention_masks import static_shape
@@ -40,6 +41,9 @@ class MultiHeadAttention(MultiHeadAttentionBase):
     mask: optional [batch, length] padding mask of x (also from Keras masking); padded query
       rows give zeros.
     memory_mask: optional [batch, memory_length] padding mask of the memory.
+    attention_mask: optional boolean [batch, length, memory_length] mask (or broadcastable),
+      True where a query may attend to a memory position (e.g. the same example of a packed
+      row).
     training: whether dropout is active.
     memory_kv: optional {"key": [B, S, N, key_dim], "value": [B, S, N, value_dim]} from
       `compute_memory_kv(memory)`; it replaces the key/value projection of `memory`.
@@ -90,7 +94,7 @@ class MultiHeadAttention(MultiHeadAttentionBase):
             "value": self._split_heads(value, self._value_dim)}
 
   def call(self, x, memory, mask=None, memory_mask=None, training=None, memory_kv=None,
-           return_attention_scores=False):
+           return_attention_scores=False, attention_mask=None):
     name = type(self).__name__
     self._check_input("x", x, self._hidden_size)
     if memory_kv is None:
@@ -107,6 +111,10 @@ class MultiHeadAttention(MultiHeadAttentionBase):
     if memory_mask is not None:
       check_mask_shape("memory_mask", memory_mask, (batch, memory_length), name)
     combined = padding_masks(mask, memory_mask)
+    if attention_mask is not None:
+      attention_mask = ops.cast(attention_mask, "bool")
+      check_mask_shape("attention_mask", attention_mask, (batch, length, memory_length), name)
+      combined = and_masks(combined, attention_mask)
     context, scores = self._attend(query, key, value, combined, training,
                                    return_attention_scores)
     output = self._project_output(context, combined)

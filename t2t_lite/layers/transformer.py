@@ -141,6 +141,8 @@ class TransformerEncoderBlock(_TransformerBlockBase):
     x: [batch, length, hidden].
     mask: optional [batch, length] padding mask (True = real token); also from Keras masking.
     training: whether dropout is active.
+    attention_mask: optional boolean [batch, length, length], True where position i may attend
+      to position j (e.g. the same example of a packed row).
 
   Example:
 
@@ -162,9 +164,9 @@ class TransformerEncoderBlock(_TransformerBlockBase):
     self._build_ffn(x_shape)
     self.built = True
 
-  def call(self, x, mask=None, training=None):
+  def call(self, x, mask=None, training=None, attention_mask=None):
     y = self._attention(self._sublayer_input(x, self._attention_norm), mask=mask,
-                        training=training)
+                        attention_mask=attention_mask, training=training)
     x = self._residual(x, self._attention_dropout(y, training=training), self._attention_norm)
     return self._ffn(x, training)
 
@@ -202,6 +204,10 @@ class TransformerDecoderBlock(_TransformerBlockBase):
     cache_index: position of x's first step in the cache (int or scalar tensor).
     memory_kv: optional keys/values from `compute_memory_kv(memory)`, used instead of
       projecting `memory` again on every decoding step.
+    attention_mask: optional boolean [batch, length, length] for the self-attention (with the
+      causal mask), e.g. the same example of a packed row.
+    memory_attention_mask: optional boolean [batch, length, memory_length] for the attention
+      over memory.
 
   Example:
 
@@ -271,10 +277,10 @@ class TransformerDecoderBlock(_TransformerBlockBase):
     return self._cross_attention.compute_memory_kv(memory)
 
   def call(self, x, memory=None, mask=None, memory_mask=None, training=None, cache=None,
-           cache_index=None, memory_kv=None):
+           cache_index=None, memory_kv=None, attention_mask=None, memory_attention_mask=None):
     y = self._self_attention(self._sublayer_input(x, self._self_attention_norm), mask=mask,
-                             use_causal_mask=True, training=training, cache=cache,
-                             cache_index=cache_index)
+                             attention_mask=attention_mask, use_causal_mask=True,
+                             training=training, cache=cache, cache_index=cache_index)
     if cache is not None:
       y, cache = y
     x = self._residual(x, self._self_attention_dropout(y, training=training),
@@ -286,7 +292,7 @@ class TransformerDecoderBlock(_TransformerBlockBase):
             tuple(memory.shape))
       y = self._cross_attention(self._sublayer_input(x, self._cross_attention_norm), memory,
                                 mask=mask, memory_mask=memory_mask, training=training,
-                                memory_kv=memory_kv)
+                                memory_kv=memory_kv, attention_mask=memory_attention_mask)
       x = self._residual(x, self._cross_attention_dropout(y, training=training),
                          self._cross_attention_norm)
     x = self._ffn(x, training)

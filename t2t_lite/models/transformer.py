@@ -4,7 +4,16 @@ The shape is tensor2tensor's transformer_base_v3: pre-norm blocks (layer norm ->
 dropout -> residual), dropout on the embeddings (`layer_prepostprocess_dropout`), on the
 attention probabilities (`attention_dropout`) and inside the feed-forward network
 (`relu_dropout`), a final layer norm after each stack, sinusoidal positions and embeddings
-scaled by sqrt(hidden_size).
+scaled by sqrt(hidden_size). tensor2tensor's hparams change these: post-norm blocks with no final
+layer norm (`layer_preprocess_sequence=""`, `layer_postprocess_sequence="dan"`), learned
+positions (`pos="emb"`), unscaled embeddings (`multiply_embedding_mode="none"`) and the dense
+kernels' initializer (`initializer`, `initializer_gain`).
+
+Packed rows (tensor2tensor's packed datasets: several examples concatenated in one row, with
+`inputs_segmentation` / `targets_segmentation` numbering the examples 1, 2, ... and 0 at padding,
+and `inputs_position` / `targets_position` each token's index within its example) are read as
+the separate examples they hold: attention stays within an example, positions restart, and each
+example's decoder input starts from PAD_ID.
 
     inputs  -> embed + positions -> dropout -> N x encoder block -> layer norm -> memory
     targets -> shift right -> embed + positions -> dropout
@@ -22,6 +31,7 @@ from keras import ops
 
 from t2t_lite import registry
 from t2t_lite.constants import PAD_ID
+from t2t_lite.layers.attention_masks import same_segment_mask
 from t2t_lite.models import base
 # Registers the hparams sets (transformer_base, transformer_tiny, ...) with the model.
 from t2t_lite.models import transformer_hparams  # noqa: F401  pylint: disable=unused-import
@@ -69,15 +79,20 @@ class Transformer(base.T2TModel):
       `num_decoder_layers` when non-zero), `filter_size`, `num_heads`,
       `layer_prepostprocess_dropout`, `attention_dropout`, `relu_dropout`, `norm_epsilon`,
       `pos` ("timing" sinusoidal, "emb" learned up to `max_length`, or "none"),
-      `shared_embedding_and_softmax_weights` (tie the target embedding and the softmax) and
-      `shared_embedding` (one embedding for inputs and targets; needs equal vocab sizes).
+      `shared_embedding_and_softmax_weights` (tie the target embedding and the softmax),
+      `shared_embedding` (one embedding for inputs and targets; needs equal vocab sizes),
+      `layer_preprocess_sequence` / `layer_postprocess_sequence` ("n" / "da": pre-norm;
+      "" / "dan": post-norm), `multiply_embedding_mode` ("sqrt_depth" or "none") and
+      `initializer` ("fan_in_uniform", "uniform_unit_scaling" with `initializer_gain`, or a
+      Keras initializer name).
     problem_hparams: HParams with `vocab_size` {"inputs": n, "targets": n} and `has_inputs`.
     **kwargs: `keras.Model` arguments (name, ...).
 
   Call arguments:
     features: {"inputs": int [B, T_in], "targets": int [B, T]} padded with 0, or
       {"targets"} alone when the problem has no inputs. The decoder reads the targets
-      shifted right by one (teacher forcing).
+      shifted right by one (teacher forcing). Packed rows add "targets_segmentation",
+      "targets_position" (and "inputs_segmentation", "inputs_position").
     training: whether dropout is active.
 
   Returns:
@@ -163,16 +178,19 @@ class Transformer(base.T2TModel):
 
   # --- the pieces ----------------------------------------------------------------------------
 
-  def _embed_inputs(self, inputs, training):
+  def _embed_inputs(self, inputs, training, position=None):
     embedding = self.input_embedding or self.target_embedding
-    return embedding(inputs, training=training)
+    return embedding(inputs, positions=position, training=training)
 
-  def encode(self, inputs, training=False):
+  def encode(self, inputs, training=False, segmentation=None, position=None):
     """Runs the encoder.
 
     Args:
       inputs: int [B, T_in], padded with 0.
       training: whether dropout is active.
+      segmentation: optional int [B, T_in], the example of each position in a packed row
+        (1, 2, ...; 0 at padding): positions attend within their example only.
+      position: optional int [B, T_in], each position's index within its example.
 
     Returns:
       (encoder_output [B, T_in, hidden] in the compute dtype, encoder_padding_mask: bool
@@ -183,9 +201,10 @@ class Transformer(base.T2TModel):
                        "is no encoder to run.")
     inputs = ops.cast(inputs, "int32")
     mask = ops.not_equal(inputs, PAD_ID)
-    x = self._embed_inputs(inputs, training)
+    x = self._embed_inputs(inputs, training, position)
+    attention_mask = _same_segment(segmentation, segmentation)
     for block in self.encoder_blocks:
-      x = block(x, mask=mask, training=training)
+      x = block(x, mask=mask, attention_mask=attention_mask, training=training)
     return self.encoder_norm(x), mask
 
   def _logits(self, x):
@@ -195,19 +214,46 @@ class Transformer(base.T2TModel):
       logits = self.output_projection(x)
     return self._float32(logits)
 
-  def decode(self, decoder_input, encoder_output=None, encoder_mask=None, training=False):
-    """Teacher-forced decoder over a whole (already shifted) sequence: float32 logits."""
-    x = drop_keras_mask(self.target_embedding(decoder_input, training=training))
+  def decode(self, decoder_input, encoder_output=None, encoder_mask=None, training=False,
+             segmentation=None, position=None, encoder_segmentation=None):
+    """Teacher-forced decoder over a whole (already shifted) sequence: float32 logits.
+
+    `segmentation` and `position` describe packed target rows as in `encode`;
+    `encoder_segmentation` is the inputs' (each target example attends to its own inputs).
+    """
+    x = drop_keras_mask(self.target_embedding(decoder_input, positions=position,
+                                              training=training))
+    self_mask = _same_segment(segmentation, segmentation)
+    memory_attention_mask = _same_segment(segmentation, encoder_segmentation)
     for block in self.decoder_blocks:
-      x = block(x, memory=encoder_output, memory_mask=encoder_mask, training=training)
+      x = block(x, memory=encoder_output, memory_mask=encoder_mask, training=training,
+                attention_mask=self_mask, memory_attention_mask=memory_attention_mask)
     return self._logits(self.decoder_norm(x))
 
   def call(self, features, training=None):
+    """Logits of the targets; packed rows (tensor2tensor's `*_segmentation` and `*_position`
+    features, see `encode`) keep their examples apart."""
     targets = ops.cast(features["targets"], "int32")
-    encoder_output = encoder_mask = None
+    decoder_input = shift_right(targets)
+    segmentation = position = None
+    if "targets_segmentation" in features:
+      segmentation = ops.cast(features["targets_segmentation"], "int32")
+      position = ops.cast(features["targets_position"], "int32")
+      # Each example of a packed row starts from PAD_ID, as an unpacked one does (not from
+      # the previous example's EOS).
+      decoder_input = ops.where(ops.equal(position, 0), PAD_ID, decoder_input)
+    encoder_output = encoder_mask = encoder_segmentation = None
     if self.has_inputs:
-      encoder_output, encoder_mask = self.encode(features["inputs"], training=training)
-    return self.decode(shift_right(targets), encoder_output, encoder_mask, training=training)
+      encoder_segmentation = features.get("inputs_segmentation")
+      if encoder_segmentation is not None:
+        encoder_segmentation = ops.cast(encoder_segmentation, "int32")
+      encoder_position = features.get("inputs_position")
+      encoder_output, encoder_mask = self.encode(
+          features["inputs"], training=training, segmentation=encoder_segmentation,
+          position=None if encoder_position is None else ops.cast(encoder_position, "int32"))
+    return self.decode(decoder_input, encoder_output, encoder_mask, training=training,
+                       segmentation=segmentation, position=position,
+                       encoder_segmentation=encoder_segmentation)
 
   # --- incremental decoding ------------------------------------------------------------------
 
@@ -284,6 +330,14 @@ def _position_type(pos):
     raise ValueError("pos=%r: expected 'timing' (sinusoidal), 'emb' (learned) or 'none'." %
                      (pos,))
   return mapping[pos]
+
+
+def _same_segment(query_segmentation, key_segmentation):
+  """[B, T, S] True where both positions belong to the same packed example; None when either
+  side is not packed."""
+  if query_segmentation is None or key_segmentation is None:
+    return None
+  return same_segment_mask(query_segmentation, key_segmentation)
 
 
 def _norm_first(hp):
