@@ -40,6 +40,8 @@ def parse_args(argv=None):
   parser.add_argument("--pack_length", type=int, default=0,
                       help="train on packed rows of this length (benchmarks/peer_packing.py), "
                       "batch_size // pack_length rows a batch; evaluation stays unpacked")
+  parser.add_argument("--pack_open_rows", type=int, default=4,
+                      help="1: next-fit in tf.data ops; more: first-fit in Python")
   parser.add_argument("--threads", type=int, default=1, help="TensorFlow intra-op threads")
   parser.add_argument("--data_dir", required=True)
   parser.add_argument("--output_dir", required=True)
@@ -65,7 +67,7 @@ def steps_to_target(args):
   train_batch_size = hparams.batch_size
   if args.pack_length:
     _train_on_packed_rows(trainer, args.pack_length, max(1, train_batch_size // args.pack_length),
-                          args.seed)
+                          args.seed, args.pack_open_rows)
   max_steps = args.max_steps or args.train_steps
   evals, reached = [], None
   start = time.time()
@@ -89,10 +91,11 @@ def steps_to_target(args):
       break
   return {"name": args.name, "hparams_set": args.hparams_set, "hparams": args.hparams,
           "seed": args.seed, "train_steps": args.train_steps, "target": args.target,
+          "pack_length": args.pack_length, "pack_open_rows": args.pack_open_rows,
           "steps_to_target": reached, "evals": evals}
 
 
-def _train_on_packed_rows(trainer, row_length, rows_per_batch, seed):
+def _train_on_packed_rows(trainer, row_length, rows_per_batch, seed, open_rows):
   """Makes the trainer read packed training batches (before its iterator exists)."""
   from benchmarks import peer_packing  # pylint: disable=g-import-not-at-top
   from t2t_lite.constants import ModeKeys  # pylint: disable=g-import-not-at-top
@@ -105,11 +108,12 @@ def _train_on_packed_rows(trainer, row_length, rows_per_batch, seed):
     examples = task.problem.examples(mode, task.data_dir, task.hparams, shuffle=True,
                                      seed=seed, repeat=True)
     examples = examples.shuffle(int(task.hparams.shuffle_buffer_size), seed=seed)
-    return peer_packing.packed_dataset(examples, row_length, rows_per_batch)
+    return peer_packing.packed_dataset(examples, row_length, rows_per_batch, open_rows)
 
   task.dataset = dataset
-  # A tf.data iterator over a Python generator cannot be checkpointed; these runs need none.
-  trainer.save = lambda: None
+  if open_rows > 1:
+    # A tf.data iterator over a Python generator cannot be checkpointed; these runs need none.
+    trainer.save = lambda: None
 
 
 def main(argv=None):
