@@ -35,6 +35,9 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=7", "pytest-xdist>=3", "hypothesis>=6"],
+        # The peer the benchmarks compare against (benchmarks/peer.py, benchmarks/translate.py);
+        # never needed to train, decode or test.
+        "bench": ["keras-hub>=0.20"],
     },
     entry_points={
         "console_scripts": [
