@@ -75,6 +75,10 @@ class LanguagemodelPythonStdlibBytes(Text2SelfProblem):
   def max_length(self, model_hparams):
     return max(super().max_length(model_hparams), self.sequence_length)
 
+  def packed_length(self, model_hparams):
+    del model_hparams
+    return 0  # every example fills a row of sequence_length: nothing to pack
+
   def feature_encoders(self, data_dir):
     del data_dir
     return {"targets": text_encoder.ByteTextEncoder()}

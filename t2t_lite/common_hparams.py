@@ -21,6 +21,12 @@ def basic_params1():
       length_bucket_step=1.1,
       eval_drop_long_sequences=False,
       fixed_batch_shapes=False,  # TPU: pad to max_length, drop_remainder=True
+      # Packed training rows (t2t_lite.data.packing): several examples a row of packed_length
+      # tokens, batch_size // packed_length rows a batch, attention and loss within each
+      # example. -1: the problem decides (Problem.packed_length: max_length for text2text and
+      # language-model problems, 0 for the others); 0: off; N > 0: rows of N tokens. Only
+      # training batches are packed; examples longer than a row are dropped.
+      packed_length=-1,
       shuffle_buffer_size=1024,
       deterministic_data=False,  # deterministic tf.data order for reproducible runs
       # Model basics (every registered model reads these).

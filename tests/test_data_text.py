@@ -265,6 +265,8 @@ def test_text2self_problem_has_only_targets(tmp_path):
   hp = p.get_hparams()
   assert not hp.has_inputs and hp.vocab_size == {"targets": 258}
   batch = next(iter(p.dataset(ModeKeys.TRAIN, str(tmp_path), HParams(batch_size=256), seed=0)))
+  assert set(batch) == {"targets", "targets_segmentation", "targets_position"}  # packed
+  batch = next(iter(p.dataset(ModeKeys.EVAL, str(tmp_path), HParams(batch_size=256))))
   assert set(batch) == {"targets"}
 
 

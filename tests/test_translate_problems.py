@@ -43,7 +43,9 @@ def write_pairs(tmp_dir, train=TRAIN, dev=EVAL):
 def decoded_pairs(problem, data_dir, mode=ModeKeys.EVAL):
   enc = problem.feature_encoders(data_dir)
   out = set()
-  for batch in problem.dataset(mode, data_dir, HParams(batch_size=4096, max_length=0),
+  # One example a row (training batches would be packed: tests/test_packing.py).
+  for batch in problem.dataset(mode, data_dir, HParams(batch_size=4096, max_length=0,
+                                                       packed_length=0),
                                shuffle=False, repeat=False):
     for inputs, targets in zip(batch["inputs"].numpy(), batch["targets"].numpy()):
       assert inputs[(inputs > 0).sum() - 1] == 1 and targets[(targets > 0).sum() - 1] == 1

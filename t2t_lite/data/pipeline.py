@@ -20,6 +20,10 @@ Batching (from the model hparams; defaults from `t2t_lite.common_hparams.basic_p
   `batch_size` examples.
 - Training drops examples longer than `max_length`, shuffles (`shuffle_buffer_size`) and
   repeats; evaluation drops them only with `eval_drop_long_sequences`.
+- `packed_length` > 0 (training only; resolved by `Problem.dataset`, see
+  `t2t_lite.data.packing`): several examples a row, rows of packed_length tokens,
+  `max(1, batch_size // packed_length)` rows a batch, drop_remainder=True; examples longer
+  than max_length or packed_length are dropped; no bucketing.
 - `deterministic_data=True`, or a `seed`, makes the order of examples reproducible (files read
   in a deterministic interleave, seeded shuffles); otherwise tf.data may reorder for speed.
 - `batch_size` is per replica (tensor2tensor's meaning). With a `tf.distribute.InputContext`,
@@ -32,6 +36,7 @@ import tensorflow as tf
 from t2t_lite import common_hparams
 from t2t_lite import errors
 from t2t_lite.data import integrity
+from t2t_lite.data import packing
 
 SEQUENCE_FEATURES = ("inputs", "targets")
 # Eval without dropping long sequences: buckets go up to this length; longer examples are
@@ -185,7 +190,7 @@ def decode(ds, decoders, deterministic=True):
 # -- batching ----------------------------------------------------------------------------------
 
 def batch_examples(ds, hparams, max_length, batch_size_means_tokens=True, training=False,
-                   shuffle=False, seed=None, deterministic=True):
+                   shuffle=False, seed=None, deterministic=True, packed_length=0):
   """Drops long examples, shuffles and batches (see the module docstring for the rules).
 
   Args:
@@ -197,6 +202,8 @@ def batch_examples(ds, hparams, max_length, batch_size_means_tokens=True, traini
     shuffle: shuffle the examples (`shuffle_buffer_size`).
     seed: the shuffle's seed.
     deterministic: keep tf.data's order deterministic.
+    packed_length: > 0: pack the examples into rows of this many tokens
+      (`packing.packed_batches`) instead of bucketing them.
 
   Returns:
     The batched, prefetched dataset.
@@ -206,14 +213,18 @@ def batch_examples(ds, hparams, max_length, batch_size_means_tokens=True, traini
   fixed = bool(hp("fixed_batch_shapes"))
   drop_long = training or fixed or bool(hp("eval_drop_long_sequences"))
   bucketing = batch_size_means_tokens and not fixed
-  if drop_long and (batch_size_means_tokens or fixed) and not bucketing:
+  packed = int(packed_length or 0) > 0
+  if drop_long and (batch_size_means_tokens or fixed) and not bucketing and not packed:
     ds = ds.filter(lambda ex: example_length(ex) <= max_length)
   if shuffle:
     buffer = int(hp("shuffle_buffer_size"))
     if buffer > 1:
       ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
 
-  if batch_size_means_tokens:
+  if packed:
+    ds = packing.packed_batches(ds, packed_length, batch_size, max_length,
+                                deterministic=deterministic)
+  elif batch_size_means_tokens:
     if fixed:
       ds = pad_batch_fixed(ds, max(1, batch_size // max_length), max_length)
     else:

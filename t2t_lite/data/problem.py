@@ -9,7 +9,7 @@ A Problem keeps tensor2tensor's hooks; a subclass fills in the ones it needs:
 - `feature_encoders(data_dir)`: {"inputs": encoder, "targets": encoder}.
 - `example_reading_spec()`: the `tf.io` features of a stored example.
 - `preprocess_example(example, mode, hparams)`: one parsed example -> one example.
-- `eval_metrics()`, `max_length(model_hparams)`.
+- `eval_metrics()`, `max_length(model_hparams)`, `packed_length(model_hparams)`.
 
 and gets, for free:
 
@@ -34,6 +34,7 @@ from t2t_lite import registry
 from t2t_lite.constants import ModeKeys
 from t2t_lite.data import generator_utils
 from t2t_lite.data import integrity
+from t2t_lite.data import packing
 from t2t_lite.data import pipeline
 from t2t_lite.data import text_encoder
 from t2t_lite.hparams import HParams
@@ -155,6 +156,16 @@ class Problem:
     batch_size; basic_params1's when the hparams lack it)."""
     return int(common_hparams.get(model_hparams, "max_length") or
                common_hparams.get(model_hparams, "batch_size"))
+
+  def packed_length(self, model_hparams):
+    """The row length training batches are packed to when the hparam `packed_length` is -1
+    (its default); 0: no packing. See `t2t_lite.data.packing`.
+
+    0 here: packing pays only where examples are much shorter than a batch's rows and the
+    model reads packed rows; text problems turn it on.
+    """
+    del model_hparams
+    return 0
 
   @property
   def has_inputs(self):
@@ -343,9 +354,10 @@ class Problem:
 
     Returns:
       A tf.data.Dataset of dicts: "inputs" (unless a language model) and "targets", int32
-      [batch, length] padded with 0 for sequence problems; classification: "inputs" [B, T]
-      int32 or [B, H, W, C] float32, "targets" int32 [B]. Iterated eagerly, it raises
-      CorruptDataError naming a corrupt shard.
+      [batch, length] padded with 0 for sequence problems (packed training rows add
+      "*_segmentation" and "*_position", see `t2t_lite.data.packing`); classification:
+      "inputs" [B, T] int32 or [B, H, W, C] float32, "targets" int32 [B]. Iterated
+      eagerly, it raises CorruptDataError naming a corrupt shard.
 
     Raises:
       DataNotFoundError: the data is not in data_dir (the message says how to make it).
@@ -360,10 +372,13 @@ class Problem:
     ds = self.examples(mode, data_dir, hparams, shuffle=shuffle, seed=seed,
                        deterministic=deterministic, input_context=input_context, split=split,
                        repeat=repeat)
+    packed_length = 0
+    if is_training and self.batch_size_means_tokens:
+      packed_length = packing.resolve_packed_length(hparams, self.packed_length(hparams))
     ds = pipeline.batch_examples(ds, hparams, self.max_length(hparams),
                                  batch_size_means_tokens=self.batch_size_means_tokens,
                                  training=is_training, shuffle=shuffle, seed=seed,
-                                 deterministic=deterministic)
+                                 deterministic=deterministic, packed_length=packed_length)
     return integrity.reported(ds, self, data_dir, [split])
 
   def input_fn(self, mode, data_dir, hparams=None, **kwargs):

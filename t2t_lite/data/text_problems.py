@@ -4,6 +4,9 @@
   summarization, ...).
 - `Text2SelfProblem`: language models, {"targets": str} only.
 
+Training batches of both are packed by default (several examples a row of max_length tokens;
+`packed_length`, see `t2t_lite.data.packing`); evaluation reads one example a row.
+
 The vocabulary (`vocab_type`) is one of:
 
 - "character": UTF-8 bytes (`ByteTextEncoder`, 258 ids, no file);
@@ -91,6 +94,12 @@ class Text2TextProblem(Problem):
 
   def eval_metrics(self):
     return super().eval_metrics() + ["approx_bleu_score"]
+
+  def packed_length(self, model_hparams):
+    """Training rows of max_length tokens, several sentences each (`t2t_lite.data.packing`):
+    every example training keeps fits in a row. Language models (`Text2SelfProblem`) pack
+    their targets alone."""
+    return self.max_length(model_hparams)
 
   # -- vocabulary --------------------------------------------------------------------
 

@@ -44,6 +44,7 @@ from absl import logging
 
 from t2t_lite import output_dir as output_dir_lib
 from t2t_lite.constants import EOS_ID, PAD_ID
+from t2t_lite.data import packing
 from t2t_lite.data import text_encoder
 from t2t_lite.decoding import decoder as decoder_lib
 from t2t_lite.errors import ConfigError
@@ -283,9 +284,11 @@ def export_decoder(task, model, decode_hp, export_dir):
 
 def export_logits_model(task, model, export_dir):
   """Writes a SavedModel whose `serving_default` maps a batch's feature dict (the task's
-  feature spec, any batch size and length) to the model's logits."""
+  feature spec, any batch size and length; one example a row, so without the features of
+  packed training rows) to the model's logits."""
   signature = {name: tf.TensorSpec([None] * len(spec.shape), spec.dtype, name=name)
-               for name, spec in task.feature_spec().items()}
+               for name, spec in task.feature_spec().items()
+               if not packing.is_packing_feature(name)}
   archive = keras.export.ExportArchive()
   archive.track(model)
   archive.add_endpoint("serve", lambda features: model(features, training=False),

@@ -85,11 +85,18 @@ class T2TModel(keras.Model):
       "targets": n}, `modality` {"inputs": ..., "targets": ...} and `has_inputs`.
     **kwargs: `keras.Model` arguments (name, ...).
 
+  Class attributes:
+    reads_packed_features: True for a model that reads packed rows (`*_segmentation` and
+      `*_position`, `t2t_lite.data.packing`) as the separate examples they hold; any other
+      model refuses a batch that has them (it would mix the examples of a row).
+
   Attributes:
     hparams, problem_hparams: HParams copies of the arguments.
     layer_dtype: the dtype policy name given to every layer (`hparams.mixed_precision`, or
       None to follow Keras's global policy).
   """
+
+  reads_packed_features = False
 
   def __init__(self, hparams, problem_hparams, **kwargs):
     super().__init__(**kwargs)
@@ -163,6 +170,12 @@ class T2TModel(keras.Model):
     if not isinstance(features, dict):
       raise TypeError("%s expects the feature dict of a batch, e.g. {'inputs': ..., "
                       "'targets': ...}; received %r." % (type(self).__name__, type(features)))
+    if not self.reads_packed_features:
+      packed = [n for n in ("inputs_segmentation", "targets_segmentation") if n in features]
+      if packed:
+        raise ValueError(
+            "%s does not read packed rows (the batch has %s): train it with the hparam "
+            "packed_length=0." % (type(self).__name__, ", ".join(sorted(packed))))
     missing = [n for n in names if n not in features]
     if missing:
       raise ValueError("%s: the features have no %s (they have %s)." %

@@ -110,6 +110,8 @@ class Transformer(base.T2TModel):
   >>> logits_0, cache = model.decode_step(tf.zeros([batch_size], tf.int32), cache, 0)
   """
 
+  reads_packed_features = True
+
   def __init__(self, hparams, problem_hparams, **kwargs):
     super().__init__(hparams, problem_hparams, **kwargs)
     from t2t_lite import layers  # pylint: disable=g-import-not-at-top
