@@ -32,6 +32,7 @@ DISTRIBUTION_STRATEGIES = ("auto", "default", "mirrored", "multi_worker_mirrored
 # -- files in an output_dir --------------------------------------------------------------------
 HPARAMS_FILENAME = "hparams.json"  # the run's model hparams, checked on every resume
 LOOP_HPARAMS_FILENAME = "loop_hparams.json"  # the model-based loop's own hparams
+VOCAB_FILENAME = "vocab.json"  # the fingerprint of the vocabulary the run was trained with
 FLAGS_FILENAME = "flags.txt"  # the latest command's flags, as an absl flag file
 EVAL_RESULTS_FILENAME = "eval_results.json"  # the latest evaluation
 LOCK_FILENAME = ".t2t_lock"  # held by the training run that owns the output_dir
@@ -46,7 +47,7 @@ BEST_DIR = "best"  # --keep_best_by: the best model by an eval metric, OUTPUT_DI
 __all__ = [
     "PAD", "EOS", "RESERVED_TOKENS", "NUM_RESERVED_TOKENS", "PAD_ID", "EOS_ID", "ModeKeys",
     "SCHEDULES", "TRAINING_SCHEDULES", "DISTRIBUTION_STRATEGIES", "HPARAMS_FILENAME",
-    "LOOP_HPARAMS_FILENAME", "FLAGS_FILENAME", "EVAL_RESULTS_FILENAME", "LOCK_FILENAME", "CHECKPOINT_NAME",
+    "LOOP_HPARAMS_FILENAME", "VOCAB_FILENAME", "FLAGS_FILENAME", "EVAL_RESULTS_FILENAME", "LOCK_FILENAME", "CHECKPOINT_NAME",
     "TRAIN_SUMMARY_DIR", "EVAL_SUMMARY_DIR", "EXPORT_DIR", "DECODER_EXPORT_DIR", "AVERAGED_DIR",
     "BEST_DIR",
 ]

@@ -187,6 +187,93 @@ def save_or_check_hparams(output_dir, hparams, flags_text=None, overwrite=False,
   return hparams
 
 
+# -- vocab.json: the vocabulary the checkpoints were trained with --------------------------------
+
+
+def vocab_fingerprint(vocab_files, vocab_sizes):
+  """What identifies a vocabulary: each file's name and sha256, and the id counts.
+
+  Args:
+    vocab_files: the vocabulary files the problem's encoders read (may be empty: a byte or
+      generated vocabulary has no file).
+    vocab_sizes: {feature: number of ids}.
+  """
+  import hashlib  # pylint: disable=g-import-not-at-top
+  gfile = _gfile()
+  files = {}
+  for path in vocab_files:
+    digest = hashlib.sha256()
+    with gfile.GFile(path, "rb") as f:
+      for block in iter(lambda: f.read(1 << 20), b""):  # pylint: disable=cell-var-from-loop
+        digest.update(block)
+    files[os.path.basename(path)] = digest.hexdigest()
+  return {"files": files,
+          "vocab_size": {k: int(v) for k, v in sorted(vocab_sizes.items()) if v is not None}}
+
+
+def read_vocab_fingerprint(output_dir):
+  """The fingerprint saved in OUTPUT_DIR/vocab.json, or None (runs from before it existed)."""
+  gfile = _gfile()
+  path = os.path.join(output_dir, constants.VOCAB_FILENAME)
+  if not output_dir or not gfile.exists(path):
+    return None
+  with gfile.GFile(path, "r") as f:
+    text = f.read()
+  try:
+    saved = json.loads(text)
+    return {"files": dict(saved["files"]), "vocab_size": dict(saved["vocab_size"])}
+  except (ValueError, KeyError, TypeError) as e:
+    raise ConfigError("%s is not a valid vocabulary fingerprint (%s). Delete it to skip the "
+                      "check." % (path, e)) from None
+
+
+def check_vocab(output_dir, fingerprint, data_dir=None):
+  """Raises ConfigError when the vocabulary `fingerprint` (of data_dir) is not the one the
+  checkpoints in output_dir were trained with: ids would mean other words, so decodes would
+  be nonsense and training would go on from weights for other tokens."""
+  saved = read_vocab_fingerprint(output_dir)
+  if saved is None or saved == fingerprint:
+    return
+  where = "data_dir %s" % data_dir if data_dir else "this data_dir"
+  if saved["vocab_size"] != fingerprint["vocab_size"]:
+    what = "it has %s ids where the run's had %s" % (
+        _sizes(fingerprint["vocab_size"]), _sizes(saved["vocab_size"]))
+  else:
+    names = sorted(set(saved["files"]) | set(fingerprint["files"]))
+    changed = [n for n in names if saved["files"].get(n) != fingerprint["files"].get(n)]
+    what = "%s differs (sha256 %s, the run's %s)" % (
+        changed[0], (fingerprint["files"].get(changed[0]) or "absent")[:12],
+        (saved["files"].get(changed[0]) or "absent")[:12])
+  raise ConfigError(
+      "the vocabulary in %s does not match the one the checkpoints in %s were trained with: "
+      "%s (recorded in %s). Use the data_dir the run was trained with." % (
+          where, output_dir, what, os.path.join(output_dir, constants.VOCAB_FILENAME)))
+
+
+def _sizes(vocab_sizes):
+  return ", ".join("%s %d" % (k, v) for k, v in sorted(vocab_sizes.items()))
+
+
+def save_or_check_vocab(output_dir, fingerprint, data_dir=None):
+  """Saves the vocabulary fingerprint in OUTPUT_DIR/vocab.json on a run's first start, checks
+  it on every later one (`check_vocab`)."""
+  gfile = _gfile()
+  if read_vocab_fingerprint(output_dir) is None:
+    gfile.makedirs(output_dir)
+    write_json_atomically(os.path.join(output_dir, constants.VOCAB_FILENAME), fingerprint,
+                          "the vocabulary fingerprint")
+  else:
+    check_vocab(output_dir, fingerprint, data_dir)
+
+
+def copy_vocab_fingerprint(from_dir, to_dir):
+  """Copies vocab.json from a run into a directory of models made from it (best, averages)."""
+  saved = read_vocab_fingerprint(from_dir)
+  if saved is not None:
+    write_json_atomically(os.path.join(to_dir, constants.VOCAB_FILENAME), saved,
+                          "the vocabulary fingerprint")
+
+
 def load_hparams(output_dir, hparams_set=None, overrides=""):
   """The model hparams of a trained run, with `overrides` (an `--hparams` string) applied.
 

@@ -86,6 +86,14 @@ class Task:
       spec["inputs"] = tf.TensorSpec([None, None], tf.int32)
     return spec
 
+  def vocab_fingerprint(self):
+    """The vocabulary's fingerprint (`output_dir.vocab_fingerprint`): its files (a problem's
+    `vocab_files(data_dir)`, when it has that method) and the vocab sizes."""
+    vocab_files = getattr(self.problem, "vocab_files", None)
+    files = vocab_files(self.data_dir) if callable(vocab_files) else []
+    return output_dir_lib.vocab_fingerprint(
+        [f for f in files if tf.io.gfile.exists(f)], self.problem_hparams.vocab_size)
+
   # -- the model ---------------------------------------------------------------------------------
 
   def build_model(self):
@@ -127,6 +135,7 @@ class Task:
       CheckpointUnreadableError: none of its checkpoints restores.
       ConfigError: the checkpoint does not fit the model built from these hparams.
     """
+    output_dir_lib.check_vocab(output_dir, self.vocab_fingerprint(), self.data_dir)
     candidates = ([checkpoint_path] if checkpoint_path else
                   output_dir_lib.checkpoint_paths(output_dir))
     if not candidates:

@@ -167,6 +167,12 @@ class Text2TextProblem(Problem):
       return sentencepiece_encoder.SentencePieceEncoder(path)
     return text_encoder.TokenTextEncoder(path, replace_oov="<UNK>")
 
+  def vocab_files(self, data_dir):
+    """The vocabulary files the encoders read (a run records their fingerprint)."""
+    if self.vocab_type == VocabType.CHARACTER or not data_dir:
+      return []
+    return [os.path.join(data_dir, self.vocab_filename)]
+
   def feature_encoders(self, data_dir):
     enc = self.get_or_create_vocab(data_dir, None, force_get=True)
     if self.has_inputs:

@@ -208,6 +208,12 @@ class TfdsProblem(Problem):
     tf.io.gfile.rename(tmp + ".subwords", path, overwrite=True)
     return enc
 
+  def vocab_files(self, data_dir):
+    """The vocabulary files the encoders read (a run records their fingerprint)."""
+    if self.inputs_kind == "image" or self.vocab_type != "subwords" or not data_dir:
+      return []
+    return [self._vocab_path(data_dir)]
+
   def _inputs_encoder(self, data_dir):
     if self.inputs_kind == "image":
       return text_encoder.ImageEncoder(*self.image_shape)

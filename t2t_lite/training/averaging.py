@@ -257,7 +257,7 @@ def _add_to_state(output_dir, path, max_to_keep):
 
 
 def copy_run_files(model_dir, output_dir):
-  """Copies MODEL_DIR/hparams.json and flags.txt into output_dir, so that it is a run dir
+  """Copies MODEL_DIR/hparams.json, vocab.json and flags.txt into output_dir, so that it is a run dir
   t2t-decoder reads alone.
 
   Raises:
@@ -280,6 +280,7 @@ def copy_run_files(model_dir, output_dir):
       output_dir_lib.write_text_atomically(output_dir_lib.hparams_path(output_dir),
                                            saved.to_json(indent=2, sort_keys=True) + "\n",
                                            "the hparams")
+  output_dir_lib.copy_vocab_fingerprint(model_dir, output_dir)
   flags_file = os.path.join(model_dir, constants.FLAGS_FILENAME)
   if tf.io.gfile.exists(flags_file):
     with tf.io.gfile.GFile(flags_file, "r") as f:

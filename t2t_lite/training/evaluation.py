@@ -185,6 +185,7 @@ class Evaluator:
     hparams = output_dir_lib.read_saved_hparams(self.output_dir)
     if hparams is not None:
       output_dir_lib.save_or_check_hparams(self.best_dir, hparams, overwrite=True)
+    output_dir_lib.copy_vocab_fingerprint(self.output_dir, self.best_dir)
     output_dir_lib.write_eval_results(self.best_dir, results)
     logging.info("New best %s %.4f (was %s): saved %s", metric, value, self._best, path)
     self._best = value

@@ -30,7 +30,7 @@ from absl import logging
 from t2t_lite import common_hparams
 from t2t_lite import constants
 from t2t_lite import output_dir as output_dir_lib
-from t2t_lite.constants import SCHEDULES, ModeKeys
+from t2t_lite.constants import SCHEDULES, TRAINING_SCHEDULES, ModeKeys
 from t2t_lite.errors import ConfigError, T2TUserError
 from t2t_lite.task import Task
 from t2t_lite.training import evaluation
@@ -342,6 +342,13 @@ class Trainer:
   def run(self, schedule="continuous_train_and_eval", eval_steps=100,
           local_eval_frequency=None):
     check_schedule(schedule)
+    # The ids must mean the tokens the checkpoints were trained on: a run's first start
+    # records its vocabulary in vocab.json, every later start (and evaluation) checks it.
+    fingerprint = self.task.vocab_fingerprint()
+    if schedule in TRAINING_SCHEDULES:
+      output_dir_lib.save_or_check_vocab(self.output_dir, fingerprint, self.data_dir)
+    else:
+      output_dir_lib.check_vocab(self.output_dir, fingerprint, self.data_dir)
     if schedule == "train":
       self.train()
       return {}
