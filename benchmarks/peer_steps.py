@@ -65,6 +65,7 @@ def steps_to_target(args):
                                 args.output_dir, args.train_steps, random_seed=args.seed,
                                 save_checkpoints_steps=0, log_step_count_steps=args.eval_every)
   train_batch_size = hparams.batch_size
+  train_fixed = hparams.fixed_batch_shapes
   if args.pack_length:
     _train_on_packed_rows(trainer, args.pack_length, max(1, train_batch_size // args.pack_length),
                           args.seed, args.pack_open_rows)
@@ -75,11 +76,15 @@ def steps_to_target(args):
   while step < max_steps:
     step = min(step + args.eval_every, max_steps)
     trainer.train(train_steps=step)
-    hparams.batch_size = args.eval_batch_size  # the eval dataset only (training's is built)
+    # The eval dataset only (training's is built): batched by tokens, never fixed shapes
+    # (fixed_batch_shapes drops the last partial batch: the figure covers the whole split).
+    hparams.batch_size = args.eval_batch_size
+    hparams.fixed_batch_shapes = False
     try:
       results = trainer.evaluate(-1)
     finally:
       hparams.batch_size = train_batch_size
+      hparams.fixed_batch_shapes = train_fixed
     evals.append({"step": step, "accuracy": round(results["accuracy"], 5),
                   "accuracy_per_sequence": round(results.get("accuracy_per_sequence", 0), 5),
                   "loss": round(results["loss"], 5)})

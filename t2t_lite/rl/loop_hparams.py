@@ -119,6 +119,11 @@ def world_model_hparams(loop_hparams):
   hparams = t2t_flags.create_hparams(loop_hparams.world_model_hparams_set,
                                      loop_hparams.world_model_hparams,
                                      problem_name=loop_hparams.problem)
+  # World-model examples all have one length (frame_stack_size + 1 frames of tokens), longer
+  # than a set's packed rows may be (transformer_tiny packs rows of 64 tokens), and packing
+  # drops examples longer than a row: no packing unless the overrides ask for it.
+  if "packed_length" not in str(loop_hparams.world_model_hparams or ""):
+    hparams.packed_length = 0
   # The world model trains epoch after epoch, each run to a further train_steps. A cosine decay
   # sized by one run (learning_rate_decay_steps=0: train_steps) would reach zero at the end of
   # every epoch and jump back up in the next; it is sized by the whole loop instead.
