@@ -192,6 +192,94 @@ def steps_to_target(args):
           "evals": evals}
 
 
+def cached_generate_fn(model, args, sampler, num_tokens, pad_id=0):
+  """A function `inputs -> ids`: `sampler` (keras_hub.samplers.GreedySampler, BeamSampler...)
+  over `model`'s decoder layers with their key/value caches, as keras-hub's seq2seq models
+  (BART) generate: the encoder once, each decoder layer's cross-attention keys and values
+  computed once (`cross_attention_cache_update_index=0`), then one position per step
+  (`self_attention_cache_update_index`). Every row decodes `num_tokens` tokens (no stop
+  token). PAD is never chosen (the model's padding mask would hide it). Call it inside a
+  `tf.function` (jit_compile or not)."""
+  from keras import ops  # pylint: disable=g-import-not-at-top
+  vocab_size = model.get_layer("logits").units
+  start_id = vocab_size  # the decoder's start id (see datasets)
+  heads, head_dim = args.num_heads, args.hidden_size // args.num_heads
+  decoders = [model.get_layer("decoder_%d" % i) for i in range(args.layers)]
+  target_embedding = model.get_layer("target_embedding")
+  logits_layer = model.get_layer("logits")
+  decoder_norm = model.get_layer("decoder_norm") if args.normalize_first else None
+  never_pad = ops.one_hot(ops.convert_to_tensor([pad_id]), vocab_size)[0] * -1e9
+
+  def encode(inputs):
+    x = model.get_layer("input_embedding")(inputs)
+    for i in range(args.layers):
+      x = model.get_layer("encoder_%d" % i)(x)
+    if args.normalize_first:
+      x = model.get_layer("encoder_norm")(x)
+    return x
+
+  def decoder_step(ids, index, self_caches, cross_caches, encoder_output, fill_cross):
+    """ids [B, 1] at position `index` -> logits [B, V] and the updated caches."""
+    y = target_embedding(ids, start_index=index)
+    new_self, new_cross = [], []
+    for i, layer in enumerate(decoders):
+      y, self_cache, cross_cache = layer(
+          y, encoder_output, self_attention_cache=self_caches[:, i],
+          self_attention_cache_update_index=index, cross_attention_cache=cross_caches[:, i],
+          cross_attention_cache_update_index=0 if fill_cross else None)
+      new_self.append(self_cache)
+      new_cross.append(cross_cache)
+    if decoder_norm is not None:
+      y = decoder_norm(y)
+    logits = logits_layer(y)[:, 0] + never_pad
+    return logits, ops.stack(new_self, 1), ops.stack(new_cross, 1)
+
+  def generate(inputs):
+    batch, source_length = ops.shape(inputs)[0], ops.shape(inputs)[1]
+    encoder_output = encode(inputs)
+    length = num_tokens + 1
+    prompt = ops.concatenate([ops.full((batch, 1), start_id, "int32"),
+                              ops.zeros((batch, num_tokens), "int32")], 1)
+    self_caches = ops.zeros((batch, args.layers, 2, length, heads, head_dim))
+    cross_caches = ops.zeros((batch, args.layers, 2, source_length, heads, head_dim))
+    # The prefill: position 0 (the start id) fills the cross-attention caches.
+    _, self_caches, cross_caches = decoder_step(prompt[:, :1], 0, self_caches, cross_caches,
+                                                encoder_output, True)
+
+    def next_fn(prompt, cache, index):
+      self_caches, cross_caches, encoder_output = cache
+      ids = ops.slice(prompt, [0, index - 1], [ops.shape(prompt)[0], 1])
+      logits, self_caches, cross_caches = decoder_step(
+          ids, index - 1, self_caches, cross_caches, encoder_output,
+          False)
+      return logits, None, (self_caches, cross_caches, encoder_output)
+
+    # The encoder output rides in the cache so that beam search repeats it per beam (it only
+    # shapes the cross-attention mask once the caches are filled).
+    ids = sampler(next_fn, prompt, cache=(self_caches, cross_caches, encoder_output), index=1)
+    return ids[..., 1:]
+
+  return generate
+
+
+def full_greedy_fn(model, num_tokens, pad_id=0):
+  """Greedy decoding that reruns the whole model on the growing prefix (the check of
+  cached_generate_fn; PAD never chosen, as there)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  vocab_size = model.get_layer("logits").units
+
+  def generate(inputs):
+    batch = tf.shape(inputs)[0]
+    ids = tf.fill([batch, 1], vocab_size)
+    for _ in range(num_tokens):
+      logits = model({"inputs": inputs, "decoder_inputs": ids}, training=False)[:, -1]
+      logits += tf.one_hot(pad_id, vocab_size) * -1e9
+      ids = tf.concat([ids, tf.argmax(logits, -1, output_type=tf.int32)[:, None]], 1)
+    return ids[:, 1:]
+
+  return generate
+
+
 def main(argv=None):
   args = parse_args(argv)
   record = steps_to_target(args)

@@ -15,7 +15,7 @@ import time
 from benchmarks import common
 
 # In the order they appear in BENCHMARKS.md.
-MODULES = ["attention", "input_pipeline", "train", "decode", "vocab"]
+MODULES = ["attention", "input_pipeline", "train", "decode", "vocab", "peer"]
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 OUTPUT = os.path.join(os.path.dirname(_HERE), "BENCHMARKS.md")
