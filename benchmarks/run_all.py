@@ -1,7 +1,8 @@
 """Runs every benchmark and rewrites BENCHMARKS.md.
 
     python -m benchmarks.run_all            # all of them
-    python -m benchmarks.run_all attention  # some of them
+    python -m benchmarks.run_all attention  # some of them: their sections are replaced, the
+                                            # others kept as they were
 
 Each benchmark module has `run()` returning rows (see common.row): a figure measured side by
 side with its baseline in one process, the target it is held to, and whether it met it.
@@ -15,7 +16,7 @@ import time
 from benchmarks import common
 
 # In the order they appear in BENCHMARKS.md.
-MODULES = ["attention", "input_pipeline", "train", "decode", "vocab", "peer"]
+MODULES = ["attention", "input_pipeline", "train", "decode", "vocab", "translate", "peer"]
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 OUTPUT = os.path.join(os.path.dirname(_HERE), "BENCHMARKS.md")
@@ -37,10 +38,14 @@ def main(argv):
     rows = importlib.import_module("benchmarks." + name).run()
     common.print_rows(rows)
     sections.append((name, rows, time.time() - start))
+  kept = _sections(OUTPUT) if len(wanted) < len(MODULES) else {}
   lines = [
       "# Benchmarks",
       "",
-      "Written by `python -m benchmarks.run_all` on %s." % datetime.date.today().isoformat(),
+      "Written by `python -m benchmarks.run_all` on %s%s." % (
+          datetime.date.today().isoformat(),
+          " (the sections of %s; the others are from an earlier run)" % ", ".join(wanted)
+          if kept else ""),
       "",
       "Machine: %s." % common.machine_description(),
       "",
@@ -48,7 +53,12 @@ def main(argv):
       "in one process, so it says how t2t_lite compares, not how fast this machine is.",
       "",
   ]
-  for name, rows, seconds in sections:
+  measured = {name: (rows, seconds) for name, rows, seconds in sections}
+  for name in MODULES:
+    if name not in measured:
+      lines += kept.get(name, [])
+      continue
+    rows, seconds = measured[name]
     lines += ["## %s" % name, "",
               "Command: `python -m benchmarks.%s` (took %.0f s here)." % (name, seconds), "",
               "| measurement | value | unit | target | met | details |",
@@ -58,13 +68,29 @@ def main(argv):
           r["name"], r["value"], r["unit"], r["target"], "yes" if r["ok"] else "**no**",
           r.get("details", "").replace("|", "/")))
     lines.append("")
-  if len(wanted) == len(MODULES):
-    with open(OUTPUT, "w", encoding="utf-8") as f:
-      f.write("\n".join(lines))
-    print("wrote %s" % OUTPUT)
-  else:
-    print("(a subset was run: BENCHMARKS.md not rewritten)")
+  with open(OUTPUT, "w", encoding="utf-8") as f:
+    f.write("\n".join(lines))
+  print("wrote %s" % OUTPUT)
 
+
+def _sections(path):
+  """{module name: its lines} of an existing BENCHMARKS.md ("## name" up to the next one)."""
+  if not os.path.exists(path):
+    return {}
+  with open(path, encoding="utf-8") as f:
+    text = f.read().split("\n")
+  sections, name = {}, None
+  for line in text:
+    if line.startswith("## "):
+      name = line[3:].strip()
+      sections[name] = []
+    if name is not None:
+      sections[name].append(line)
+  for lines in sections.values():
+    while lines and not lines[-1].strip():
+      lines.pop()
+    lines.append("")
+  return sections
 
 if __name__ == "__main__":
   main(sys.argv)
