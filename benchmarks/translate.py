@@ -1,7 +1,7 @@
 """Translation on real text, offline: t2t_lite against the keras-hub pipeline, same budget.
 
     pip install -e '.[bench]'                  # keras-hub, for the peer
-    python -m benchmarks.translate [--budget_s=1200] [--test_lines=1000] [--work_dir=DIR]
+    python -m benchmarks.translate [--budget_s=900] [--test_lines=1000] [--work_dir=DIR]
 
 The corpus: English->German pairs from the gettext catalogs of this machine
 (benchmarks/gettext_corpus.py; split by catalog, so no test sentence is seen in training).
@@ -48,7 +48,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 USR_DIR = os.path.join(REPO, "benchmarks", "translate_usr.py")
 PROBLEM = "text2text_tmpdir_sp8k"
 HPARAMS_SET = "transformer_translate_cpu"
-BUDGET_S = 1200.0
+BUDGET_S = 900.0
 TEST_LINES = 1000
 BLEU_TARGET = 1.2
 DECODE_TARGET = 2.0
