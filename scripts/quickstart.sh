@@ -67,7 +67,8 @@ case "$JOB" in
       --data_dir="$WORK/data" \
       --tmp_dir="$WORK/tmp" \
       --output_dir="$WORK/train/$PROBLEM-transformer_tiny" \
-      --train_steps=8000 \
+      --train_steps=1800 \
+      --eval_steps=-1 \
       "$@"
     ;;
   test)

@@ -128,8 +128,11 @@ def transformer_tiny():
   Train it (the README's first command, `bash scripts/quickstart.sh demo`, runs this):
 
       t2t-trainer --generate_data --problem=algorithmic_reverse_binary40 \\
-          --model=transformer --hparams_set=transformer_tiny --train_steps=8000 \\
-          --data_dir=~/t2t_data --output_dir=~/t2t_train/reverse_binary40
+          --model=transformer --hparams_set=transformer_tiny --train_steps=1800 \\
+          --eval_steps=-1 --data_dir=~/t2t_data --output_dir=~/t2t_train/reverse_binary40
+
+  That command (the demo's) reached 0.99995 per token and 0.9990 per sequence on the whole
+  dev split after 87 s of training here (2 cores, quiet); 2500 steps give 1.0000 / 1.0000.
 
   Result on this machine (2 CPU cores), with these defaults, per-token accuracy on the whole
   dev split (10000 examples) evaluated every 500 steps, the schedule set for 8000 steps:
@@ -138,7 +141,9 @@ def transformer_tiny():
   _tiny_training_defaults) where the previous defaults (256 tokens bucketed by length) needed
   5000-5500 steps, and keras-hub's encoder-decoder of the same sizes 2500-3500
   (benchmarks/peer.py measures the seconds of both). One step costs about 56 ms of one core
-  (XLA); wall-clock figures on 2 quiet cores are benchmarks/peer.py's to give.
+  (XLA). benchmarks/peer.py, 3 seeds on 2 quiet cores, launch to exit with the evaluations:
+  0.99 at step 2000 in 116 / 112 / 113 s, against keras-hub's best configuration's 157 / 200 /
+  218 s (steps 1500 / 3000 / 2500): 0.568x its median time.
   """
   hparams = transformer_base()
   hparams.num_hidden_layers = 2
