@@ -78,3 +78,14 @@ def print_rows(rows):
     print("%-60s %12.3f %-10s target %-10s %s  %s" % (
         r["name"], r["value"], r["unit"], r["target"], "ok" if r["ok"] else "MISSED",
         r.get("details", "")))
+
+
+def report_steps_to_target(record, results_path=""):
+  """Prints a steps-to-target run's RESULT line (benchmarks/peer.py reads it) and appends the
+  run as one JSON line to `results_path` when given."""
+  import json  # pylint: disable=g-import-not-at-top
+  print("RESULT %s seed %d: steps to %.2f = %s" % (record["name"], record["seed"],
+                                                  record["target"], record["steps_to_target"]))
+  if results_path:
+    with open(results_path, "a", encoding="utf-8") as f:
+      f.write(json.dumps(record) + "\n")

@@ -19,11 +19,12 @@ keras-hub's default is post-norm. The decoder reads the targets shifted right be
 id of its own (`vocab_size`), so that keras-hub's padding mask (`mask_zero`) never hides it.
 """
 import argparse
-import json
 import os
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from benchmarks import common as bench_common  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -283,11 +284,7 @@ def full_greedy_fn(model, num_tokens, pad_id=0):
 def main(argv=None):
   args = parse_args(argv)
   record = steps_to_target(args)
-  print("RESULT %s seed %d: steps to %.2f = %s" % (record["name"], record["seed"],
-                                                  record["target"], record["steps_to_target"]))
-  if args.results:
-    with open(args.results, "a") as f:
-      f.write(json.dumps(record) + "\n")
+  bench_common.report_steps_to_target(record, args.results)
 
 
 if __name__ == "__main__":

@@ -16,11 +16,12 @@ CPU contention changes the seconds, not the steps: the figure to compare is the 
 Each run appends one JSON line to `--results` (steps to target, the evaluations, the set).
 """
 import argparse
-import json
 import os
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from benchmarks import common as bench_common  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -125,11 +126,7 @@ def main(argv=None):
   args = parse_args(argv)
   args.name = args.name or os.path.basename(os.path.normpath(args.output_dir))
   record = steps_to_target(args)
-  print("RESULT %s seed %d: steps to %.2f = %s" % (record["name"], record["seed"],
-                                                  record["target"], record["steps_to_target"]))
-  if args.results:
-    with open(args.results, "a") as f:
-      f.write(json.dumps(record) + "\n")
+  bench_common.report_steps_to_target(record, args.results)
 
 
 if __name__ == "__main__":
