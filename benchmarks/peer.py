@@ -22,8 +22,9 @@ The figures: the median over seeds of each one's seconds and steps to 0.99, and 
 the medians (target: t2t_lite <= 0.5x keras-hub's time).
 
 Decoding throughput: 32 inputs of 40 symbols, 41 tokens generated each (no early stop), the
-same model sizes with random weights: t2t_lite's `Decoder` (decode hparams xla=true) against
-keras-hub's `GreedySampler` and `BeamSampler(num_beams=4)` over its cached
+same model sizes with random weights: t2t_lite's `Decoder` (decode hparams xla=true, so its
+default shards=0 splits the batch into one shard per core; the figure for one shard is printed
+too) against keras-hub's `GreedySampler` and `BeamSampler(num_beams=4)` over its cached
 `TransformerDecoder` layers (benchmarks/peer_keras_hub.py `cached_generate_fn`), compiled with
 and without XLA, the faster kept; best of interleaved repetitions. Target: >= 2x keras-hub's
 sequences per second at greedy and at beam 4.
@@ -181,18 +182,20 @@ def decode_rows(repeats):
   rows = []
   for beam, sampler in ((1, keras_hub.samplers.GreedySampler()),
                         (cfg["beam"], keras_hub.samplers.BeamSampler(num_beams=cfg["beam"]))):
-    decoder = decoding.Decoder(t2t_model, decoding.decode_hparams(
-        "beam_size=%d,extra_length=%d,xla=true" % (beam, extra)), eos_id=None)
-    t2t_fn = lambda d=decoder: d.decode_batch(inputs)  # noqa: E731
+    decoders = [decoding.Decoder(t2t_model, decoding.decode_hparams(
+        "beam_size=%d,extra_length=%d,xla=true,shards=%d" % (beam, extra, shards)), eos_id=None)
+                for shards in (0, 1)]  # the default (one shard per core), and one shard
+    t2t_fns = [lambda d=d: d.decode_batch(inputs) for d in decoders]
     generate = peer_keras_hub.cached_generate_fn(hub_model, hub_args, sampler, cfg["tokens"])
     hub_fns = {jit: tf.function(generate, jit_compile=jit) for jit in (True, False)}
-    out = t2t_fn()["outputs"]
-    assert out.shape[-1] == cfg["tokens"], out.shape
+    for fn in t2t_fns:
+      out = fn()["outputs"]
+      assert out.shape[-1] == cfg["tokens"], out.shape
     for fn in hub_fns.values():
       assert fn(inputs).shape[-1] == cfg["tokens"]
-    t_t2t, t_jit, t_nojit = decode._interleaved_best(  # pylint: disable=protected-access
-        [t2t_fn, lambda: hub_fns[True](inputs).numpy(), lambda: hub_fns[False](inputs).numpy()],
-        repeats)
+    t_t2t, t_one, t_jit, t_nojit = decode._interleaved_best(  # pylint: disable=protected-access
+        t2t_fns + [lambda: hub_fns[True](inputs).numpy(),
+                   lambda: hub_fns[False](inputs).numpy()], repeats)
     t_hub = min(t_jit, t_nojit)
     ratio = t_hub / t_t2t
     name = "greedy" if beam == 1 else "beam %d" % beam
@@ -200,10 +203,13 @@ def decode_rows(repeats):
     rows.append(common.row(
         "peer: decode %s, t2t_lite / keras-hub sequences/s" % name, ratio, "x",
         ">= %.0fx" % cfg["target"], ratio >= cfg["target"],
-        "t2t_lite Decoder (xla=true) %.0f seq/s; keras-hub %s %.0f seq/s (XLA %.0f, no XLA "
-        "%.0f); batch %d, %d input symbols, %d tokens each, no early stop" % (
-            cfg["batch"] / t_t2t, sampler_name, cfg["batch"] / t_hub, cfg["batch"] / t_jit,
-            cfg["batch"] / t_nojit, cfg["batch"], cfg["input_length"], cfg["tokens"])))
+        "t2t_lite Decoder (xla=true) %.0f seq/s in %d shard(s), %.0f in one (%.2fx keras-hub's); "
+        "keras-hub %s %.0f seq/s (XLA %.0f, no XLA %.0f); batch %d, %d input symbols, %d "
+        "tokens each, no early stop" % (
+            cfg["batch"] / t_t2t, min(decoders[0].max_shards, cfg["batch"] // 8),
+            cfg["batch"] / t_one, t_hub / t_one, sampler_name, cfg["batch"] / t_hub,
+            cfg["batch"] / t_jit, cfg["batch"] / t_nojit, cfg["batch"], cfg["input_length"],
+            cfg["tokens"])))
   return rows
 
 

@@ -256,12 +256,44 @@ def test_xla_compiled_search_gives_the_same_decodes(seq2seq):
   np.testing.assert_allclose(a["scores"], b["scores"], atol=1e-4)
 
 
+def test_sharded_xla_decoding_gives_the_same_decodes(seq2seq):
+  # shards=3, but a shard needs 8 rows at least: 19 rows make 2 shards of 10, the second
+  # padded with an empty row that is dropped.
+  rows = (INPUTS * 5)[:19]
+  one = decoding.Decoder(seq2seq, decoding.decode_hparams(
+      "beam_size=2,extra_length=4,xla=true,shards=1"))
+  split = decoding.Decoder(seq2seq, decoding.decode_hparams(
+      "beam_size=2,extra_length=4,xla=true,shards=3"))
+  assert (one.max_shards, split.max_shards) == (1, 3)
+  calls = []
+  original = split._sharded_run  # pylint: disable=protected-access
+
+  def counting(num_shards):
+    calls.append(num_shards)
+    return original(num_shards)
+
+  split._sharded_run = counting  # pylint: disable=protected-access
+  a, b = one.decode_batch(pad(rows)), split.decode_batch(pad(rows))
+  assert calls == [2]
+  assert b["outputs"].shape == a["outputs"].shape
+  np.testing.assert_array_equal(a["outputs"], b["outputs"])
+  np.testing.assert_allclose(a["scores"], b["scores"], atol=1e-4)
+  assert split.decode(INPUTS) == one.decode(INPUTS)  # 4 rows: too few to split
+  assert calls == [2]
+  # Without XLA a batch is never split; 0 means one shard per core (1 with a GPU).
+  assert decoding.Decoder(seq2seq, decoding.decode_hparams("shards=4")).max_shards == 1
+  auto = decoding.Decoder(seq2seq, decoding.decode_hparams("xla=true")).max_shards
+  assert auto == decoding.decoder.auto_shards() >= 1
+
+
 def test_decode_hparams_defaults_and_errors():
   hp = decoding.decode_hparams()
   assert (hp.beam_size, hp.alpha, hp.extra_length, hp.return_beams) == (4, 0.6, 50, False)
   hp = decoding.decode_hparams("beam_size=2, alpha=0.0, return_beams=true")
   assert (hp.beam_size, hp.alpha, hp.return_beams) == (2, 0.0, True)
-  for bad in ["beam_size=two", "beam_width=4", "beam_size=0", "alpha=", "extra_length=0"]:
+  assert hp.shards == 0
+  for bad in ["beam_size=two", "beam_width=4", "beam_size=0", "alpha=", "extra_length=0",
+              "shards=-1"]:
     with pytest.raises(HParamsError, match="decode_hparams"):
       decoding.decode_hparams(bad)
   assert issubclass(HParamsError, T2TUserError)

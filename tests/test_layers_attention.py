@@ -205,15 +205,15 @@ def test_cached_decoding_equals_full_causal_pass(jit):
   if jit:
     step = tf.function(step, jit_compile=True)
   cache = layer.init_cache(b, t + 2)  # room to spare: unwritten positions must not count
-  assert tuple(cache["key"].shape) == (b, t + 2, 4, 3)
-  assert tuple(cache["value"].shape) == (b, t + 2, 4, 5)
+  assert tuple(cache["key"].shape) == (b, 4, t + 2, 3)
+  assert tuple(cache["value"].shape) == (b, 4, t + 2, 5)
   stepped, cache = _decode_step_by_step(layer, x, cache, step)
   np.testing.assert_allclose(stepped, full, atol=1e-5)
   if jit:
     assert len(traces) == 1  # one trace for all positions: static shapes
   # the cache holds the projected keys of every position, zeros after them
-  assert np.all(np.asarray(cache["key"])[:, t:] == 0.0)
-  assert np.all(np.abs(np.asarray(cache["key"])[:, :t]).sum(-1) > 0)
+  assert np.all(np.asarray(cache["key"])[:, :, t:] == 0.0)
+  assert np.all(np.abs(np.asarray(cache["key"])[:, :, :t]).sum(-1) > 0)
 
 
 def test_cached_prefill_then_steps():
@@ -312,7 +312,7 @@ def test_attention_over_memory_matches_reference_and_reuses_memory_kv():
                         np.broadcast_to(memory_mask[:, None], (b, t, s)))
   np.testing.assert_allclose(out, expected, atol=1e-5)
   memory_kv = layer.compute_memory_kv(memory)
-  assert tuple(memory_kv["key"].shape) == (b, s, 2, 4)
+  assert tuple(memory_kv["key"].shape) == (b, 2, s, 4)
   np.testing.assert_allclose(layer(x, None, memory_mask=memory_mask, memory_kv=memory_kv), out,
                              atol=1e-6)
   # masked memory positions do not matter

@@ -19,7 +19,7 @@ the newest checkpoint.
 --decode_hparams (defaults): beam_size=4 (1: greedy), alpha=0.6, extra_length=50 (an input
 of n ids decodes at most n + 50 positions), return_beams=false, write_beam_scores=false,
 batch_size=32, num_samples=1000 (-1: the whole dev split), max_input_size=-1, xla=false,
-log_results=true.
+shards=0 (with xla on CPU: split a batch over the cores; 1: never), log_results=true.
 
 --export_saved_model writes a SavedModel to --export_dir (default OUTPUT_DIR/export_decoder)
 whose serving_default signature takes raw input strings (tf.string [batch], key "inputs")

@@ -12,15 +12,18 @@ The two layers share one implementation of the attention math, in three modules:
   softmax, fully masked rows), and `t2t_lite.layers.attention_masks`: boolean masks (True = may
   attend) and the checks of their shapes.
 
-The key/value cache of `MultiHeadSelfAttention` is a dict
+The key/value cache of `MultiHeadSelfAttention` is a dict, heads first:
 
-    {"key":   [batch, max_length, num_heads, key_dim],
-     "value": [batch, max_length, num_heads, value_dim]}
+    {"key":   [batch, num_heads, max_length, key_dim],
+     "value": [batch, num_heads, max_length, value_dim]}
 
 preallocated by `layer.init_cache(batch_size, max_length, dtype)`. A call with
 `cache=..., cache_index=i` writes the new keys and values at positions [i, i + T) with
 `keras.ops.slice_update` (dynamic_update_slice: static shapes, so it runs under tf.function,
 XLA and TPU), attends over the written positions only, and returns `(output, new_cache)`.
+Heads first, a decoding step is two batched matmuls over (batch, heads) that read the cache
+in place; a [batch, max_length, heads, dim] cache has to be transposed (copied whole) at
+every step, which made cached self-attention ~3x slower per step on CPU (issue 19).
 """
 import keras
 from keras import ops
@@ -71,7 +74,7 @@ class MultiHeadSelfAttention(MultiHeadAttentionBase):
     use_causal_mask: whether query i may only attend to keys <= i (absolute positions when a
       cache is used).
     training: whether dropout is active.
-    cache: optional dict {"key": [B, max_length, N, key_dim], "value": [B, max_length, N,
+    cache: optional dict {"key": [B, N, max_length, key_dim], "value": [B, N, max_length,
       value_dim]} from `init_cache` (or a previous call). The call then returns (output, cache).
     cache_index: int or scalar int tensor, the position of x's first step in the cache
       (default 0). Keys at positions >= cache_index + length are never attended to.
@@ -129,20 +132,20 @@ class MultiHeadSelfAttention(MultiHeadAttentionBase):
       dtype: the cache dtype; default the layer's compute dtype.
 
     Returns:
-      {"key": [batch_size, max_length, num_heads, key_dim],
-       "value": [batch_size, max_length, num_heads, value_dim]}
+      {"key": [batch_size, num_heads, max_length, key_dim],
+       "value": [batch_size, num_heads, max_length, value_dim]}
     """
     if self._key_dim is None:
       raise ValueError("%s: build the layer (call it once, or layer.build(shape)) before "
                        "init_cache, so that key_dim is known." % type(self).__name__)
     dtype = dtype or self.compute_dtype
     return {
-        "key": ops.zeros((batch_size, max_length, self.num_heads, self._key_dim), dtype),
-        "value": ops.zeros((batch_size, max_length, self.num_heads, self._value_dim), dtype),
+        "key": ops.zeros((batch_size, self.num_heads, max_length, self._key_dim), dtype),
+        "value": ops.zeros((batch_size, self.num_heads, max_length, self._value_dim), dtype),
     }
 
   def _write_cache(self, cache, cache_index, key, value, batch):
-    """Writes key and value [B, T, N, dim] into `cache` at `cache_index`.
+    """Writes key and value [B, N, T, dim] into `cache` at `cache_index`.
 
     Returns:
       (the new cache, the first written position as an int32 scalar).
@@ -151,14 +154,14 @@ class MultiHeadSelfAttention(MultiHeadAttentionBase):
     if not isinstance(cache, dict) or set(cache) != {"key", "value"}:
       raise ValueError("%s: `cache` must be the dict {'key', 'value'} from init_cache; "
                        "received %r." % (name, type(cache)))
-    max_length = static_shape(cache["key"])[1]
+    max_length = static_shape(cache["key"])[2]
     check_mask_shape("cache['key']", cache["key"],
-                     (batch, max_length, self.num_heads, self._key_dim), name)
+                     (batch, self.num_heads, max_length, self._key_dim), name)
     check_mask_shape("cache['value']", cache["value"],
-                     (batch, max_length, self.num_heads, self._value_dim), name)
+                     (batch, self.num_heads, max_length, self._value_dim), name)
     start = ops.cast(0 if cache_index is None else cache_index, "int32")
     zero = ops.zeros((), "int32")
-    new_cache = {part: ops.slice_update(cache[part], (zero, start, zero, zero),
+    new_cache = {part: ops.slice_update(cache[part], (zero, zero, start, zero),
                                         ops.cast(new, cache[part].dtype))
                  for part, new in (("key", key), ("value", value))}
     return new_cache, start
@@ -168,9 +171,10 @@ class MultiHeadSelfAttention(MultiHeadAttentionBase):
     name = type(self).__name__
     self._check_input("x", x, self._hidden_size)
     batch, length = static_shape(x)[:2]
-    # Without a cache the heads go first ([B, N, T, dim]): one transpose of the fused Q/K/V
-    # instead of the several that [B, T, N, dim] costs (see benchmarks/attention.py).
-    heads_first = cache is None and self._own_kernels
+    # The heads go first ([B, N, T, dim]) with a cache (its layout), and on TensorFlow without
+    # one: one transpose of the fused Q/K/V instead of the several that [B, T, N, dim] costs
+    # (see benchmarks/attention.py).
+    heads_first = cache is not None or self._own_kernels
     query, key, value = self._split_qkv(dense_2d(self._qkv_dense, x), heads_first)
 
     seq_len = ops.shape(x)[1]
@@ -183,8 +187,8 @@ class MultiHeadSelfAttention(MultiHeadAttentionBase):
     else:
       cache, start = self._write_cache(cache, cache_index, key, value, batch)
       key, value = cache["key"], cache["value"]
-      key_len = static_shape(key)[1]
-      key_positions = ops.arange(ops.shape(key)[1], dtype="int32")
+      key_len = static_shape(key)[2]
+      key_positions = ops.arange(ops.shape(key)[2], dtype="int32")
       # Only the written positions, [0, start + length).
       combined = written_positions_mask(key_positions, start + seq_len)
       if use_causal_mask:

@@ -6,16 +6,14 @@ masks into one boolean [B or 1, T, S] tensor (True = may attend; see
 `t2t_lite.layers.attention_masks`) and call `_attend` and `_project_output`. `_attend`
 computes softmax(Q K^T / sqrt(key_dim)) V in one of these layouts:
 
-* [B, T, N, dim] (attention over a memory, cached decoding, non-TensorFlow backends): through
-  `keras.ops.dot_product_attention` when neither dropout nor the scores are needed, and through
-  the same steps written out otherwise;
-* [B, N, T, dim] (self-attention without a cache on TensorFlow): the fused Q/K/V projection is
-  transposed once and the heads are batched matmuls, which measures ~15% faster on CPU than
-  ops.dot_product_attention's einsums (benchmarks/attention.py);
-* one query position over [B, S, N, dim] keys and values (a decoding step on TensorFlow, cached
-  self-attention or attention over a memory): `_attend_one_query` reads the cache as
-  [B, S, N*dim] matrices through block-diagonal matmuls, where the einsums would transpose
-  the whole cache at every step.
+* [B, N, T, dim], heads first (every attention on TensorFlow; the key/value cache and the
+  memory's keys and values are kept in it): the heads are batched matmuls over (B, N) with no
+  transpose of the keys and values, which measures ~15% faster on CPU than
+  ops.dot_product_attention's einsums for self-attention (benchmarks/attention.py) and ~3x
+  faster for a decoding step, whose einsums would transpose the whole cache every step;
+* on other backends, `keras.ops.dot_product_attention` (fused kernels: cuDNN, SDPA) in its
+  [B, T, N, dim] layout when neither dropout nor the scores are needed, and the same steps
+  written out otherwise.
 
 All paths give the same numbers (tests/test_layers_attention.py). Logits are masked and
 soft-maxed in float32 whatever the dtype policy, so the mask value never overflows under
@@ -140,9 +138,12 @@ class MultiHeadAttentionBase(keras.layers.Layer):
     scale = 1.0 / math.sqrt(self._key_dim)
     head_mask = None if mask is None else ops.expand_dims(mask, 1)  # [B|1, 1, T, S]
     use_dropout = self.dropout > 0 and bool(training)
-    if (not heads_first and not use_dropout and not return_scores and self._own_kernels
-        and static_shape(query)[1] == 1):
-      return self._attend_one_query(query, key, value, head_mask, scale), None
+    if not use_dropout and not return_scores and not self._own_kernels:
+      # Other backends map ops.dot_product_attention to fused kernels; it takes [B, T, N, dim].
+      if heads_first:
+        query, key, value = (ops.transpose(t, (0, 2, 1, 3)) for t in (query, key, value))
+      context = ops.dot_product_attention(query, key, value, mask=head_mask, scale=scale)
+      return (ops.transpose(context, (0, 2, 1, 3)) if heads_first else context), None
     if not heads_first and not use_dropout and not return_scores:
       context = ops.dot_product_attention(query, key, value, mask=head_mask, scale=scale)
       return context, None
@@ -168,41 +169,6 @@ class MultiHeadAttentionBase(keras.layers.Layer):
     else:
       context = ops.einsum("bnts,bsnh->btnh", attend_probs, value)
     return context, (probs if return_scores else None)
-
-  def _attend_one_query(self, query, key, value, head_mask, scale):
-    """`_attend` for one query position (a decoding step) over [B, S, N, dim] keys and values.
-
-    Written for the TensorFlow backend, where the einsums of ops.dot_product_attention
-    transpose the whole key/value cache to heads-first at every step: two full copies of the
-    cache per layer and step (most of a cached decoding step's time, benchmarks/attention.py).
-    Here the cache is only read, as [B, S, N*dim] matrices: the query becomes a block-diagonal
-    [B, N*key_dim, N] matrix, so logits = keys @ Q_bd is one batched matmul giving [B, S, N];
-    the context is probs [B, N, S] @ values [B, S, N*value_dim], of which each head keeps its
-    own diagonal block. That does N times the multiply-adds of the attention proper, which is
-    tiny next to the copies it saves (a step's attention is O(S * N * dim)).
-
-    Args:
-      query: [B, 1, N, key_dim]; key: [B, S, N, key_dim]; value: [B, S, N, value_dim].
-      head_mask: None or a boolean [B|1, 1, 1, S].
-      scale: the logit scale.
-
-    Returns:
-      context [B, 1, N, value_dim].
-    """
-    n, k, v = self.num_heads, self._key_dim, self._value_dim
-    batch, keys = ops.shape(key)[0], ops.shape(key)[1]
-    eye = ops.eye(n, dtype=query.dtype)
-    q = query[:, 0] * ops.cast(scale, query.dtype)  # [B, N, key_dim]
-    q_block = ops.reshape(ops.expand_dims(q, -1) * eye[None, :, None, :], (batch, n * k, n))
-    logits = ops.matmul(ops.reshape(key, (batch, keys, n * k)), q_block)  # [B, S, N]
-    logits = ops.transpose(ops.cast(logits, "float32"), (0, 2, 1))  # [B, N, S]
-    if head_mask is not None:
-      logits = ops.where(head_mask[:, :, 0], logits, MASK_VALUE)  # [B|1, 1, S]
-    probs = ops.cast(ops.softmax(logits, axis=-1), value.dtype)
-    blocks = ops.matmul(probs, ops.reshape(value, (batch, keys, n * v)))  # [B, N, N*value_dim]
-    blocks = ops.reshape(blocks, (batch, n, n, v))
-    context = ops.sum(blocks * ops.cast(eye, value.dtype)[None, :, :, None], axis=2)
-    return ops.expand_dims(context, 1)
 
   def _project_output(self, context, mask):
     """[B, T, N, value_dim] -> [B, T, output_dim]; rows with no key to attend to are zeros."""

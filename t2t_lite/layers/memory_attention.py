@@ -45,7 +45,7 @@ class MultiHeadAttention(MultiHeadAttentionBase):
       True where a query may attend to a memory position (e.g. the same example of a packed
       row).
     training: whether dropout is active.
-    memory_kv: optional {"key": [B, S, N, key_dim], "value": [B, S, N, value_dim]} from
+    memory_kv: optional {"key": [B, N, S, key_dim], "value": [B, N, S, value_dim]} from
       `compute_memory_kv(memory)`; it replaces the key/value projection of `memory`.
     return_attention_scores: also return the probabilities [B, N, length, memory_length].
 
@@ -81,17 +81,27 @@ class MultiHeadAttention(MultiHeadAttentionBase):
       memory: [batch, memory_length, memory_size].
 
     Returns:
-      {"key": [batch, memory_length, num_heads, key_dim],
-       "value": [batch, memory_length, num_heads, value_dim]}
+      {"key": [batch, num_heads, memory_length, key_dim],
+       "value": [batch, num_heads, memory_length, value_dim]}: heads first, so that the
+      attention reads them with batched matmuls and never transposes them again (see
+      `t2t_lite.layers.attention_base`).
     """
     self._check_input("memory", memory)
     if not self.built:
       self.build(tuple(memory.shape), tuple(memory.shape))
     memory = ops.cast(memory, self.compute_dtype)
     kv = dense_2d(self._kv_dense, memory)
-    key, value = ops.split(kv, [self.num_heads * self._key_dim], axis=-1)
-    return {"key": self._split_heads(key, self._key_dim),
-            "value": self._split_heads(value, self._value_dim)}
+    n, k, v = self.num_heads, self._key_dim, self._value_dim
+    if k == v:
+      # One transpose to [2, B, N, S, dim]; the split along the first axis does not copy.
+      shape = ops.shape(kv)
+      kv = ops.transpose(ops.reshape(kv, (shape[0], shape[1], 2, n, k)), (2, 0, 3, 1, 4))
+      key, value = (ops.squeeze(t, 0) for t in ops.split(kv, 2, axis=0))
+    else:
+      key, value = ops.split(kv, [n * k], axis=-1)
+      key = ops.transpose(self._split_heads(key, k), (0, 2, 1, 3))
+      value = ops.transpose(self._split_heads(value, v), (0, 2, 1, 3))
+    return {"key": key, "value": value}
 
   def call(self, x, memory, mask=None, memory_mask=None, training=None, memory_kv=None,
            return_attention_scores=False, attention_mask=None):
@@ -104,8 +114,9 @@ class MultiHeadAttention(MultiHeadAttentionBase):
       memory_kv = self.compute_memory_kv(memory)
     key, value = memory_kv["key"], memory_kv["value"]
     batch, length = static_shape(x)[:2]
-    memory_length = static_shape(key)[1]
-    query = self._split_heads(dense_2d(self._query_dense, x), self._key_dim)
+    memory_length = static_shape(key)[2]
+    query = ops.transpose(self._split_heads(dense_2d(self._query_dense, x), self._key_dim),
+                          (0, 2, 1, 3))
     if mask is not None:
       check_mask_shape("mask", mask, (batch, length), name)
     if memory_mask is not None:
@@ -116,8 +127,8 @@ class MultiHeadAttention(MultiHeadAttentionBase):
       check_mask_shape("attention_mask", attention_mask, (batch, length, memory_length), name)
       combined = and_masks(combined, attention_mask)
     context, scores = self._attend(query, key, value, combined, training,
-                                   return_attention_scores)
-    output = self._project_output(context, combined)
+                                   return_attention_scores, heads_first=True)
+    output = self._project_output(ops.transpose(context, (0, 2, 1, 3)), combined)
     return (output, scores) if return_attention_scores else output
 
   def compute_output_shape(self, x_shape, memory_shape=None):

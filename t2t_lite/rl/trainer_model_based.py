@@ -141,7 +141,7 @@ def predict_greedily(model, inputs, length, batch_size=64):
 
   from t2t_lite.decoding import search  # pylint: disable=g-import-not-at-top
 
-  @tf.function(reduce_retracing=True)
+  @tf.function(reduce_retracing=True, autograph=False)
   def decode(batch):
     n = tf.shape(batch)[0]
     encoder_output, encoder_mask = model.encode(batch, training=False)

@@ -70,7 +70,8 @@ class Evaluator:
     strategy = self.strategy
     with_predictions = bool(self.task.metrics()[1])
 
-    @tf.function(reduce_retracing=True)
+    # No autograph (see Trainer.make_train_fn): the step is plain Python over tensors.
+    @tf.function(reduce_retracing=True, autograph=False)
     def eval_step(features):
       sums, extra = strategy.run(self.task.eval_step, args=(self.model, features,
                                                             with_predictions))

@@ -182,10 +182,15 @@ class Trainer:
     """`train_loop(iterator, num_steps) -> (loss_sum, weight_sum, tokens)`: num_steps steps
     of the Task's train step under the strategy in one tf.function call (the step itself
     XLA-compiled with hparams.xla_compile)."""
+    # The step is traced as plain Python, never converted by autograph (as keras's own
+    # fit does): Task and model code has no Python control flow on tensors (it runs on every
+    # Keras backend), and converting it took 2.3 s of the 4.4 s trace of transformer_tiny's
+    # step.
+    @tf.autograph.experimental.do_not_convert
     def step_fn(features):
       return self.task.train_step(self.model, self.optimizer, features)
     if common_hparams.get(self.hparams, "xla_compile"):
-      step_fn = tf.function(step_fn, jit_compile=True)
+      step_fn = tf.function(step_fn, jit_compile=True, autograph=False)
     strategy = self.strategy
 
     @tf.function
