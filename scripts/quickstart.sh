@@ -67,7 +67,7 @@ case "$JOB" in
       --data_dir="$WORK/data" \
       --tmp_dir="$WORK/tmp" \
       --output_dir="$WORK/train/$PROBLEM-transformer_tiny" \
-      --train_steps=1800 \
+      --train_steps=1500 \
       --eval_steps=-1 \
       "$@"
     ;;
