@@ -83,9 +83,9 @@ class MultiHeadAttentionBase(keras.layers.Layer):
     self.supports_masking = True
     # keras.ops.dot_product_attention takes [B, T, N, dim]; on the TensorFlow backend it is an
     # einsum composition whose transposes cost more than the attention (1.0x Keras's time vs
-    # 0.8x for heads first, benchmarks/attention.py), so there self-attention without a cache
-    # keeps the heads first, and a decoding step (one query) reads the cache through
-    # `_attend_one_query`. Other backends map it to fused kernels (cuDNN, SDPA): use it.
+    # 0.8x for heads first, benchmarks/attention.py; a decoding step's einsums copied the
+    # whole cache), so there every attention keeps the heads first. Other backends map it to
+    # fused kernels (cuDNN, SDPA): use it.
     self._own_kernels = keras.config.backend() == "tensorflow"
     self._key_dim = None  # resolved in build
     self._value_dim = None

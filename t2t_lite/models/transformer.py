@@ -266,8 +266,8 @@ class Transformer(base.T2TModel):
     tile and gather it along axis 0):
 
         {"self_attention": [per decoder layer: the block's self-attention key/value cache,
-                            e.g. {"key": [B, max_length, heads, key_dim],
-                                  "value": [B, max_length, heads, value_dim]}],
+                            e.g. {"key": [B, heads, max_length, key_dim],
+                                  "value": [B, heads, max_length, value_dim]}],
          "memory_kv":      [per decoder layer: the keys/values of the attention over the
                             encoder output, computed here ONCE], # only with inputs
          "memory_mask":    bool [B, T_in]}                        # only with inputs
