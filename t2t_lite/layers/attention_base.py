@@ -6,14 +6,15 @@ masks into one boolean [B or 1, T, S] tensor (True = may attend; see
 `t2t_lite.layers.attention_masks`) and call `_attend` and `_project_output`. `_attend`
 computes softmax(Q K^T / sqrt(key_dim)) V in one of these layouts:
 
-* [B, N, T, dim], heads first (every attention on TensorFlow; the key/value cache and the
-  memory's keys and values are kept in it): the heads are batched matmuls over (B, N) with no
-  transpose of the keys and values, which measures ~15% faster on CPU than
-  ops.dot_product_attention's einsums for self-attention (benchmarks/attention.py) and ~3x
-  faster for a decoding step, whose einsums would transpose the whole cache every step;
-* on other backends, `keras.ops.dot_product_attention` (fused kernels: cuDNN, SDPA) in its
-  [B, T, N, dim] layout when neither dropout nor the scores are needed, and the same steps
-  written out otherwise.
+* [B, N, T, dim], heads first (on TensorFlow: self-attention, the key/value cache and the
+  memory's keys and values kept for decoding, `compute_memory_kv`): the heads are batched
+  matmuls over (B, N) with no transpose of the keys and values, which measures ~15% faster
+  on CPU than ops.dot_product_attention's einsums for self-attention (benchmarks/attention.py)
+  and ~3x faster for a decoding step, whose einsums would transpose the whole cache every
+  step;
+* [B, T, N, dim] (attention over a whole memory in training, and every attention on other
+  backends): `keras.ops.dot_product_attention` (fused kernels elsewhere: cuDNN, SDPA) when
+  neither dropout nor the scores are needed, and the same steps written out otherwise.
 
 All paths give the same numbers (tests/test_layers_attention.py). Logits are masked and
 soft-maxed in float32 whatever the dtype policy, so the mask value never overflows under

@@ -89,8 +89,7 @@ class MultiHeadAttention(MultiHeadAttentionBase):
     self._check_input("memory", memory)
     if not self.built:
       self.build(tuple(memory.shape), tuple(memory.shape))
-    memory = ops.cast(memory, self.compute_dtype)
-    kv = dense_2d(self._kv_dense, memory)
+    kv = self._project_memory(memory)
     n, k, v = self.num_heads, self._key_dim, self._value_dim
     if k == v:
       # One transpose to [2, B, N, S, dim]; the split along the first axis does not copy.
@@ -103,20 +102,34 @@ class MultiHeadAttention(MultiHeadAttentionBase):
       value = ops.transpose(self._split_heads(value, v), (0, 2, 1, 3))
     return {"key": key, "value": value}
 
+  def _project_memory(self, memory):
+    """The fused key/value projection of the memory: [B, S, N*(key_dim + value_dim)]."""
+    return dense_2d(self._kv_dense, ops.cast(memory, self.compute_dtype))
+
   def call(self, x, memory, mask=None, memory_mask=None, training=None, memory_kv=None,
            return_attention_scores=False, attention_mask=None):
     name = type(self).__name__
     self._check_input("x", x, self._hidden_size)
+    # With `memory_kv` (decoding: one query position a step) the keys and values are heads
+    # first, read in place by batched matmuls. A full pass over `memory` (training) keeps them
+    # [B, S, N, dim] for einsums that transpose internally: measured 1.26x faster forward and
+    # backward without XLA (B=64, T=S=64, 4 heads of 64) than transposing them to heads first.
+    heads_first = memory_kv is not None
     if memory_kv is None:
       if memory is None:
         raise ValueError("%s: pass `memory` or `memory_kv`." % name)
       self._check_input("memory", memory, self._memory_size)
-      memory_kv = self.compute_memory_kv(memory)
-    key, value = memory_kv["key"], memory_kv["value"]
+      key, value = ops.split(self._project_memory(memory), [self.num_heads * self._key_dim],
+                             axis=-1)
+      key, value = self._split_heads(key, self._key_dim), self._split_heads(value,
+                                                                           self._value_dim)
+    else:
+      key, value = memory_kv["key"], memory_kv["value"]
     batch, length = static_shape(x)[:2]
-    memory_length = static_shape(key)[2]
-    query = ops.transpose(self._split_heads(dense_2d(self._query_dense, x), self._key_dim),
-                          (0, 2, 1, 3))
+    memory_length = static_shape(key)[2 if heads_first else 1]
+    query = self._split_heads(dense_2d(self._query_dense, x), self._key_dim)
+    if heads_first:
+      query = ops.transpose(query, (0, 2, 1, 3))
     if mask is not None:
       check_mask_shape("mask", mask, (batch, length), name)
     if memory_mask is not None:
@@ -127,8 +140,10 @@ class MultiHeadAttention(MultiHeadAttentionBase):
       check_mask_shape("attention_mask", attention_mask, (batch, length, memory_length), name)
       combined = and_masks(combined, attention_mask)
     context, scores = self._attend(query, key, value, combined, training,
-                                   return_attention_scores, heads_first=True)
-    output = self._project_output(ops.transpose(context, (0, 2, 1, 3)), combined)
+                                   return_attention_scores, heads_first=heads_first)
+    if heads_first:
+      context = ops.transpose(context, (0, 2, 1, 3))
+    output = self._project_output(context, combined)
     return (output, scores) if return_attention_scores else output
 
   def compute_output_shape(self, x_shape, memory_shape=None):
