@@ -85,8 +85,9 @@ class MultiHeadAttentionBase(keras.layers.Layer):
     # keras.ops.dot_product_attention takes [B, T, N, dim]; on the TensorFlow backend it is an
     # einsum composition whose transposes cost more than the attention (1.0x Keras's time vs
     # 0.8x for heads first, benchmarks/attention.py; a decoding step's einsums copied the
-    # whole cache), so there every attention keeps the heads first. Other backends map it to
-    # fused kernels (cuDNN, SDPA): use it.
+    # whole cache), so there self-attention and decoding keep the heads first (attention over
+    # a whole memory measured faster through it). Other backends map it to fused kernels
+    # (cuDNN, SDPA): use it.
     self._own_kernels = keras.config.backend() == "tensorflow"
     self._key_dim = None  # resolved in build
     self._value_dim = None
