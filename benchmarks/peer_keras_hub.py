@@ -44,6 +44,9 @@ def parse_args(argv=None):
                       "of learned ones")
   parser.add_argument("--learning_rate", type=float, default=1e-3)
   parser.add_argument("--warmup_steps", type=int, default=200)
+  parser.add_argument("--ema_momentum", type=float, default=0.0,
+                      help="> 0: Adam(use_ema=True) and keras.callbacks.SwapEMAWeights, so "
+                      "the evaluations read the moving average of the weights")
   parser.add_argument("--train_steps", type=int, default=8000,
                       help="the schedule's length (cosine decays over it)")
   parser.add_argument("--max_steps", type=int, default=0, help="default: train_steps")
@@ -156,7 +159,8 @@ def steps_to_target(args):
   schedule = keras.optimizers.schedules.CosineDecay(
       0.0, max(1, args.train_steps - args.warmup_steps), warmup_target=args.learning_rate,
       warmup_steps=args.warmup_steps)
-  model.compile(keras.optimizers.Adam(schedule), masked_loss, jit_compile=True,
+  ema = dict(use_ema=True, ema_momentum=args.ema_momentum) if args.ema_momentum else {}
+  model.compile(keras.optimizers.Adam(schedule, **ema), masked_loss, jit_compile=True,
                 steps_per_execution=10)
   evals, reached = [], None
   max_steps = args.max_steps or args.train_steps
@@ -186,9 +190,12 @@ def steps_to_target(args):
         self.model.stop_training = True
 
   model.fit(train, steps_per_epoch=args.eval_every, epochs=max_steps // args.eval_every,
-            callbacks=[Evaluate()], verbose=0)
+            # SwapEMAWeights first: its on_epoch_end puts the average in before Evaluate's.
+            callbacks=([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)]
+                       if args.ema_momentum else []) + [Evaluate()], verbose=0)
   return {"name": args.name, "seed": args.seed, "batch_sequences": args.batch_sequences,
           "normalize_first": args.normalize_first, "sinusoidal": args.sinusoidal,
+          "ema_momentum": args.ema_momentum,
           "train_steps": args.train_steps, "target": args.target, "steps_to_target": reached,
           "evals": evals}
 

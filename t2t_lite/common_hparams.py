@@ -47,6 +47,9 @@ def basic_params1():
       optimizer_momentum_nesterov=False,
       weight_decay=0.0,
       clip_grad_norm=0.0,  # 0 means no clipping
+      # > 0: the optimizer keeps an exponential moving average of the weights (keras's
+      # use_ema / ema_momentum), and evaluation, decoding and export use the average.
+      ema_momentum=0.0,
       learning_rate_schedule="noam",  # noam | constant | cosine
       learning_rate_constant=2.0,
       learning_rate_warmup_steps=4000,

@@ -164,6 +164,10 @@ class Task:
 
     path = output_dir_lib.restore_newest_good(output_dir, restore, move_aside=False,
                                               paths=candidates)
+    # A run trained with hparams.ema_momentum is evaluated with its moving average: infer
+    # with it too (a checkpoint without the optimizer, averaged or best/, holds the weights).
+    from t2t_lite.training import optimizers  # pylint: disable=g-import-not-at-top
+    optimizers.load_ema_weights(self.hparams, model, path)
     return model, path
 
   # -- loss and metrics --------------------------------------------------------------------------

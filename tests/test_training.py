@@ -160,6 +160,74 @@ def test_exported_saved_model_loads_in_a_fresh_process(tmp_path):
   np.testing.assert_allclose(np.load(tmp_path / "out.npy"), expected, rtol=1e-5, atol=1e-6)
 
 
+def _values(variables):
+  return [v.numpy() for v in variables]
+
+
+def test_ema_momentum_evaluates_the_moving_average_and_trains_on_the_weights(tmp_path):
+  trainer = make_trainer(tmp_path / "ema", 12, ema_momentum=0.8)
+  trainer.train()
+  variables = trainer.model.trainable_variables
+  raw = _values(variables)
+  averages = _values(optimizers.moving_averages(trainer.optimizer))
+  assert any(not np.allclose(r, a) for r, a in zip(raw, averages))
+  results = trainer.evaluate(-1)
+  for r, v in zip(raw, variables):  # the weights are back after the evaluation
+    np.testing.assert_array_equal(r, v.numpy())
+  # The same evaluation by a trainer without a moving average, holding the average.
+  plain = make_trainer(tmp_path / "plain", 12)
+  for v, a in zip(plain.model.trainable_variables, averages):
+    v.assign(a)
+  assert plain.evaluate(-1)["loss"] == pytest.approx(results["loss"], rel=1e-5)
+  for v, r in zip(plain.model.trainable_variables, raw):
+    v.assign(r)
+  assert plain.evaluate(-1)["loss"] != pytest.approx(results["loss"], rel=1e-3)
+
+
+def test_ema_average_is_checkpointed_and_is_what_inference_and_export_use(tmp_path):
+  trainer = make_trainer(tmp_path, 10, ema_momentum=0.8)
+  trainer.run("train")
+  averages = _values(optimizers.moving_averages(trainer.optimizer))
+  resumed = make_trainer(tmp_path, 10, ema_momentum=0.8)
+  assert resumed.restore() is not None
+  for a, b in zip(averages, _values(optimizers.moving_averages(resumed.optimizer))):
+    np.testing.assert_array_equal(a, b)
+  model, path = trainer.task.restore_for_inference(str(tmp_path))
+  assert path.endswith("ckpt-10")
+  for a, v in zip(averages, model.trainable_variables):
+    np.testing.assert_array_equal(a, v.numpy())
+  features = {"inputs": tf.constant([[2, 3, 1, 0]]), "targets": tf.constant([[3, 2, 1, 0]])}
+  exported = tf.saved_model.load(trainer.export_saved_model())
+  np.testing.assert_allclose(exported.serve(features).numpy(), model(features, training=False).numpy(),
+                             rtol=1e-5, atol=1e-6)
+  # A checkpoint without the optimizer (here an average of checkpoints) holds the weights
+  # to use: its model's weights are restored as they are.
+  from t2t_lite.training import averaging  # pylint: disable=g-import-not-at-top
+  averaged_dir = os.path.dirname(averaging.average_checkpoints(str(tmp_path), 1))
+  model, _ = trainer.task.restore_for_inference(averaged_dir)
+  for r, v in zip(_values(trainer.model.trainable_variables), model.trainable_variables):
+    np.testing.assert_array_equal(r, v.numpy())
+
+
+def test_ema_best_checkpoint_holds_the_evaluated_average(tmp_path):
+  trainer = Trainer(fake_task.FakeReverseProblem(), "fake_seq_model",
+                    fake_task.hparams(ema_momentum=0.8), None, str(tmp_path), 10,
+                    random_seed=3, keep_best_by="loss")
+  results = trainer.run("train_and_evaluate", eval_steps=-1, local_eval_frequency=10)
+  averages = _values(optimizers.moving_averages(trainer.optimizer))
+  model, path = trainer.task.restore_for_inference(str(tmp_path / "best"))
+  assert path.endswith("ckpt-%d" % results["global_step"])
+  for a, v in zip(averages, model.trainable_variables):
+    np.testing.assert_array_equal(a, v.numpy())
+
+
+def test_ema_momentum_outside_0_1_is_refused():
+  for bad in (1.0, -0.1):
+    with pytest.raises(ValueError, match="ema_momentum=%s: must be in" % bad):
+      optimizers.create_optimizer(fake_task.hparams(ema_momentum=bad), 10)
+  assert optimizers.create_optimizer(fake_task.hparams(), 10).use_ema is False
+
+
 def test_noam_schedule_matches_tensor2tensor_formula():
   hp = fake_task.hparams(learning_rate_schedule="noam", learning_rate_constant=2.0,
                          learning_rate_warmup_steps=100, hidden_size=64)

@@ -17,7 +17,10 @@ from t2t_lite.flags import create_hparams
 from t2t_lite.training import Trainer
 
 PROBLEM = "tiny_algo"
-TINY = "hidden_size=16,filter_size=32,num_heads=2,num_hidden_layers=1,batch_size=128"
+# Without transformer_tiny's moving average of the weights, so that the checkpoints hold the
+# weights evaluated (tests/test_training.py covers ema_momentum).
+TINY = ("hidden_size=16,filter_size=32,num_heads=2,num_hidden_layers=1,batch_size=128,"
+        "ema_momentum=0.0")
 
 
 @pytest.fixture(scope="module")

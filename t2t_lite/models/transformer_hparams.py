@@ -240,6 +240,12 @@ def _tiny_training_defaults(hparams):
   hparams.layer_prepostprocess_dropout = 0.0
   hparams.attention_dropout = 0.0
   hparams.relu_dropout = 0.0
+  # Evaluate, decode and export the exponential moving average of the weights (keras's
+  # use_ema; momentum 0.99 averages about the last 100 steps), not the weights themselves:
+  # at the rate near 0.001 that these problems need, the weights keep jumping around the
+  # solution, and their average reached 0.99 at step 1500 on every seed where the weights
+  # themselves needed 2000-2500 (see the table). Training itself is unchanged.
+  hparams.ema_momentum = 0.99
   return hparams
 
 

@@ -1,7 +1,14 @@
-"""Optimizers and learning-rate schedules from hparams, through keras.optimizers."""
+"""Optimizers and learning-rate schedules from hparams, through keras.optimizers.
+
+With hparams.ema_momentum > 0 the optimizer also keeps an exponential moving average of the
+weights (keras's `use_ema`); `ema_weights` swaps it into the model for a block (the trainer's
+evaluations), `load_ema_weights` writes it into a model restored for inference.
+"""
+import contextlib
 import math
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 from t2t_lite import common_hparams
@@ -71,22 +78,83 @@ def create_optimizer(hparams, train_steps):
   lr = learning_rate_schedule(hparams, train_steps)
   clip = float(_hp(hparams, "clip_grad_norm")) or None
   weight_decay = float(_hp(hparams, "weight_decay")) or None
+  ema = float(_hp(hparams, "ema_momentum"))
+  if not 0.0 <= ema < 1.0:
+    raise HParamsError("ema_momentum=%s: must be in [0, 1) (0: no moving average)." % ema)
+  # Keras updates the average in apply_gradients (inside the XLA-compiled step) and keeps it
+  # in the optimizer's variables, so the training checkpoint holds it. It never overwrites
+  # the weights during training (ema_overwrite_frequency=None): the trainer swaps the average
+  # in for evaluation and Task.restore_for_inference reads it (see ema_weights).
+  common = dict(global_clipnorm=clip, weight_decay=weight_decay, use_ema=ema > 0,
+                ema_momentum=ema or 0.99)
   if name == "adam":
     opt = keras.optimizers.Adam(
         learning_rate=lr, beta_1=_hp(hparams, "optimizer_adam_beta1"),
         beta_2=_hp(hparams, "optimizer_adam_beta2"),
-        epsilon=_hp(hparams, "optimizer_adam_epsilon"),
-        global_clipnorm=clip, weight_decay=weight_decay)
+        epsilon=_hp(hparams, "optimizer_adam_epsilon"), **common)
   elif name == "adafactor":
-    opt = keras.optimizers.Adafactor(learning_rate=lr, global_clipnorm=clip,
-                                     weight_decay=weight_decay)
+    opt = keras.optimizers.Adafactor(learning_rate=lr, **common)
   elif name in ("sgd", "momentum"):
     opt = keras.optimizers.SGD(
         learning_rate=lr, momentum=_hp(hparams, "optimizer_momentum_momentum"),
-        nesterov=bool(_hp(hparams, "optimizer_momentum_nesterov")),
-        global_clipnorm=clip, weight_decay=weight_decay)
+        nesterov=bool(_hp(hparams, "optimizer_momentum_nesterov")), **common)
   else:
     raise HParamsError("optimizer=%s: unknown; use one of %s." % (name, ", ".join(OPTIMIZERS)))
   if _hp(hparams, "mixed_precision") == "mixed_float16":
     opt = keras.optimizers.LossScaleOptimizer(opt)
   return opt
+
+
+def moving_averages(optimizer):
+  """The optimizer's moving averages of the weights it was built with (in that order), or
+  None when it keeps none or has not taken a step yet (the averages are zeros until then)."""
+  inner = getattr(optimizer, "inner_optimizer", optimizer)  # under a LossScaleOptimizer
+  if not getattr(inner, "use_ema", False) or int(inner.iterations.numpy()) == 0:
+    return None
+  # Keras keeps them only under this name (its own SwapEMAWeights callback reads it too).
+  return list(inner._model_variables_moving_average)  # pylint: disable=protected-access
+
+
+def _swap(variables, averages):
+  if len(variables) != len(averages):
+    raise RuntimeError("the optimizer holds %d moving averages for %d weights" % (
+        len(averages), len(variables)))
+  for variable, average in zip(variables, averages):
+    value = tf.identity(variable)
+    variable.assign(average)
+    average.assign(value)
+
+
+@contextlib.contextmanager
+def ema_weights(optimizer, variables):
+  """Inside the block `variables` (those the optimizer was built with) hold the optimizer's
+  moving averages, and after it their own values again; a no-op without moving averages."""
+  averages = moving_averages(optimizer)
+  if averages is None:
+    yield False
+    return
+  _swap(variables, averages)
+  try:
+    yield True
+  finally:
+    _swap(variables, averages)
+
+
+def load_ema_weights(hparams, model, checkpoint_path):
+  """Writes the moving averages kept in a training checkpoint into `model`'s weights.
+
+  For inference from a run trained with hparams.ema_momentum > 0. Returns True, or False
+  (and leaves the weights alone) when the set keeps no average or the checkpoint holds no
+  optimizer (an averaged checkpoint, or OUTPUT_DIR/best, which holds the weights to use).
+  """
+  if not float(_hp(hparams, "ema_momentum")):
+    return False
+  optimizer = create_optimizer(hparams, 1)
+  optimizer.build(model.trainable_variables)
+  tf.train.Checkpoint(optimizer=optimizer).restore(checkpoint_path).expect_partial()
+  averages = moving_averages(optimizer)
+  if averages is None:
+    return False
+  for variable, average in zip(model.trainable_variables, averages):
+    variable.assign(average)
+  return True

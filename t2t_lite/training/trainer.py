@@ -312,9 +312,16 @@ class Trainer:
           self.task, self.model, self.strategy, self.output_dir, self.global_step,
           bleu_samples=self.eval_bleu_samples, decode_hparams=self.decode_hparams,
           keep_best_by=self.keep_best_by)
-    with self._reading_errors():
+    # With hparams.ema_momentum the moving average of the weights is what is evaluated (and
+    # kept as OUTPUT_DIR/best); training continues from the weights themselves.
+    with self._reading_errors(), self.ema_weights():
       return self._evaluator.evaluate(
           eval_steps, lambda: self._summary_writer(constants.EVAL_SUMMARY_DIR), self._log_time)
+
+  def ema_weights(self):
+    """A context in which the model holds the optimizer's moving average of its weights
+    (hparams.ema_momentum > 0 and at least one step taken); otherwise a no-op."""
+    return optimizers.ema_weights(self.optimizer, self.model.trainable_variables)
 
   def continuous_eval(self, eval_steps=100):
     """Evaluates each new checkpoint in output_dir until one reaches train_steps."""
@@ -341,7 +348,8 @@ class Trainer:
     (default OUTPUT_DIR/export)."""
     from t2t_lite.decoding import export  # pylint: disable=g-import-not-at-top
     export_dir = export_dir or os.path.join(self.output_dir, constants.EXPORT_DIR)
-    return export.export_logits_model(self.task, self.model, export_dir)
+    with self.ema_weights():
+      return export.export_logits_model(self.task, self.model, export_dir)
 
   # ---------------------------------------------------------------- schedules
   def run(self, schedule="continuous_train_and_eval", eval_steps=100,

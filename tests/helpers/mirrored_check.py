@@ -1,4 +1,5 @@
-"""MirroredStrategy over 2 logical CPUs gives the same loss and weights as 1 device.
+"""MirroredStrategy over 2 logical CPUs gives the same loss and weights as 1 device (and the
+same moving average of the weights, which the evaluation reads).
 
 Run as a script: logical devices must be set before TensorFlow starts."""
 import os
@@ -15,13 +16,14 @@ tf.config.experimental.enable_op_determinism()
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from helpers import fake_task  # noqa: E402
 from t2t_lite.training import Trainer  # noqa: E402
+from t2t_lite.training import optimizers  # noqa: E402
 
 fake_task.register()
 out = sys.argv[1]
 
 
 def run(strategy, name, per_replica_batch):
-  hp = fake_task.hparams(batch_size=per_replica_batch, dropout=0.0)
+  hp = fake_task.hparams(batch_size=per_replica_batch, dropout=0.0, ema_momentum=0.5)
   problem = fake_task.FakeReverseProblem()
   # Both runs see the same global batches: shuffle off, so batch k holds the same examples.
   original = problem.dataset
@@ -41,7 +43,8 @@ def run(strategy, name, per_replica_batch):
                     strategy=strategy, random_seed=7, log_step_count_steps=3)
   trainer.train()
   loss = trainer.evaluate(2)["loss"]
-  return loss, [v.numpy() for v in trainer.model.weights]
+  averages = [v.numpy() for v in optimizers.moving_averages(trainer.optimizer)]
+  return loss, [v.numpy() for v in trainer.model.weights] + averages
 
 
 one = run(tf.distribute.OneDeviceStrategy("/cpu:0"), "one", 8)
