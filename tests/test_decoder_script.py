@@ -42,7 +42,8 @@ def run(tmp_path_factory):
   trainer = Trainer(problem, "transformer", hparams, data_dir, output_dir, train_steps=3,
                     save_checkpoints_steps=3, random_seed=1)
   trainer.run("train")
-  weights = [w.numpy() for w in trainer.model.weights]
+  with trainer.ema_weights():  # transformer_tiny's moving average: what t2t-decoder reads
+    weights = [w.numpy() for w in trainer.model.weights]
   inputs = root / "inputs.txt"
   inputs.write_text("\n".join(LINES) + "\n")
   return {"root": root, "data_dir": data_dir, "output_dir": output_dir,
