@@ -68,6 +68,7 @@ case "$JOB" in
       --tmp_dir="$WORK/tmp" \
       --output_dir="$WORK/train/$PROBLEM-transformer_tiny" \
       --train_steps=1500 \
+      --local_eval_frequency=1500 \
       --eval_steps=-1 \
       "$@"
     ;;
