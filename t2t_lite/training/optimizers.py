@@ -85,8 +85,9 @@ def create_optimizer(hparams, train_steps):
   # in the optimizer's variables, so the training checkpoint holds it. It never overwrites
   # the weights during training (ema_overwrite_frequency=None): the trainer swaps the average
   # in for evaluation and Task.restore_for_inference reads it (see ema_weights).
-  common = dict(global_clipnorm=clip, weight_decay=weight_decay, use_ema=ema > 0,
-                ema_momentum=ema or 0.99)
+  common = dict(global_clipnorm=clip, weight_decay=weight_decay)
+  if ema:
+    common.update(use_ema=True, ema_momentum=ema)
   if name == "adam":
     opt = keras.optimizers.Adam(
         learning_rate=lr, beta_1=_hp(hparams, "optimizer_adam_beta1"),
