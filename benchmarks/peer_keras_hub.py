@@ -2,7 +2,7 @@
 
 Steps (and seconds) to a per-token accuracy on the same data as benchmarks/peer_steps.py:
 keras-hub's TokenAndPositionEmbedding, N x TransformerEncoder and N x TransformerDecoder,
-a Dense softmax, `model.fit(jit_compile=True, steps_per_execution=10)` on a fixed number of
+a Dense softmax, `model.fit(jit_compile=..., steps_per_execution=10)` on a fixed number of
 sequences a batch padded to the problem's longest example, Adam (Keras's beta2 0.999,
 epsilon 1e-7) with a cosine decay from `--learning_rate` after `--warmup_steps`. Every
 `--eval_every` steps it measures the per-token, teacher-forced accuracy over the whole dev
@@ -44,6 +44,11 @@ def parse_args(argv=None):
                       "of learned ones")
   parser.add_argument("--learning_rate", type=float, default=1e-3)
   parser.add_argument("--warmup_steps", type=int, default=200)
+  parser.add_argument("--jit_compile", type=int, default=1, choices=(0, 1),
+                      help="fit(jit_compile=...): 1 XLA, 0 a plain tf.function")
+  parser.add_argument("--mixed_precision", default="",
+                      help="a Keras global dtype policy (mixed_bfloat16, mixed_float16); "
+                      "the logits layer stays float32, as Keras's mixed-precision guide says")
   parser.add_argument("--ema_momentum", type=float, default=0.0,
                       help="> 0: Adam(use_ema=True) and keras.callbacks.SwapEMAWeights, so "
                       "the evaluations read the moving average of the weights")
@@ -112,7 +117,7 @@ def build_model(args, vocab_size):
         name="decoder_%d" % i)(y, x)
   if args.normalize_first:
     y = keras.layers.LayerNormalization(epsilon=1e-5, name="decoder_norm")(y)
-  logits = keras.layers.Dense(vocab_size, name="logits")(y)
+  logits = keras.layers.Dense(vocab_size, name="logits", dtype="float32")(y)
   return keras.Model({"inputs": inputs, "decoder_inputs": decoder_inputs}, logits)
 
 
@@ -152,6 +157,8 @@ def steps_to_target(args):
   tf.config.threading.set_intra_op_parallelism_threads(args.threads)
   tf.config.threading.set_inter_op_parallelism_threads(max(2, args.threads))
   keras.utils.set_random_seed(args.seed)
+  if args.mixed_precision:
+    keras.mixed_precision.set_global_policy(args.mixed_precision)
   vocab_size = 4  # PAD, EOS and the two symbols of algorithmic_*_binary40
   train, dev = datasets(args, vocab_size)
   model = build_model(args, vocab_size)
@@ -160,7 +167,8 @@ def steps_to_target(args):
       0.0, max(1, args.train_steps - args.warmup_steps), warmup_target=args.learning_rate,
       warmup_steps=args.warmup_steps)
   ema = dict(use_ema=True, ema_momentum=args.ema_momentum) if args.ema_momentum else {}
-  model.compile(keras.optimizers.Adam(schedule, **ema), masked_loss, jit_compile=True,
+  model.compile(keras.optimizers.Adam(schedule, **ema), masked_loss,
+                jit_compile=bool(args.jit_compile),
                 steps_per_execution=10)
   evals, reached = [], None
   max_steps = args.max_steps or args.train_steps
@@ -195,7 +203,8 @@ def steps_to_target(args):
                        if args.ema_momentum else []) + [Evaluate()], verbose=0)
   return {"name": args.name, "seed": args.seed, "batch_sequences": args.batch_sequences,
           "normalize_first": args.normalize_first, "sinusoidal": args.sinusoidal,
-          "ema_momentum": args.ema_momentum,
+          "ema_momentum": args.ema_momentum, "jit_compile": bool(args.jit_compile),
+          "mixed_precision": args.mixed_precision,
           "train_steps": args.train_steps, "target": args.target, "steps_to_target": reached,
           "evals": evals}
 

@@ -6,6 +6,7 @@ home of these defaults: code that reads an hparam a partial HParams may lack fal
 `default(name)`, never to a value of its own.
 """
 from t2t_lite import registry
+from t2t_lite.errors import HParamsError
 from t2t_lite.hparams import HParams
 
 
@@ -57,7 +58,10 @@ def basic_params1():
       learning_rate_min_fraction=0.0,  # cosine floor as a fraction of the peak
       iterations_per_loop=10,  # train steps per tf.function call
       xla_compile=False,
-      mixed_precision="",  # "" | mixed_float16 | mixed_bfloat16
+      # The Keras dtype policy of the model's layers: "" (float32) | mixed_float16 |
+      # mixed_bfloat16 | auto (mixed_bfloat16 where the hardware computes bfloat16 natively,
+      # else float32; see `dtype_policy`).
+      mixed_precision="",
   )
 
 
@@ -80,3 +84,26 @@ def get(hparams, name):
     if value is not None:
       return value
   return default(name)
+
+
+MIXED_PRECISION = ("", "float32", "mixed_float16", "mixed_bfloat16", "auto")
+
+
+def dtype_policy(value):
+  """The Keras dtype policy name for a `mixed_precision` value, or None for float32.
+
+  "auto" is "mixed_bfloat16" on a TPU, on GPUs of compute capability 8.0 or newer and on CPUs
+  with bfloat16 dot-product instructions (AVX512-BF16, AMX), and float32 elsewhere, where
+  bfloat16 is emulated and slower than float32 (`t2t_lite.utils.hardware.native_bfloat16`).
+
+  Raises:
+    HParamsError: an unknown value.
+  """
+  value = value or ""
+  if value not in MIXED_PRECISION:
+    raise HParamsError("mixed_precision=%s: unknown; use one of %s." % (
+        value, ", ".join(repr(v) for v in MIXED_PRECISION)))
+  if value == "auto":
+    from t2t_lite.utils import hardware  # pylint: disable=g-import-not-at-top
+    value = "mixed_bfloat16" if hardware.native_bfloat16() else ""
+  return None if value in ("", "float32") else value

@@ -23,6 +23,7 @@ The loss and the metrics have defaults that a problem or a model may override:
 import keras
 import tensorflow as tf
 
+from t2t_lite import common_hparams
 from t2t_lite import output_dir as output_dir_lib
 from t2t_lite import registry
 from t2t_lite.constants import PAD_ID, ModeKeys
@@ -100,11 +101,11 @@ class Task:
     """The registered model, built: its weights exist (created from `feature_spec`), so an
     optimizer can be built and a checkpoint restored before the first step.
 
-    The layers take the dtype policy `hparams.mixed_precision` (when set); Keras's global
-    policy is left as it was. Call it inside a tf.distribute strategy's scope to mirror the
-    weights.
+    The layers take the dtype policy `hparams.mixed_precision` (when set; "auto" resolved by
+    `common_hparams.dtype_policy`); Keras's global policy is left as it was. Call it inside a
+    tf.distribute strategy's scope to mirror the weights.
     """
-    policy = self.hparams.get("mixed_precision", "") or None
+    policy = common_hparams.dtype_policy(self.hparams.get("mixed_precision", ""))
     previous = keras.config.dtype_policy()
     if policy:
       keras.config.set_dtype_policy(policy)

@@ -10,9 +10,12 @@ import pytest
 import tensorflow as tf
 
 import t2t_lite.models  # noqa: F401  (registers the models and hparams sets)
+from t2t_lite import common_hparams
 from t2t_lite import registry
+from t2t_lite.errors import HParamsError
 from t2t_lite.hparams import HParams
 from t2t_lite.models import losses
+from t2t_lite.utils import hardware
 
 ALL_SETS = ["basic_fc_small", "transformer_tiny", "transformer_small", "transformer_base",
             "transformer_big", "transformer_tpu", "transformer_encoder_tiny",
@@ -180,6 +183,45 @@ def test_models_give_float32_logits_under_a_mixed_policy():
   assert keras.backend.standardize_dtype(logits.dtype) == "float32"
   dense = model.hidden_layers[0]
   assert dense.compute_dtype == "bfloat16" and dense.variable_dtype == "float32"
+
+
+@pytest.mark.parametrize("native, compute", [(True, "bfloat16"), (False, "float32")])
+def test_auto_mixed_precision_follows_the_hardware(monkeypatch, native, compute):
+  monkeypatch.setattr(hardware, "native_bfloat16", lambda: native)
+  assert common_hparams.dtype_policy("auto") == ("mixed_bfloat16" if native else None)
+  model = registry.model("basic_fc_relu")(fc_hparams(mixed_precision="auto"), image_problem(3))
+  logits = model({"inputs": np.ones((2, 4, 4, 1), "float32")}, training=False)
+  assert keras.backend.standardize_dtype(logits.dtype) == "float32"
+  dense = model.hidden_layers[0]
+  assert (dense.compute_dtype, dense.variable_dtype) == (compute, "float32")
+
+
+def test_mixed_precision_values():
+  assert common_hparams.dtype_policy("") is None
+  assert common_hparams.dtype_policy("float32") is None
+  assert common_hparams.dtype_policy("mixed_float16") == "mixed_float16"
+  with pytest.raises(HParamsError, match="mixed_precision=bf16: unknown"):
+    common_hparams.dtype_policy("bf16")
+
+
+def test_cpu_flags_read_from_cpuinfo(tmp_path, monkeypatch):
+  cpuinfo = tmp_path / "cpuinfo"
+  cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16\n\n"
+                     "processor\t: 1\nflags\t\t: fpu\n")
+  assert hardware.cpu_flags(str(cpuinfo)) == {"fpu", "avx2", "avx512f", "avx512_bf16"}
+  assert hardware.cpu_flags(str(tmp_path / "missing")) == set()
+  # Without an accelerator the answer is the CPU's flags.
+  monkeypatch.setattr(tf.config, "list_logical_devices", lambda kind=None: [])
+  monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])
+  monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+  for flags, native in (({"avx2", "avx512_bf16"}, True), ({"amx_bf16"}, True),
+                        ({"avx2", "avx512f"}, False)):
+    monkeypatch.setattr(hardware, "cpu_flags", lambda flags=flags: flags)
+    hardware.native_bfloat16.cache_clear()
+    try:
+      assert hardware.native_bfloat16() is native
+    finally:
+      hardware.native_bfloat16.cache_clear()
 
 
 def test_missing_inputs_is_a_clear_error():

@@ -17,6 +17,7 @@ import copy
 import keras
 from keras import ops
 
+from t2t_lite import common_hparams
 from t2t_lite.hparams import HParams
 from t2t_lite.models import losses
 
@@ -92,8 +93,9 @@ class T2TModel(keras.Model):
 
   Attributes:
     hparams, problem_hparams: HParams copies of the arguments.
-    layer_dtype: the dtype policy name given to every layer (`hparams.mixed_precision`, or
-      None to follow Keras's global policy).
+    layer_dtype: the dtype policy name given to every layer (`hparams.mixed_precision`,
+      "auto" resolved by `common_hparams.dtype_policy`), or None to follow Keras's global
+      policy.
   """
 
   reads_packed_features = False
@@ -105,7 +107,7 @@ class T2TModel(keras.Model):
                          feature_specs=None)
     self.hparams = dict_to_hparams(self._plain.hparams)
     self.problem_hparams = dict_to_hparams(self._plain.problem_hparams)
-    self.layer_dtype = self.hp("mixed_precision", "") or None
+    self.layer_dtype = common_hparams.dtype_policy(self.hp("mixed_precision", ""))
 
   # --- hparams helpers -----------------------------------------------------------------------
 

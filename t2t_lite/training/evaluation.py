@@ -61,17 +61,26 @@ class Evaluator:
       raise ConfigError("--eval_bleu_samples: problem %s has class-label targets; BLEU scores "
                         "decoded sequences." % task.problem.name)
     self._eval_fn = None
+    self._eval_spec = None
     self._decoder = None
     self._best = None
 
   # -- teacher-forced metrics ------------------------------------------------------------------
 
-  def _make_eval_fn(self):
+  def _make_eval_fn(self, element_spec):
     strategy = self.strategy
     with_predictions = bool(self.task.metrics()[1])
+    # Traced once for every batch shape where the batches' spec is plain tensors (dims that
+    # vary are None in it): without a signature tf.function traces the first batch's shapes,
+    # then a relaxed version at the second batch, each trace a second or more of a first
+    # evaluation. A distributed spec (several replicas) goes the relaxing way.
+    if all(isinstance(x, tf.TensorSpec) for x in tf.nest.flatten(element_spec)):
+      options = {"input_signature": [element_spec]}
+    else:
+      options = {"reduce_retracing": True}
 
     # No autograph (see Trainer.make_train_fn): the step is plain Python over tensors.
-    @tf.function(reduce_retracing=True, autograph=False)
+    @tf.function(autograph=False, **options)
     def eval_step(features):
       sums, extra = strategy.run(self.task.eval_step, args=(self.model, features,
                                                             with_predictions))
@@ -97,13 +106,15 @@ class Evaluator:
 
   def metric_values(self, eval_steps):
     """({metric: value}, batches) of the teacher-forced metrics over eval_steps batches."""
-    if self._eval_fn is None:
-      self._eval_fn = self._make_eval_fn()
+    dataset = self._dataset(eval_steps)
+    if self._eval_fn is None or self._eval_spec != dataset.element_spec:
+      self._eval_fn = self._make_eval_fn(dataset.element_spec)
+      self._eval_spec = dataset.element_spec
     totals = {}
     bleu = (metrics_lib.BleuAccumulator() if "approx_bleu_score" in self.task.metrics()[1]
             else None)
     batches = 0
-    for features in self._dataset(eval_steps):
+    for features in dataset:
       sums, extra = self._eval_fn(features)
       for name, (num, den) in sums.items():
         n0, d0 = totals.get(name, (0.0, 0.0))

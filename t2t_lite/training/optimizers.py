@@ -101,7 +101,7 @@ def create_optimizer(hparams, train_steps):
         nesterov=bool(_hp(hparams, "optimizer_momentum_nesterov")), **common)
   else:
     raise HParamsError("optimizer=%s: unknown; use one of %s." % (name, ", ".join(OPTIMIZERS)))
-  if _hp(hparams, "mixed_precision") == "mixed_float16":
+  if common_hparams.dtype_policy(_hp(hparams, "mixed_precision")) == "mixed_float16":
     opt = keras.optimizers.LossScaleOptimizer(opt)
   return opt
 
