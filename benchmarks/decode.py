@@ -57,7 +57,11 @@ def _tiny_model(vocab):
   from t2t_lite import registry  # pylint: disable=g-import-not-at-top
   from t2t_lite.hparams import HParams  # pylint: disable=g-import-not-at-top
   keras.utils.set_random_seed(0)
+  from t2t_lite import common_hparams  # pylint: disable=g-import-not-at-top
   hparams = registry.hparams("transformer_tiny")
+  # The precision t2t-decoder gives the set's models (Task.build_model(inference=True)).
+  hparams.mixed_precision = common_hparams.dtype_policy(hparams.mixed_precision,
+                                                        inference=True) or ""
   php = HParams(vocab_size={"inputs": vocab, "targets": vocab},
                 modality={"inputs": "symbol", "targets": "symbol"}, has_inputs=True)
   model = registry.model("transformer")(hparams, php)

@@ -97,20 +97,25 @@ class Task:
 
   # -- the model ---------------------------------------------------------------------------------
 
-  def build_model(self):
+  def build_model(self, inference=False):
     """The registered model, built: its weights exist (created from `feature_spec`), so an
     optimizer can be built and a checkpoint restored before the first step.
 
     The layers take the dtype policy `hparams.mixed_precision` (when set; "auto" resolved by
-    `common_hparams.dtype_policy`); Keras's global policy is left as it was. Call it inside a
-    tf.distribute strategy's scope to mirror the weights.
+    `common_hparams.dtype_policy`, for decoding with `inference`); Keras's global policy is
+    left as it was. Call it inside a tf.distribute strategy's scope to mirror the weights.
     """
-    policy = common_hparams.dtype_policy(self.hparams.get("mixed_precision", ""))
+    value = self.hparams.get("mixed_precision", "")
+    policy = common_hparams.dtype_policy(value, inference=inference)
+    hparams = self.hparams
+    if value == "auto":  # the model is given the policy "auto" resolved to here
+      hparams = hparams.copy()
+      hparams.mixed_precision = policy or ""
     previous = keras.config.dtype_policy()
     if policy:
       keras.config.set_dtype_policy(policy)
     try:
-      model = self.model_class(self.hparams, self.problem_hparams)
+      model = self.model_class(hparams, self.problem_hparams)
       dummy = {}
       for name, spec in self.feature_spec().items():
         shape = [1] + [d if d is not None else _BUILD_LENGTH for d in spec.shape[1:]]
@@ -141,7 +146,7 @@ class Task:
                   output_dir_lib.checkpoint_paths(output_dir))
     if not candidates:
       output_dir_lib.latest_checkpoint(output_dir)  # raises CheckpointNotFoundError
-    model = self.build_model()
+    model = self.build_model(inference=True)
     checkpoint = tf.train.Checkpoint(model=model)
     unsaved = variables_outside_checkpoint(checkpoint, model)
     if unsaved:

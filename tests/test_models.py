@@ -196,6 +196,16 @@ def test_auto_mixed_precision_follows_the_hardware(monkeypatch, native, compute)
   assert (dense.compute_dtype, dense.variable_dtype) == (compute, "float32")
 
 
+@pytest.mark.parametrize("native, accelerator, policy", [
+    (True, False, None), (True, True, "mixed_bfloat16"), (False, True, None)])
+def test_auto_mixed_precision_for_decoding(monkeypatch, native, accelerator, policy):
+  # On a CPU decoding runs XLA-compiled, where float32 is the faster: "auto" decodes in it.
+  monkeypatch.setattr(hardware, "native_bfloat16", lambda: native)
+  monkeypatch.setattr(hardware, "accelerator", lambda: accelerator)
+  assert common_hparams.dtype_policy("auto", inference=True) == policy
+  assert common_hparams.dtype_policy("mixed_bfloat16", inference=True) == "mixed_bfloat16"
+
+
 def test_mixed_precision_values():
   assert common_hparams.dtype_policy("") is None
   assert common_hparams.dtype_policy("float32") is None

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -207,6 +208,22 @@ def test_ema_average_is_checkpointed_and_is_what_inference_and_export_use(tmp_pa
   model, _ = trainer.task.restore_for_inference(averaged_dir)
   for r, v in zip(_values(trainer.model.trainable_variables), model.trainable_variables):
     np.testing.assert_array_equal(r, v.numpy())
+
+
+def test_auto_mixed_precision_trains_in_bfloat16_and_decodes_in_float32_on_a_cpu(
+    tmp_path, monkeypatch):
+  from t2t_lite.utils import hardware  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(hardware, "native_bfloat16", lambda: True)
+  monkeypatch.setattr(hardware, "accelerator", lambda: False)
+  trainer = make_trainer(tmp_path, 4, mixed_precision="auto")
+  assert (trainer.model.mix.compute_dtype, trainer.model.mix.variable_dtype) == (
+      "bfloat16", "float32")
+  trainer.run("train")
+  model, _ = trainer.task.restore_for_inference(str(tmp_path))
+  assert model.mix.compute_dtype == "float32"
+  for a, b in zip(weights(trainer), [v.numpy() for v in model.weights]):
+    np.testing.assert_array_equal(a, b)
+  assert keras.config.dtype_policy().name == "float32"  # the global policy is left as it was
 
 
 def test_ema_best_checkpoint_holds_the_evaluated_average(tmp_path):

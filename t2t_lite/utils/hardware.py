@@ -23,6 +23,11 @@ def cpu_flags(path="/proc/cpuinfo"):
   return set()
 
 
+def accelerator():
+  """Whether TensorFlow sees a TPU or a GPU."""
+  return bool(tf.config.list_logical_devices("TPU") or tf.config.list_physical_devices("GPU"))
+
+
 @functools.lru_cache(maxsize=None)
 def native_bfloat16():
   """Whether the accelerator (or, with none, the CPU) computes bfloat16 natively: a TPU, GPUs
