@@ -3,11 +3,11 @@
 Steps (and seconds) to a per-token accuracy on the same data as benchmarks/peer_steps.py:
 keras-hub's TokenAndPositionEmbedding, N x TransformerEncoder and N x TransformerDecoder,
 a Dense softmax, `model.fit(jit_compile=..., steps_per_execution=10)` on a fixed number of
-sequences a batch padded to the problem's longest example, Adam (Keras's beta2 0.999,
-epsilon 1e-7) with a cosine decay from `--learning_rate` after `--warmup_steps`. Every
-`--eval_every` steps it measures the per-token, teacher-forced accuracy over the whole dev
-split (the tokens t2t_lite's `accuracy` counts: every target token, EOS included, padding not)
-and stops at the first evaluation that reaches `--target`.
+sequences a batch padded to the problem's longest example, Adam (beta2 `--adam_beta2`, Keras's
+0.999 by default; epsilon 1e-7) with a cosine decay from `--learning_rate` after
+`--warmup_steps`. Every `--eval_every` steps it measures the per-token, teacher-forced
+accuracy over the whole dev split (the tokens t2t_lite's `accuracy` counts: every target
+token, EOS included, padding not) and stops at the first evaluation that reaches `--target`.
 
 keras-hub is not a dependency of t2t_lite (setup.py's `bench` extra installs it):
 
@@ -44,6 +44,8 @@ def parse_args(argv=None):
                       "of learned ones")
   parser.add_argument("--learning_rate", type=float, default=1e-3)
   parser.add_argument("--warmup_steps", type=int, default=200)
+  parser.add_argument("--adam_beta2", type=float, default=0.999, help="Adam's beta_2 "
+                      "(Keras's default 0.999; Transformer recipes often use 0.98)")
   parser.add_argument("--jit_compile", type=int, default=1, choices=(0, 1),
                       help="fit(jit_compile=...): 1 XLA, 0 a plain tf.function")
   parser.add_argument("--mixed_precision", default="",
@@ -167,7 +169,7 @@ def steps_to_target(args):
       0.0, max(1, args.train_steps - args.warmup_steps), warmup_target=args.learning_rate,
       warmup_steps=args.warmup_steps)
   ema = dict(use_ema=True, ema_momentum=args.ema_momentum) if args.ema_momentum else {}
-  model.compile(keras.optimizers.Adam(schedule, **ema), masked_loss,
+  model.compile(keras.optimizers.Adam(schedule, beta_2=args.adam_beta2, **ema), masked_loss,
                 jit_compile=bool(args.jit_compile),
                 steps_per_execution=10)
   evals, reached = [], None
