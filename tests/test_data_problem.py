@@ -223,6 +223,15 @@ def test_training_drops_long_examples_eval_keeps_them(data_dir):
   assert all(b["inputs"].shape[1] <= 10 for b in p.dataset(ModeKeys.EVAL, data_dir, hp_drop))
 
 
+def test_eval_passes_run_without_autotuning_training_with_it(data_dir):
+  # An evaluation deletes its iterator after each pass; with tf.data's autotuning that
+  # deletion waited seconds (see batch_examples). Training keeps autotuning.
+  p = registry.problem("small_reverse_decimal_test")
+  hp = _hp(batch_size=64, max_length=10)
+  assert p.dataset(ModeKeys.EVAL, data_dir, hp).options().autotune.enabled is False
+  assert p.dataset(ModeKeys.TRAIN, data_dir, hp, seed=0).options().autotune.enabled is not False
+
+
 def test_fixed_batch_shapes(data_dir):
   p = registry.problem("small_reverse_decimal_test")
   hp = _hp(batch_size=256, max_length=32, fixed_batch_shapes=True)
