@@ -234,6 +234,32 @@ def test_cpu_flags_read_from_cpuinfo(tmp_path, monkeypatch):
       hardware.native_bfloat16.cache_clear()
 
 
+@pytest.mark.parametrize("policy, accelerator, onednn, options", [
+    ("mixed_bfloat16", False, "1", {"remapping": False}),
+    ("mixed_bfloat16", True, "1", {}), ("mixed_bfloat16", False, "0", {}),
+    (None, False, "1", {}), ("mixed_float16", False, "1", {})])
+def test_graph_options_turn_off_the_bias_fusion_only_for_bfloat16_on_a_onednn_cpu(
+    monkeypatch, policy, accelerator, onednn, options):
+  monkeypatch.setattr(hardware, "accelerator", lambda: accelerator)
+  monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", onednn)
+  assert hardware.graph_options(policy) == options
+
+
+def test_graph_options_scope_sets_and_restores():
+  def remapping():
+    return tf.config.optimizer.get_experimental_options().get("remapping", True)
+  before = remapping()
+  with hardware.graph_options_scope({"remapping": False}):
+    assert remapping() is False
+    with hardware.graph_options_scope({}):
+      assert remapping() is False
+  assert remapping() == before
+  with pytest.raises(RuntimeError):
+    with hardware.graph_options_scope({"remapping": False}):
+      raise RuntimeError("the options are restored on errors too")
+  assert remapping() == before
+
+
 def test_missing_inputs_is_a_clear_error():
   model = registry.model("basic_fc_relu")(fc_hparams(), image_problem(3))
   with pytest.raises(ValueError, match="no 'inputs'"):

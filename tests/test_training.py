@@ -215,10 +215,30 @@ def test_auto_mixed_precision_trains_in_bfloat16_and_decodes_in_float32_on_a_cpu
   from t2t_lite.utils import hardware  # pylint: disable=g-import-not-at-top
   monkeypatch.setattr(hardware, "native_bfloat16", lambda: True)
   monkeypatch.setattr(hardware, "accelerator", lambda: False)
+  # What graph_options reads (the tests themselves run TensorFlow without oneDNN).
+  monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1")
   trainer = make_trainer(tmp_path, 4, mixed_precision="auto")
   assert (trainer.model.mix.compute_dtype, trainer.model.mix.variable_dtype) == (
       "bfloat16", "float32")
+  # Its train and eval functions run without grappler's MatMul+BiasAdd fusion (see
+  # hardware.graph_options); the process's options are left as they were.
+  seen = []
+  original = trainer.make_train_fn
+
+  def make_train_fn():
+    fn = original()
+
+    def train_fn(*args):
+      seen.append(tf.config.optimizer.get_experimental_options().get("remapping"))
+      return fn(*args)
+    return train_fn
+
+  trainer.make_train_fn = make_train_fn
+  before = tf.config.optimizer.get_experimental_options().get("remapping")
   trainer.run("train")
+  assert seen and set(seen) == {False}
+  assert tf.config.optimizer.get_experimental_options().get("remapping") == (
+      True if before is None else before)
   model, _ = trainer.task.restore_for_inference(str(tmp_path))
   assert model.mix.compute_dtype == "float32"
   for a, b in zip(weights(trainer), [v.numpy() for v in model.weights]):

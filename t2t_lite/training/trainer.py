@@ -37,6 +37,7 @@ from t2t_lite.training import evaluation
 from t2t_lite.training import optimizers
 from t2t_lite.training.checkpoints import TrainingCheckpoint
 from t2t_lite.utils import format_elapsed, make_relative_timing_fn, setup_directories
+from t2t_lite.utils import hardware
 
 
 class TrainingDivergedError(T2TUserError, FloatingPointError):
@@ -113,6 +114,12 @@ class Trainer:
       self.optimizer = optimizers.create_optimizer(self.hparams, self.train_steps)
       self.optimizer.build(self.model.trainable_variables)
       self.global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+    # Grappler options for the train and eval functions (bfloat16 on a CPU: no MatMul+BiasAdd
+    # fusion, see hardware.graph_options); set around their calls, not for the whole process.
+    self._graph_options = hardware.graph_options(common_hparams.dtype_policy(
+        self.hparams.get("mixed_precision", "")))
+    if self._graph_options:
+      logging.info("Graph options for training and evaluation: %s", self._graph_options)
     self._train_iterator = None
     self._checkpoint = None
     self._train_fn = None
@@ -239,7 +246,8 @@ class Trainer:
     last_saved = step
     previous_handler = self._install_sigterm()
     try:
-      with self._summary_writer(constants.TRAIN_SUMMARY_DIR) as writer:
+      with self._summary_writer(constants.TRAIN_SUMMARY_DIR) as writer, \
+          hardware.graph_options_scope(self._graph_options):
         while step < train_steps and not self._stop_requested:
           n = min(per_loop, train_steps - step)
           for every in (self.save_checkpoints_steps, eval_every, self.log_step_count_steps):
@@ -314,7 +322,8 @@ class Trainer:
           keep_best_by=self.keep_best_by)
     # With hparams.ema_momentum the moving average of the weights is what is evaluated (and
     # kept as OUTPUT_DIR/best); training continues from the weights themselves.
-    with self._reading_errors(), self.ema_weights():
+    with self._reading_errors(), self.ema_weights(), \
+        hardware.graph_options_scope(self._graph_options):
       return self._evaluator.evaluate(
           eval_steps, lambda: self._summary_writer(constants.EVAL_SUMMARY_DIR), self._log_time)
 
