@@ -232,6 +232,24 @@ def test_eval_passes_run_without_autotuning_training_with_it(data_dir):
   assert p.dataset(ModeKeys.TRAIN, data_dir, hp, seed=0).options().autotune.enabled is not False
 
 
+@pytest.mark.parametrize("hparams", [dict(batch_size=64, max_length=10),
+                                     dict(batch_size=64, max_length=10, packed_length=16),
+                                     dict(batch_size=64, max_length=10, fixed_batch_shapes=True)])
+def test_the_data_paths_own_functions_are_not_autograph_converted(data_dir, monkeypatch,
+                                                                 hparams):
+  # Converting them cost seconds of every run's start (integrity.graph_only); a problem's own
+  # preprocess_example is still converted (small_reverse_decimal_test has none).
+  from tensorflow.python.autograph.impl import api as autograph_api  # the conversion itself
+  converted = []
+  convert = autograph_api._convert_actual
+  monkeypatch.setattr(autograph_api, "_convert_actual",
+                      lambda fn, ctx: converted.append(fn) or convert(fn, ctx))
+  p = registry.problem("small_reverse_decimal_test")
+  for mode in (ModeKeys.TRAIN, ModeKeys.EVAL):
+    next(iter(p.dataset(mode, data_dir, _hp(**hparams), seed=0)))
+  assert converted == []
+
+
 def test_fixed_batch_shapes(data_dir):
   p = registry.problem("small_reverse_decimal_test")
   hp = _hp(batch_size=256, max_length=32, fixed_batch_shapes=True)

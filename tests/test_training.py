@@ -289,12 +289,67 @@ def test_cosine_and_constant_schedules():
   assert float(constant(0)) == pytest.approx(0.3) and float(constant(10 ** 6)) == pytest.approx(0.3)
 
 
-@pytest.mark.parametrize("name, cls", [("adam", "Adam"), ("adafactor", "Adafactor"),
+@pytest.mark.parametrize("name, cls", [("adam", "FusedAdam"), ("adafactor", "Adafactor"),
                                        ("sgd", "SGD")])
 def test_optimizers_from_hparams(name, cls):
   opt = optimizers.create_optimizer(fake_task.hparams(optimizer=name, clip_grad_norm=1.5), 10)
   assert type(opt).__name__ == cls
   assert opt.global_clipnorm == 1.5
+
+
+def _adam_run(cls, steps=6, sparse=False, **kwargs):
+  """Weights and moving averages after `steps` updates of `cls` on fixed gradients."""
+  keras.utils.set_random_seed(3)
+  weights = [tf.Variable(tf.random.normal([5, 3])), tf.Variable(tf.random.normal([3]))]
+  grads = [[tf.random.normal(w.shape) for w in weights] for _ in range(steps)]
+  opt = cls(learning_rate=0.01, beta_2=0.98, epsilon=1e-9, use_ema=True, ema_momentum=0.9,
+            **kwargs)
+
+  @tf.function
+  def step(g):
+    if sparse:  # the first weight's gradient as IndexedSlices (rows 0 and 3), like a gather's
+      g = [tf.IndexedSlices(tf.gather(g[0], [0, 3]), tf.constant([0, 3]),
+                            tf.constant([5, 3]))] + g[1:]
+    opt.apply_gradients(zip(g, weights))
+
+  for g in grads:
+    step(g)
+  return ([w.numpy() for w in weights],
+          [a.numpy() for a in optimizers.moving_averages(opt)], step)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_fused_adam_updates_as_keras_adam_does(sparse):
+  weights, averages, step = _adam_run(optimizers.FusedAdam, sparse=sparse)
+  keras_weights, keras_averages, _ = _adam_run(keras.optimizers.Adam, sparse=sparse)
+  for got, want in zip(weights + averages, keras_weights + keras_averages):
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+  # The weights moved, and their average is not the weights themselves.
+  assert not np.allclose(weights[0], averages[0])
+  graph = step.get_concrete_function([tf.TensorSpec([5, 3]), tf.TensorSpec([3])]).graph
+  ops = {n.op for n in graph.as_graph_def().node}
+  assert {"ResourceApplyAdam", "ResourceApplyGradientDescent"} <= ops
+
+
+def test_fused_adam_runs_keras_update_under_a_strategy_and_for_amsgrad():
+  weights, averages, _ = _adam_run(optimizers.FusedAdam, amsgrad=True)
+  keras_weights, keras_averages, _ = _adam_run(keras.optimizers.Adam, amsgrad=True)
+  for got, want in zip(weights + averages, keras_weights + keras_averages):
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+  strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+  with strategy.scope():
+    weight = tf.Variable([1.0, 2.0])
+    opt = optimizers.FusedAdam(learning_rate=0.1, use_ema=True, ema_momentum=0.5)
+
+  @tf.function
+  def step():
+    strategy.run(lambda: opt.apply_gradients([(tf.constant([1.0, -1.0]), weight)]))
+
+  step()
+  step()
+  # Adam's first steps move each weight by about the rate, against its gradient's sign.
+  np.testing.assert_allclose(weight.numpy(), [0.8, 2.2], atol=1e-3)
+  assert float(optimizers.moving_averages(opt)[0][0]) == pytest.approx(0.85, abs=1e-3)
 
 
 def test_bad_optimizer_and_schedule_names():

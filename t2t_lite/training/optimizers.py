@@ -42,6 +42,61 @@ class NoamSchedule(keras.optimizers.schedules.LearningRateSchedule):
             "hidden_size": self.hidden_size}
 
 
+@keras.saving.register_keras_serializable(package="t2t_lite")
+class FusedAdam(keras.optimizers.Adam):
+  """keras.optimizers.Adam whose updates run as TensorFlow's fused training kernels.
+
+  The same slots (momentums, velocities, the moving average), the same checkpoints and the
+  same update: Adam's step is `ResourceApplyAdam` (what tf.keras 2's Adam ran), and the
+  moving average's step is `ResourceApplyGradientDescent` with the average's delta
+  (average -= (1 - momentum) * (average - weight)). Keras computes each with ~12 small ops per
+  weight. Those are most of the step's ops on a small model: for transformer_tiny's 70
+  weights on 2 cores, Adam with the moving average took 4.2 ms a step against 2.7 ms fused, and
+  tracing and first running the update 3.6 + 2.4 s against 1.2 + 0.7 s (issue 19).
+
+  The kernels compute `1 - beta` in float32 where Keras takes it from a Python float, so the
+  results differ from keras's Adam in the last bits. Keras's own update runs instead under a
+  tf.distribute strategy (its update goes through the strategy's variables), for amsgrad, and
+  for weights that are not resource variables.
+  """
+
+  def _fused(self, variable):
+    return (not tf.distribute.has_strategy() and isinstance(variable, tf.Variable) and
+            hasattr(variable, "handle"))
+
+  def update_step(self, gradient, variable, learning_rate):
+    if self.amsgrad or not self._fused(variable):
+      return super().update_step(gradient, variable, learning_rate)
+    dtype = variable.dtype
+    step = tf.cast(self.iterations + 1, dtype)
+    beta_1 = tf.cast(self.beta_1, dtype)
+    beta_2 = tf.cast(self.beta_2, dtype)
+    index = self._get_variable_index(variable)
+    tf.raw_ops.ResourceApplyAdam(
+        var=variable.handle, m=self._momentums[index].value.handle,
+        v=self._velocities[index].value.handle, beta1_power=tf.pow(beta_1, step),
+        beta2_power=tf.pow(beta_2, step), lr=tf.cast(learning_rate, dtype), beta1=beta_1,
+        beta2=beta_2, epsilon=tf.cast(self.epsilon, dtype),
+        grad=tf.cast(tf.convert_to_tensor(gradient), dtype))  # IndexedSlices: dense, as Keras
+    return None
+
+  def _update_model_variables_moving_average(self, trainable_variables):
+    weights = [v.value if isinstance(v, keras.Variable) else v for v in trainable_variables]
+    if not self.use_ema or not all(self._fused(w) for w in weights):
+      return super()._update_model_variables_moving_average(trainable_variables)
+    # Keras's rule: the first step copies the weights (momentum 0), later ones average.
+    not_first_step = tf.cast(tf.not_equal(self.iterations, 0), tf.float32)
+    rate = 1.0 - not_first_step * self.ema_momentum
+    for weight, average in zip(weights, self._model_variables_moving_average):
+      if average is None:
+        continue
+      average = average.value
+      tf.raw_ops.ResourceApplyGradientDescent(
+          var=average.handle, alpha=tf.cast(rate, average.dtype),
+          delta=average.read_value() - tf.cast(weight, average.dtype))
+    return None
+
+
 def _hp(hparams, name):
   # The set's value, else basic_params1's: the one home of every default.
   return common_hparams.get(hparams, name)
@@ -89,7 +144,7 @@ def create_optimizer(hparams, train_steps):
   if ema:
     common.update(use_ema=True, ema_momentum=ema)
   if name == "adam":
-    opt = keras.optimizers.Adam(
+    opt = FusedAdam(
         learning_rate=lr, beta_1=_hp(hparams, "optimizer_adam_beta1"),
         beta_2=_hp(hparams, "optimizer_adam_beta2"),
         epsilon=_hp(hparams, "optimizer_adam_epsilon"), **common)
