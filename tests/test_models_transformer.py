@@ -239,18 +239,20 @@ def test_shared_source_target_embedding_needs_equal_vocabularies():
 # --- size ----------------------------------------------------------------------------------
 
 
-def transformer_parameter_count(vocab_in, vocab_out, d, f, layers, shared_softmax):
-  """Closed form for the transformer's weights (every dense has a bias, every norm has a
-  scale and an offset):
+def transformer_parameter_count(vocab_in, vocab_out, d, f, layers, shared_softmax,
+                                attention_bias=False):
+  """Closed form for the transformer's weights (every feed-forward dense has a bias, the
+  attention projections only with attention_bias, every norm has a scale and an offset):
 
     embeddings       V_in*d + V_out*d
-    encoder layer    2 norms (2*2d) + self-attention (d*3d + 3d + d*d + d) + FFN (d*f + f + f*d + d)
+    encoder layer    2 norms (2*2d) + self-attention (d*3d + d*d, biases 3d + d) + FFN
+                     (d*f + f + f*d + d)
     decoder layer    3 norms (3*2d) + self-attention + attention over memory
                      (query d*d + d, key/value d*2d + 2d, output d*d + d) + FFN
     final norms      2 * 2d
     softmax          d*V_out + V_out unless tied to the target embedding
   """
-  attention = 4 * d * d + 4 * d
+  attention = 4 * d * d + (4 * d if attention_bias else 0)
   ffn = 2 * d * f + f + d
   encoder_layer = 2 * 2 * d + attention + ffn
   decoder_layer = 3 * 2 * d + 2 * attention + ffn
@@ -260,14 +262,21 @@ def transformer_parameter_count(vocab_in, vocab_out, d, f, layers, shared_softma
   return total
 
 
-@pytest.mark.parametrize("shared", [True, False])
-def test_transformer_tiny_parameter_count(shared):
+@pytest.mark.parametrize("shared, attention_bias", [(True, False), (False, False),
+                                                    (True, True), (False, None)])
+def test_transformer_tiny_parameter_count(shared, attention_bias):
   hp = registry.hparams("transformer_tiny")
   hp.shared_embedding_and_softmax_weights = shared
+  if attention_bias is None:
+    # hparams saved before attention_use_bias existed: the biases their checkpoints hold.
+    hp.del_hparam("attention_use_bias")
+  else:
+    hp.attention_use_bias = attention_bias
   features = {"inputs": np.ones((1, 2), "int32"), "targets": np.ones((1, 2), "int32")}
   model = build(hp, seq2seq_problem(), features)
   expected = transformer_parameter_count(VOCAB_IN, VOCAB_OUT, d=128, f=512, layers=2,
-                                         shared_softmax=shared)
+                                         shared_softmax=shared,
+                                         attention_bias=attention_bias in (True, None))
   assert model.count_params() == expected
 
 

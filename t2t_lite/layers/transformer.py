@@ -22,7 +22,7 @@ class _TransformerBlockBase(keras.layers.Layer):
 
   def __init__(self, num_heads, filter_size, dropout=0.0, attention_dropout=0.0,
                relu_dropout=0.0, activation="relu", layer_norm_epsilon=1e-6, norm_first=True,
-               kernel_initializer=None, seed=None, **kwargs):
+               kernel_initializer=None, seed=None, attention_use_bias=True, **kwargs):
     super().__init__(**kwargs)
     self.num_heads = num_heads
     self.filter_size = filter_size
@@ -36,6 +36,7 @@ class _TransformerBlockBase(keras.layers.Layer):
     self.kernel_initializer = (None if kernel_initializer is None else
                                keras.initializers.get(kernel_initializer))
     self.seed = seed
+    self.attention_use_bias = bool(attention_use_bias)
     self.supports_masking = True
     self._hidden_size = None
     self._cross_attention = None
@@ -115,6 +116,7 @@ class _TransformerBlockBase(keras.layers.Layer):
         "kernel_initializer": (None if self.kernel_initializer is None else
                                keras.initializers.serialize(self.kernel_initializer)),
         "seed": self.seed,
+        "attention_use_bias": self.attention_use_bias,
     })
     return config
 
@@ -135,6 +137,8 @@ class TransformerEncoderBlock(_TransformerBlockBase):
     kernel_initializer: initializer of the attention and feed-forward kernels; default each
       layer's own (`FanInUniform`).
     seed: optional int; seeds the block's dropouts.
+    attention_use_bias: whether the attention projections have biases (tensor2tensor's have
+      none; the feed-forward layers always do).
     **kwargs: `keras.layers.Layer` arguments (name, dtype, ...).
 
   Call arguments:
@@ -158,7 +162,8 @@ class TransformerEncoderBlock(_TransformerBlockBase):
     self._attention_norm.build(x_shape)
     self._attention = MultiHeadSelfAttention(
         self.num_heads, dropout=self.attention_dropout, kernel_initializer=self._initializer(),
-        seed=self._seed(3), dtype=self.dtype_policy, name="self_attention")
+        use_bias=self.attention_use_bias, seed=self._seed(3), dtype=self.dtype_policy,
+        name="self_attention")
     self._attention.build(x_shape)
     self._attention_dropout = self._dropout(self.dropout, 4, "attention_output_dropout")
     self._build_ffn(x_shape)
@@ -191,6 +196,8 @@ class TransformerDecoderBlock(_TransformerBlockBase):
     kernel_initializer: initializer of the attention and feed-forward kernels; default each
       layer's own (`FanInUniform`).
     seed: optional int; seeds the block's dropouts.
+    attention_use_bias: whether the attention projections have biases (tensor2tensor's have
+      none; the feed-forward layers always do).
     **kwargs: `keras.layers.Layer` arguments (name, dtype, ...).
 
   Call arguments:
@@ -228,13 +235,15 @@ class TransformerDecoderBlock(_TransformerBlockBase):
     self._self_attention_norm.build(x_shape)
     self._self_attention = MultiHeadSelfAttention(
         self.num_heads, dropout=self.attention_dropout, kernel_initializer=self._initializer(),
-        seed=self._seed(3), dtype=self.dtype_policy, name="self_attention")
+        use_bias=self.attention_use_bias, seed=self._seed(3), dtype=self.dtype_policy,
+        name="self_attention")
     self._self_attention.build(x_shape)
     self._self_attention_dropout = self._dropout(self.dropout, 4, "self_attention_dropout")
     self._cross_attention_norm = self._norm("cross_attention_norm")
     self._cross_attention = MultiHeadAttention(
         self.num_heads, dropout=self.attention_dropout, kernel_initializer=self._initializer(),
-        seed=self._seed(5), dtype=self.dtype_policy, name="cross_attention")
+        use_bias=self.attention_use_bias, seed=self._seed(5), dtype=self.dtype_policy,
+        name="cross_attention")
     self._cross_attention_dropout = self._dropout(self.dropout, 6, "cross_attention_dropout")
     if memory_shape is not None:
       self._build_cross_attention(x_shape, tuple(memory_shape))

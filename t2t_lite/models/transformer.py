@@ -142,6 +142,8 @@ class Transformer(base.T2TModel):
         layer_norm_epsilon=float(hp.get("norm_epsilon", 1e-6)),
         norm_first=self.norm_first,
         kernel_initializer=kernel_initializer,
+        # A run saved before this hparam existed has attention biases in its checkpoints.
+        attention_use_bias=bool(hp.get("attention_use_bias", True)),
         dtype=dtype)
     epsilon = block_args["layer_norm_epsilon"]
 

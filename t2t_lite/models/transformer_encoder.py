@@ -118,7 +118,7 @@ class TransformerEncoder(base.T2TModel):
             relu_dropout=float(hp.get("relu_dropout", 0.0)),
             activation=hp.get("ffn_activation", "relu"), layer_norm_epsilon=epsilon,
             norm_first=norm_first, kernel_initializer=_kernel_initializer(hp), dtype=dtype,
-            name="encoder_%d" % i)
+            attention_use_bias=bool(hp.get("attention_use_bias", True)), name="encoder_%d" % i)
         for i in range(_encoder_layers(hp))])
     self.encoder_norm = _final_norm(norm_first, epsilon, dtype, "encoder_norm")
     self.head_dropout = Dropout(float(hp.get("dropout", common_hparams.default("dropout"))),
