@@ -149,17 +149,21 @@ def transformer_tiny():
 
   Result on this machine (2 CPU cores), with these defaults, per-token accuracy on the whole
   dev split (10000 examples) evaluated every 500 steps, the schedule set for 8000 steps:
-  algorithmic_reverse_binary40 reaches 0.99 at step 1000 on seeds 1 and 2 and 1500 on seed 3
-  (2026-12-02; the moving average of the weights that these defaults evaluate, momentum 0.97,
+  algorithmic_reverse_binary40 reaches 0.99 at step 1000 on seeds 1, 2 and 3 (2026-12-02; the moving average of the weights that these defaults evaluate, momentum 0.97,
   Adam's beta2 0.98, bfloat16 compute on this CPU; see _tiny_training_defaults) where the
   defaults before the moving average needed 2000-2500 steps, the ones before packing
   5000-5500, and keras-hub's encoder-decoder of the same sizes 2500-3500 (1500-2000 with the
   same moving average). One step costs 35-50 ms on 2 threads (the machines differ).
   benchmarks/peer.py, 3 seeds on 2 cores, launch to exit with the evaluations, against
-  keras-hub's best configuration (the moving average, bfloat16, no XLA): 0.99 in 110 / 74 /
-  75 s (1500 / 1000 / 1000 steps) against 161 / 131 / 142 s (2000 / 1500 / 1500), 0.530x its
-  median time, and in a second run of the same code 119 / 73 / 79 s against 182 / 139 /
-  144 s, 0.550x (2026-12-02, with the Trainer's bfloat16 graphs run without grappler's
+  keras-hub's best configuration (the moving average, bfloat16, no XLA): 0.99 in 66 / 71 /
+  67 s (1000 / 1000 / 1000 steps) against 206 / 160 / 156 s (2000 / 1500 / 1500), 0.416x its
+  median time (2026-12-02, with attention projections without biases, tensor2tensor's, and
+  `optimizers.FusedAdam`); with FusedAdam and the data path traced without autograph but the
+  attention biases kept, 131 / 65 / 66 s (2000 / 1000 / 1000) against 172 / 136 / 146 s,
+  0.448x, and in a second run of that code 129 / 66 / 74 s against 174 / 146 / 146 s, 0.507x.
+  Before those: 110 / 74 / 75 s (1500 / 1000 / 1000 steps) against 161 / 131 / 142 s (2000 /
+  1500 / 1500), 0.530x, and in a second run of the same code 119 / 73 / 79 s against 182 /
+  139 / 144 s, 0.550x (with the Trainer's bfloat16 graphs run without grappler's
   MatMul+BiasAdd fusion, `utils.hardware.graph_options`, and evaluations without tf.data's
   autotuning); with the evaluations' fix alone 88 / 90 / 113 s against 197 / 153 / 156 s on a
   slower hour of the same machine, 0.577x; before both, 75 / 67 / 107 s against 174 / 135 /
@@ -237,7 +241,10 @@ def _tiny_training_defaults(hparams):
   beta2 0.98 read 0.9919 / 0.9942 / 0.9864 at step 1000. Running the bfloat16 graphs without
   the MatMul+BiasAdd fusion (faster steps; the bias is then added after the product is rounded
   to bfloat16) moved seeds 1 / 2 / 3 to 1500, 1000, 1000 against 2000, 1500, 1500 (0.530
-  and 0.550 in two runs).
+  and 0.550 in two runs). `optimizers.FusedAdam` (its kernel takes `1 - beta` in float32, so
+  the weights differ from keras's Adam in the last bits) moved seed 1 to 2000 (0.448 and
+  0.507 in two runs); then attention projections without biases (tensor2tensor's, and
+  ~5% less time a step) reached 0.99 at step 1000 on all three (0.416).
 
   What closes the gap to keras-hub is the batch, not the model: with the same batches
   (fixed shapes, 8 or 16 sequences) t2t_lite's pre-norm Transformer learns at least as fast
@@ -374,7 +381,8 @@ def transformer_translate_cpu():
   averaged (t2t-avg-all --n=3, steps 1000-1310); the keras-hub pipeline of the same size and
   schedule reached 3.80 in the same budget (BENCHMARKS.md, "translate"). The same packed
   batches train 1.29x faster with --hparams=xla_compile=true (3388 against 2627 real target
-  tokens/s); the BLEU above was measured without it.
+  tokens/s); the BLEU above was measured without it. (All these figures predate the
+  attention projections without biases and `optimizers.FusedAdam`, 2026-12-02; not rerun.)
 
   What it changes from transformer_small, and why (measured on the gettext corpus, 2 cores):
   - batch_size 2048 tokens (small: 4096): a step of 2048 tokens took 0.73 s, one of 4096 with
