@@ -157,8 +157,9 @@ def transformer_tiny():
   benchmarks/peer.py, 3 seeds on 2 cores, launch to exit with the evaluations, against
   keras-hub's best configuration (the moving average, bfloat16, no XLA): 0.99 in 66 / 71 /
   67 s (1000 / 1000 / 1000 steps) against 206 / 160 / 156 s (2000 / 1500 / 1500), 0.416x its
-  median time (2026-12-02, with attention projections without biases, tensor2tensor's, and
-  `optimizers.FusedAdam`); with FusedAdam and the data path traced without autograph but the
+  median time, and in a second run of the same code 66 / 69 / 79 s (1000 / 1000 / 1000)
+  against 189 / 153 / 158 s (2000 / 1500 / 1500), 0.437x (2026-12-02, with attention
+  projections without biases, tensor2tensor's, and `optimizers.FusedAdam`); with FusedAdam and the data path traced without autograph but the
   attention biases kept, 131 / 65 / 66 s (2000 / 1000 / 1000) against 172 / 136 / 146 s,
   0.448x, and in a second run of that code 129 / 66 / 74 s against 174 / 146 / 146 s, 0.507x.
   Before those: 110 / 74 / 75 s (1500 / 1000 / 1000 steps) against 161 / 131 / 142 s (2000 /
@@ -244,7 +245,8 @@ def _tiny_training_defaults(hparams):
   and 0.550 in two runs). `optimizers.FusedAdam` (its kernel takes `1 - beta` in float32, so
   the weights differ from keras's Adam in the last bits) moved seed 1 to 2000 (0.448 and
   0.507 in two runs); then attention projections without biases (tensor2tensor's, and
-  ~5% less time a step) reached 0.99 at step 1000 on all three (0.416).
+  ~5% less time a step) reached 0.99 at step 1000 on all three (0.416 and 0.437 in two
+  runs).
 
   What closes the gap to keras-hub is the batch, not the model: with the same batches
   (fixed shapes, 8 or 16 sequences) t2t_lite's pre-norm Transformer learns at least as fast
