@@ -142,8 +142,7 @@ class Transformer(base.T2TModel):
         layer_norm_epsilon=float(hp.get("norm_epsilon", 1e-6)),
         norm_first=self.norm_first,
         kernel_initializer=kernel_initializer,
-        # A run saved before this hparam existed has attention biases in its checkpoints.
-        attention_use_bias=bool(hp.get("attention_use_bias", True)),
+        attention_use_bias=_attention_use_bias(hp),
         dtype=dtype)
     epsilon = block_args["layer_norm_epsilon"]
 
@@ -342,6 +341,12 @@ def _same_segment(query_segmentation, key_segmentation):
   if query_segmentation is None or key_segmentation is None:
     return None
   return same_segment_mask(query_segmentation, key_segmentation)
+
+
+def _attention_use_bias(hp):
+  """hparams.attention_use_bias; True where the hparams lack it: a run saved before it existed
+  holds attention biases in its checkpoints."""
+  return bool(hp.get("attention_use_bias", True))
 
 
 def _norm_first(hp):

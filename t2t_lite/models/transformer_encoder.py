@@ -18,6 +18,7 @@ from t2t_lite.constants import PAD_ID
 from t2t_lite.layers.dropout import Dropout
 from t2t_lite.layers.embedding import get_timing_signal_1d
 from t2t_lite.models import base
+from t2t_lite.models.transformer import _attention_use_bias
 from t2t_lite.models.transformer import _embedding_scale
 from t2t_lite.models.transformer import _encoder_layers
 from t2t_lite.models.transformer import _final_norm
@@ -118,7 +119,7 @@ class TransformerEncoder(base.T2TModel):
             relu_dropout=float(hp.get("relu_dropout", 0.0)),
             activation=hp.get("ffn_activation", "relu"), layer_norm_epsilon=epsilon,
             norm_first=norm_first, kernel_initializer=_kernel_initializer(hp), dtype=dtype,
-            attention_use_bias=bool(hp.get("attention_use_bias", True)), name="encoder_%d" % i)
+            attention_use_bias=_attention_use_bias(hp), name="encoder_%d" % i)
         for i in range(_encoder_layers(hp))])
     self.encoder_norm = _final_norm(norm_first, epsilon, dtype, "encoder_norm")
     self.head_dropout = Dropout(float(hp.get("dropout", common_hparams.default("dropout"))),
