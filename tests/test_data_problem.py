@@ -298,15 +298,6 @@ def test_per_worker_sharding(data_dir, num_pipelines):
   assert len(everything) == 400
 
 
-def test_distribute_datasets_from_function(data_dir):
-  p = registry.problem("small_reverse_test")
-  strategy = tf.distribute.get_strategy()
-  dist = strategy.distribute_datasets_from_function(
-      p.input_fn(ModeKeys.TRAIN, data_dir, _hp(batch_size=128, max_length=40), seed=1))
-  batch = next(iter(dist))
-  assert batch["inputs"].shape[0] * batch["inputs"].shape[1] <= 128
-
-
 def test_missing_data_error_names_dir_pattern_and_command(tmp_path):
   p = registry.problem("small_reverse_test_rev")
   assert not p.data_exists(str(tmp_path))

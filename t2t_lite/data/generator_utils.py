@@ -310,27 +310,9 @@ def generate_files(generator, output_paths, max_cases=None, skip_existing=True,
   return count
 
 
-def generate_dataset_and_shuffle(train_gen, train_paths, dev_gen, dev_paths, shuffle=True,
-                                 seed=None):
-  """tensor2tensor's helper: writes train and dev shards, then shuffles each shard."""
-  generate_files(train_gen, train_paths)
-  generate_files(dev_gen, dev_paths)
-  if shuffle:
-    shuffle_dataset(train_paths + dev_paths, seed=seed)
-
-
 def read_records(path):
   """The serialized records of one TFRecord file, as a list of bytes (eager)."""
   return [r.numpy() for r in tf.data.TFRecordDataset(path)]
-
-
-def shuffle_dataset(paths, seed=None):
-  """Shuffles the records inside each file (rewritten atomically). Deterministic for a seed."""
-  rng = np.random.default_rng(seed)
-  for path in paths:
-    records = read_records(path)
-    order = rng.permutation(len(records))
-    generate_files((records[i] for i in order), [path], skip_existing=False)
 
 
 def check_shard(path):

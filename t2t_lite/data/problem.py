@@ -381,12 +381,6 @@ class Problem:
                                  deterministic=deterministic, packed_length=packed_length)
     return integrity.reported(ds, self, data_dir, [split])
 
-  def input_fn(self, mode, data_dir, hparams=None, **kwargs):
-    """A function of an InputContext for `strategy.distribute_datasets_from_function`."""
-    def fn(input_context=None):
-      return self.dataset(mode, data_dir, hparams, input_context=input_context, **kwargs)
-    return fn
-
 
 def registered_name(cls):
   """The name a Problem class is registered under (its snake_case name if not registered).

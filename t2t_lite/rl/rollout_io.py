@@ -92,10 +92,3 @@ def read_rollouts(path, dtype=np.int64):
                            (path, len(rollouts), e.message.splitlines()[0])) from None
   return rollouts
 
-
-def read_rollouts_from_files(paths, dtype=np.int64):
-  """All rollouts of several files, in the order of `paths`."""
-  rollouts = []
-  for path in paths:
-    rollouts.extend(read_rollouts(path, dtype))
-  return rollouts
