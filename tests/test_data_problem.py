@@ -237,8 +237,8 @@ def test_eval_passes_run_without_autotuning_training_with_it(data_dir):
                                      dict(batch_size=64, max_length=10, fixed_batch_shapes=True)])
 def test_the_data_paths_own_functions_are_not_autograph_converted(data_dir, monkeypatch,
                                                                  hparams):
-  # Converting them cost seconds of every run's start (integrity.graph_only); a problem's own
-  # preprocess_example is still converted (small_reverse_decimal_test has none).
+  # Converting them cost seconds of every run's start (integrity.without_autograph); a
+  # problem's own preprocess_example is still converted (small_reverse_decimal_test has none).
   from tensorflow.python.autograph.impl import api as autograph_api  # the conversion itself
   converted = []
   convert = autograph_api._convert_actual

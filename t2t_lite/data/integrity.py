@@ -40,13 +40,13 @@ RECORD_OVERHEAD = 16
 READ_BUFFER_BYTES = 1 << 18
 
 
-def graph_only(fn):
+def without_autograph(fn):
   """Marks a dataset function of the data path to be traced as it is, without autograph.
 
   tf.data converts every function it is given with autograph, and converting the data path's
   own functions (reading, packing, bucketing, padding: none has Python control flow on
   tensors) took ~1.1 s of building transformer_tiny's training pipeline and ~0.8 s of its
-  first evaluation pipeline on 2 cores (issue 19). Functions that come from a problem
+  first evaluation pipeline on 2 cores. Functions that come from a problem
   (preprocess_example, decoders) are still converted.
   """
   return tf.autograph.experimental.do_not_convert(fn)
@@ -120,7 +120,7 @@ def read_checked(path, size, parse_block, block_size, report):
       tf.data.Dataset.from_tensors(tf.zeros([0], tf.string)))  # batch never yields [0]
   specs = []
 
-  @graph_only
+  @without_autograph
   def parse(records):
     parsed = parse_block(records)
     specs[:] = [tf.nest.map_structure(tf.type_spec_from_value, parsed)]
@@ -142,7 +142,7 @@ def read_checked(path, size, parse_block, block_size, report):
       "the records that pass their checksums and parse as examples of this problem do not "
       "fill its ", tf.strings.as_string(size), " bytes"]))
 
-  @graph_only
+  @without_autograph
   def add_up(total, block):
     components, num_bytes, num_records = block
     total += num_bytes

@@ -97,10 +97,10 @@ def pack_dataset(ds, packed_length, max_length=None, chunk_examples=CHUNK_EXAMPL
   if "targets" not in features:
     raise ValueError("packing needs a 'targets' feature; the examples have %s"
                      % sorted(ds.element_spec))
-  ds = ds.map(integrity.graph_only(lambda ex: {f: tf.cast(ex[f], tf.int32) for f in features}),
-              num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+  as_int32 = integrity.without_autograph(lambda ex: {f: tf.cast(ex[f], tf.int32) for f in features})
+  ds = ds.map(as_int32, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
   ds = ds.ragged_batch(int(chunk_examples))
-  ds = ds.map(integrity.graph_only(lambda chunk: pack_chunk(chunk, length, limit)),
+  ds = ds.map(integrity.without_autograph(lambda chunk: pack_chunk(chunk, length, limit)),
               num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
   return ds.unbatch()
 

@@ -156,7 +156,7 @@ def read_shards(files, parse_block, report, shuffle=False, seed=None, determinis
     ds = ds.repeat()
   cycle = min(len(files), MAX_CYCLE)
 
-  @integrity.graph_only
+  @integrity.without_autograph
   def read(path, size):
     return integrity.read_checked(path, size, parse_block, BLOCK_SIZE, report)
 
@@ -217,7 +217,7 @@ def batch_examples(ds, hparams, max_length, batch_size_means_tokens=True, traini
   bucketing = batch_size_means_tokens and not fixed
   packed = int(packed_length or 0) > 0
   if drop_long and (batch_size_means_tokens or fixed) and not bucketing and not packed:
-    ds = ds.filter(integrity.graph_only(lambda ex: example_length(ex) <= max_length))
+    ds = ds.filter(integrity.without_autograph(lambda ex: example_length(ex) <= max_length))
   if shuffle:
     buffer = int(hp("shuffle_buffer_size"))
     if buffer > 1:
@@ -283,7 +283,7 @@ def bucket_by_length(ds, lengths, batch_sizes, overflow=False):
   sizes = tf.constant(list(batch_sizes) + [1, 1024], tf.int64)
   spec = ds.element_spec
 
-  @integrity.graph_only
+  @integrity.without_autograph
   def key_fn(example):
     # The first bucket whose length holds the example; num when none does (overflow), or
     # num + 1 (dropped) when overflow is off.
@@ -293,7 +293,7 @@ def bucket_by_length(ds, lengths, batch_sizes, overflow=False):
       key = tf.where(key >= num, tf.constant(num + 1, tf.int64), key)
     return key
 
-  @integrity.graph_only
+  @integrity.without_autograph
   def reduce_fn(key, window):
     batched = _pad_batch_to(window, sizes[key], pad_to[key], spec, drop_remainder=False)
     if overflow:
@@ -302,7 +302,7 @@ def bucket_by_length(ds, lengths, batch_sizes, overflow=False):
                                  tf.constant(-1, tf.int64)))
 
   return ds.group_by_window(key_fn, reduce_fn,
-                            window_size_func=integrity.graph_only(lambda key: sizes[key]))
+                            window_size_func=integrity.without_autograph(lambda key: sizes[key]))
 
 
 def _is_ragged(spec):
@@ -335,7 +335,7 @@ def _pad_batch_to(ds, batch_size, length, spec, drop_remainder):
   static_length = length if isinstance(length, int) and length > 0 else None
   static_batch = batch_size if isinstance(batch_size, int) and drop_remainder else None
 
-  @integrity.graph_only
+  @integrity.without_autograph
   def densify(batch):
     out = {}
     for name, value in batch.items():
