@@ -1,10 +1,10 @@
-"""Tests of MultiHeadSelfAttention (with its cache) and MultiHeadAttention over a memory."""
+"""Tests of MultiHeadSelfAttention (with its cache) and MultiHeadCrossAttention over a memory."""
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from t2t_lite.layers import MultiHeadAttention
+from t2t_lite.layers import MultiHeadCrossAttention
 from t2t_lite.layers import MultiHeadSelfAttention
 from t2t_lite.layers.testing import run_layer_checks
 
@@ -63,7 +63,7 @@ def test_common_checks_self_attention_other_sizes():
 
 
 def test_common_checks_attention_over_memory():
-  run_layer_checks(MultiHeadAttention, {"num_heads": 2}, (_randn(2, 3, 8), _randn(2, 6, 8)),
+  run_layer_checks(MultiHeadCrossAttention, {"num_heads": 2}, (_randn(2, 3, 8), _randn(2, 6, 8)),
                    (2, 3, 8))
 
 
@@ -127,7 +127,7 @@ def test_one_query_path_matches_dot_product_attention(value_dim):
   # A decoding step (one query position) on TensorFlow reads the cache through block-diagonal
   # matmuls instead of ops.dot_product_attention; both must agree, masks and all.
   b, s, d = 3, 9, 12
-  layer = MultiHeadAttention(3, value_dim=value_dim)
+  layer = MultiHeadCrossAttention(3, value_dim=value_dim)
   x, memory = _randn(b, 1, d), _randn(b, s, d)
   layer(x, memory)
   _random_biases(layer)
@@ -290,14 +290,14 @@ def test_bad_inputs_raise_value_errors_naming_the_argument():
     layer(x, mask=np.ones((2, 3, 3), bool))
   with pytest.raises(ValueError, match="num_heads"):
     MultiHeadSelfAttention(0)
-  memory_layer = MultiHeadAttention(2)
+  memory_layer = MultiHeadCrossAttention(2)
   with pytest.raises(ValueError, match=r"`memory_mask` has shape \(2, 6\).*\(2, 5\)"):
     memory_layer(x, _randn(2, 5, 8), memory_mask=np.ones((2, 6), bool))
 
 
 def test_attention_over_memory_matches_reference_and_reuses_memory_kv():
   b, t, s, d = 2, 3, 5, 8
-  layer = MultiHeadAttention(2)
+  layer = MultiHeadCrossAttention(2)
   x, memory = _randn(b, t, d), _randn(b, s, d)
   layer(x, memory)
   _random_biases(layer)
@@ -319,3 +319,41 @@ def test_attention_over_memory_matches_reference_and_reuses_memory_kv():
   changed = memory.copy()
   changed[1, 2:] = 5.0
   np.testing.assert_allclose(layer(x, changed, memory_mask=memory_mask), out, atol=1e-5)
+
+
+def test_cross_attention_former_name_is_an_alias():
+  from t2t_lite import layers  # pylint: disable=g-import-not-at-top
+  from t2t_lite.layers import memory_attention  # pylint: disable=g-import-not-at-top
+  assert layers.MultiHeadAttention is MultiHeadCrossAttention
+  assert memory_attention.MultiHeadAttention is MultiHeadCrossAttention
+  assert keras.saving.get_registered_name(MultiHeadCrossAttention) == (
+      "t2t_lite>MultiHeadCrossAttention")
+
+
+def test_cross_attention_saved_under_its_former_name_still_loads(tmp_path):
+  """A .keras file written when the class was registered as "t2t_lite>MultiHeadAttention"."""
+  import json  # pylint: disable=g-import-not-at-top
+  import zipfile  # pylint: disable=g-import-not-at-top
+  x_in, memory_in = keras.Input((3, 8)), keras.Input((6, 8))
+  model = keras.Model([x_in, memory_in],
+                      MultiHeadCrossAttention(2, dropout=0.1, name="cross")(x_in, memory_in))
+  new_path, old_path = str(tmp_path / "new.keras"), str(tmp_path / "old.keras")
+  model.save(new_path)
+  # Rewrite the file's config as the former name wrote it.
+  with zipfile.ZipFile(new_path) as source, zipfile.ZipFile(old_path, "w") as target:
+    for item in source.infolist():
+      data = source.read(item.filename)
+      if item.filename == "config.json":
+        text = data.decode("utf-8")
+        assert "t2t_lite>MultiHeadCrossAttention" in text
+        text = text.replace("MultiHeadCrossAttention", "MultiHeadAttention")
+        json.loads(text)
+        data = text.encode("utf-8")
+      target.writestr(item, data)
+  loaded = keras.models.load_model(old_path)
+  layer = loaded.get_layer("cross")
+  assert isinstance(layer, MultiHeadCrossAttention)
+  assert layer.get_config() == model.get_layer("cross").get_config()
+  x, memory = _randn(2, 3, 8), _randn(2, 6, 8)
+  np.testing.assert_allclose(np.asarray(loaded([x, memory])), np.asarray(model([x, memory])),
+                             rtol=1e-6, atol=1e-6)

@@ -5,7 +5,8 @@
     block = layers.TransformerEncoderBlock(num_heads=4, filter_size=64)
     y = block(embed(ids))          # the padding mask (ids != 0) travels with Keras masking
 """
-from t2t_lite.layers.attention import MultiHeadAttention
+from t2t_lite.layers.attention import MultiHeadAttention  # MultiHeadCrossAttention's former name
+from t2t_lite.layers.attention import MultiHeadCrossAttention
 from t2t_lite.layers.attention import MultiHeadSelfAttention
 from t2t_lite.layers.dense import Dense
 from t2t_lite.layers.dense import FanInUniform
@@ -21,6 +22,7 @@ __all__ = [
     "Dropout",
     "FanInUniform",
     "MultiHeadAttention",
+    "MultiHeadCrossAttention",
     "MultiHeadSelfAttention",
     "TokenEmbedding",
     "TransformerDecoderBlock",

@@ -1,13 +1,13 @@
 """Multi-head attention: self-attention with a key/value cache, and attention over a memory.
 
-    from t2t_lite.layers.attention import MultiHeadSelfAttention, MultiHeadAttention
+    from t2t_lite.layers.attention import MultiHeadSelfAttention, MultiHeadCrossAttention
 
 The two layers share one implementation of the attention math, in three modules:
 
 * this one: `MultiHeadSelfAttention`, with its fused Q/K/V projection, its masks and its
   key/value cache for incremental decoding;
-* `t2t_lite.layers.memory_attention`: `MultiHeadAttention` of x over a memory (also importable
-  from here);
+* `t2t_lite.layers.memory_attention`: `MultiHeadCrossAttention` of x over a memory (also
+  importable from here, as is its former name `MultiHeadAttention`);
 * `t2t_lite.layers.attention_base`: the attention math both use (the layouts, float32
   softmax, fully masked rows), and `t2t_lite.layers.attention_masks`: boolean masks (True = may
   attend) and the checks of their shapes.
@@ -23,7 +23,7 @@ preallocated by `layer.init_cache(batch_size, max_length, dtype)`. A call with
 XLA and TPU), attends over the written positions only, and returns `(output, new_cache)`.
 Heads first, a decoding step is two batched matmuls over (batch, heads) that read the cache
 in place; a [batch, max_length, heads, dim] cache has to be transposed (copied whole) at
-every step, which made cached self-attention ~3x slower per step on CPU (issue 19).
+every step, which made cached self-attention ~3x slower per step on CPU.
 """
 import keras
 from keras import ops
@@ -39,8 +39,9 @@ from t2t_lite.layers.attention_masks import padding_masks
 from t2t_lite.layers.attention_masks import static_shape
 from t2t_lite.layers.attention_masks import written_positions_mask
 from t2t_lite.layers.memory_attention import MultiHeadAttention
+from t2t_lite.layers.memory_attention import MultiHeadCrossAttention
 
-__all__ = ["MultiHeadAttention", "MultiHeadSelfAttention"]
+__all__ = ["MultiHeadAttention", "MultiHeadCrossAttention", "MultiHeadSelfAttention"]
 
 
 @keras.saving.register_keras_serializable(package="t2t_lite")

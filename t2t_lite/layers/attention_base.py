@@ -1,4 +1,4 @@
-"""The attention math shared by `MultiHeadSelfAttention` and `MultiHeadAttention`.
+"""The attention math shared by `MultiHeadSelfAttention` and `MultiHeadCrossAttention`.
 
 `MultiHeadAttentionBase` holds the arguments, the projections' construction and the attention
 itself. Its subclasses project queries, keys and values to [B, T, num_heads, dim], combine their
@@ -49,7 +49,7 @@ def dense_2d(dense, x):
 
 
 class MultiHeadAttentionBase(keras.layers.Layer):
-  """The attention math shared by `MultiHeadSelfAttention` and `MultiHeadAttention`.
+  """The attention math shared by `MultiHeadSelfAttention` and `MultiHeadCrossAttention`.
 
   Subclasses project queries, keys and values to [B, T, num_heads, dim], combine their masks
   into one boolean [B or 1, T, S] tensor and call `_attend` and `_project_output`.

@@ -1,4 +1,5 @@
-"""MultiHeadAttention: attention of a sequence over a memory (a decoder over the encoder output).
+"""MultiHeadCrossAttention: attention of a sequence over a memory (a decoder over the encoder
+output).
 
 Queries come from x; keys and values from the memory, through one fused projection that
 `compute_memory_kv` can run once per sequence, for every decoding step to reuse. The attention
@@ -17,8 +18,12 @@ from t2t_lite.layers.attention_masks import static_shape
 
 
 @keras.saving.register_keras_serializable(package="t2t_lite")
-class MultiHeadAttention(MultiHeadAttentionBase):
+class MultiHeadCrossAttention(MultiHeadAttentionBase):
   """Multi-head attention of x over a memory (e.g. a decoder over the encoder output).
+
+  Cross-attention only: queries and keys come from different tensors, unlike
+  `keras.layers.MultiHeadAttention`, which also serves as self-attention (here
+  `MultiHeadSelfAttention`). `MultiHeadAttention` is this layer's former name, kept as an alias.
 
   Queries come from x, keys and values from the memory through one fused [memory_size,
   N*(key_dim + value_dim)] projection. The attention math is `MultiHeadSelfAttention`'s.
@@ -51,7 +56,7 @@ class MultiHeadAttention(MultiHeadAttentionBase):
 
   Example:
 
-  >>> layer = MultiHeadAttention(num_heads=4)
+  >>> layer = MultiHeadCrossAttention(num_heads=4)
   >>> x, memory = keras.random.normal((2, 3, 32)), keras.random.normal((2, 7, 32))
   >>> y = layer(x, memory)                        # [2, 3, 32]
   >>> kv = layer.compute_memory_kv(memory)        # once per sequence when decoding
@@ -148,3 +153,9 @@ class MultiHeadAttention(MultiHeadAttentionBase):
 
   def compute_output_shape(self, x_shape, memory_shape=None):
     return tuple(x_shape[:-1]) + (self.output_dim or x_shape[-1],)
+
+
+# The former name: importable as an alias, and registered so that a `.keras` file saved when
+# the class was "t2t_lite>MultiHeadAttention" still loads (as this class).
+MultiHeadAttention = MultiHeadCrossAttention
+keras.saving.get_custom_objects()["t2t_lite>MultiHeadAttention"] = MultiHeadCrossAttention

@@ -11,7 +11,7 @@ can reuse keys and values projected once per sequence (`compute_memory_kv`).
 import keras
 from keras import ops
 
-from t2t_lite.layers.attention import MultiHeadAttention
+from t2t_lite.layers.attention import MultiHeadCrossAttention
 from t2t_lite.layers.attention import MultiHeadSelfAttention
 from t2t_lite.layers.dense import Dense
 from t2t_lite.layers.dropout import Dropout
@@ -240,7 +240,7 @@ class TransformerDecoderBlock(_TransformerBlockBase):
     self._self_attention.build(x_shape)
     self._self_attention_dropout = self._dropout(self.dropout, 4, "self_attention_dropout")
     self._cross_attention_norm = self._norm("cross_attention_norm")
-    self._cross_attention = MultiHeadAttention(
+    self._cross_attention = MultiHeadCrossAttention(
         self.num_heads, dropout=self.attention_dropout, kernel_initializer=self._initializer(),
         use_bias=self.attention_use_bias, seed=self._seed(5), dtype=self.dtype_policy,
         name="cross_attention")
