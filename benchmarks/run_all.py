@@ -52,6 +52,8 @@ def main(argv):
       "Every figure is a ratio (or a rate against the same machine's peak) measured side by side "
       "in one process, so it says how t2t_lite compares, not how fast this machine is.",
       "",
+      "Earlier runs: [docs/HISTORY.md](docs/HISTORY.md).",
+      "",
   ]
   measured = {name: (rows, seconds) for name, rows, seconds in sections}
   for name in MODULES:
