@@ -1,4 +1,4 @@
-"""t2t_lite against the pipeline a Keras user would write with keras-hub (issue 19).
+"""t2t_lite against the pipeline a Keras user would write with keras-hub.
 
     python -m benchmarks.peer            # the full run (~15-20 min on 2 quiet cores)
     python -m benchmarks.peer --quick    # a smoke check: one seed, 1000 steps at most, short
@@ -54,10 +54,10 @@ from benchmarks import common  # noqa: E402
 PROBLEM = "algorithmic_reverse_binary40"
 HPARAMS_SET = "transformer_tiny"
 # keras-hub's best configuration by steps to 0.99 on this problem, per step's cost (see
-# _tiny_training_defaults for the table): post-norm (keras-hub's default), 16 sequences a
-# batch padded to 41: 3000, 3500 steps (issue 19: 2000, 3000); pre-norm 16: 2500, 3500;
+# docs/HISTORY.md for the table): post-norm (keras-hub's default), 16 sequences a
+# batch padded to 41: 3000, 3500 steps (earlier runs: 2000, 3000); pre-norm 16: 2500, 3500;
 # post-norm 32: 2500, at twice the cost a step; post-norm 8: 5000, 4000 (these with
-# jit_compile=True, the issue's runs). With the moving average of the weights
+# jit_compile=True, the earlier runs). With the moving average of the weights
 # that transformer_tiny evaluates (Adam(use_ema=True, ema_momentum=0.99) and keras's
 # SwapEMAWeights callback, as a Keras user would add it), post-norm 16 reached 0.99 at
 # steps 2000 / 2000 / 2000 (seeds 1-3) against 1500 / 3000 / 2500 without: kept. Momentum

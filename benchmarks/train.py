@@ -133,7 +133,7 @@ def _fit_runner(tf, registry, problem, hp, batches):
 
 
 def _reference_runner(tf, hp, batches, xla):
-  """The issue's yardstick: a plain Keras decoder of transformer_small's size (2 x
+  """The yardstick: a plain Keras decoder of transformer_small's size (2 x
   num_hidden_layers blocks of keras.layers.MultiHeadAttention + a ReLU feed-forward, post-norm,
   no dropout), stepped with Adam in a bare tf.function over each batch's inputs and targets
   joined into one sequence. Returns (timed function, its matmul FLOPs per pass)."""
@@ -246,7 +246,7 @@ def run():
                          "%d interleaved passes each, no XLA" % (
                              tokens / fit_seconds, tokens / seconds[False], len(timed),
                              ROUNDS)))
-  # The input pipeline must keep far ahead of the trainer (issue 5's figure): tokens/s that
+  # The input pipeline must keep far ahead of the trainer: tokens/s that
   # dataset("train") delivers with the same batching, over what the loop above consumed.
   from benchmarks import input_pipeline  # pylint: disable=g-import-not-at-top
   pipe = input_pipeline.pipeline_tokens_per_second(PROBLEM, hp, data_dir, num_batches=200,
