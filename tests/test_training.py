@@ -1,4 +1,4 @@
-"""The supervised training loop, on an in-memory task (tests/helpers/fake_task.py)."""
+"""The supervised training loop, on an in-memory problem and model (tests/helpers/fakes.py)."""
 import glob
 import json
 import os
@@ -16,14 +16,14 @@ from t2t_lite.models import metrics as metrics_lib
 from t2t_lite.training import optimizers
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from helpers import fake_task  # noqa: E402
+from helpers import fakes  # noqa: E402
 
-fake_task.register()
+fakes.register()
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def make_trainer(out, steps, seed=3, **hp):
-  return Trainer(fake_task.FakeReverseProblem(), "fake_seq_model", fake_task.hparams(**hp),
+  return Trainer(fakes.FakeReverseProblem(), "fake_seq_model", fakes.hparams(**hp),
                  None, str(out), steps, random_seed=seed, log_step_count_steps=5,
                  save_checkpoints_steps=10)
 
@@ -82,7 +82,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
 
 def test_unknown_schedule_lists_valid_ones(tmp_path):
   with pytest.raises(ConfigError) as e:
-    train_supervised(fake_task.FakeReverseProblem(), "fake_seq_model", fake_task.hparams(),
+    train_supervised(fakes.FakeReverseProblem(), "fake_seq_model", fakes.hparams(),
                      None, str(tmp_path), 1, 1, schedule="train_forever")
   for s in SCHEDULES:
     assert s in str(e.value)
@@ -120,7 +120,7 @@ def test_continuous_train_and_eval_evaluates_the_final_step_once(tmp_path):
 
 def test_continuous_eval_evaluates_checkpoints_until_train_steps(tmp_path):
   make_trainer(tmp_path, 10).train()
-  watcher = Trainer(fake_task.FakeReverseProblem(), "fake_seq_model", fake_task.hparams(), None,
+  watcher = Trainer(fakes.FakeReverseProblem(), "fake_seq_model", fakes.hparams(), None,
                     str(tmp_path), 10, continuous_eval_timeout=5)
   results = watcher.run("continuous_eval", eval_steps=2)
   assert results["global_step"] == 10
@@ -247,8 +247,8 @@ def test_auto_mixed_precision_trains_in_bfloat16_and_decodes_in_float32_on_a_cpu
 
 
 def test_ema_best_checkpoint_holds_the_evaluated_average(tmp_path):
-  trainer = Trainer(fake_task.FakeReverseProblem(), "fake_seq_model",
-                    fake_task.hparams(ema_momentum=0.8), None, str(tmp_path), 10,
+  trainer = Trainer(fakes.FakeReverseProblem(), "fake_seq_model",
+                    fakes.hparams(ema_momentum=0.8), None, str(tmp_path), 10,
                     random_seed=3, keep_best_by="loss")
   results = trainer.run("train_and_evaluate", eval_steps=-1, local_eval_frequency=10)
   averages = _values(optimizers.moving_averages(trainer.optimizer))
@@ -261,12 +261,12 @@ def test_ema_best_checkpoint_holds_the_evaluated_average(tmp_path):
 def test_ema_momentum_outside_0_1_is_refused():
   for bad in (1.0, -0.1):
     with pytest.raises(ValueError, match="ema_momentum=%s: must be in" % bad):
-      optimizers.create_optimizer(fake_task.hparams(ema_momentum=bad), 10)
-  assert optimizers.create_optimizer(fake_task.hparams(), 10).use_ema is False
+      optimizers.create_optimizer(fakes.hparams(ema_momentum=bad), 10)
+  assert optimizers.create_optimizer(fakes.hparams(), 10).use_ema is False
 
 
 def test_noam_schedule_matches_tensor2tensor_formula():
-  hp = fake_task.hparams(learning_rate_schedule="noam", learning_rate_constant=2.0,
+  hp = fakes.hparams(learning_rate_schedule="noam", learning_rate_constant=2.0,
                          learning_rate_warmup_steps=100, hidden_size=64)
   schedule = optimizers.learning_rate_schedule(hp, 1000)
   for step in (0, 49, 99, 100, 400, 999):
@@ -276,14 +276,14 @@ def test_noam_schedule_matches_tensor2tensor_formula():
 
 
 def test_cosine_and_constant_schedules():
-  hp = fake_task.hparams(learning_rate_schedule="cosine", learning_rate_constant=0.5,
+  hp = fakes.hparams(learning_rate_schedule="cosine", learning_rate_constant=0.5,
                          learning_rate_warmup_steps=10)
   cosine = optimizers.learning_rate_schedule(hp, 110)
   assert float(cosine(5)) == pytest.approx(0.25, rel=1e-4)  # halfway up the warmup
   assert float(cosine(10)) == pytest.approx(0.5, rel=1e-4)
   assert float(cosine(60)) == pytest.approx(0.25, rel=1e-3)  # halfway down the cosine
   assert float(cosine(110)) == pytest.approx(0.0, abs=1e-6)
-  hp = fake_task.hparams(learning_rate_schedule="constant", learning_rate_constant=0.3,
+  hp = fakes.hparams(learning_rate_schedule="constant", learning_rate_constant=0.3,
                          learning_rate_warmup_steps=0)
   constant = optimizers.learning_rate_schedule(hp, 100)
   assert float(constant(0)) == pytest.approx(0.3) and float(constant(10 ** 6)) == pytest.approx(0.3)
@@ -292,7 +292,7 @@ def test_cosine_and_constant_schedules():
 @pytest.mark.parametrize("name, cls", [("adam", "FusedAdam"), ("adafactor", "Adafactor"),
                                        ("sgd", "SGD")])
 def test_optimizers_from_hparams(name, cls):
-  opt = optimizers.create_optimizer(fake_task.hparams(optimizer=name, clip_grad_norm=1.5), 10)
+  opt = optimizers.create_optimizer(fakes.hparams(optimizer=name, clip_grad_norm=1.5), 10)
   assert type(opt).__name__ == cls
   assert opt.global_clipnorm == 1.5
 
@@ -354,9 +354,9 @@ def test_fused_adam_runs_keras_update_under_a_strategy_and_for_amsgrad():
 
 def test_bad_optimizer_and_schedule_names():
   with pytest.raises(ValueError, match="optimizer=rmsprop"):
-    optimizers.create_optimizer(fake_task.hparams(optimizer="rmsprop"), 10)
+    optimizers.create_optimizer(fakes.hparams(optimizer="rmsprop"), 10)
   with pytest.raises(ValueError, match="learning_rate_schedule=linear"):
-    optimizers.create_optimizer(fake_task.hparams(learning_rate_schedule="linear"), 10)
+    optimizers.create_optimizer(fakes.hparams(learning_rate_schedule="linear"), 10)
 
 
 def test_sequence_metrics_on_known_predictions():

@@ -14,17 +14,17 @@ tf.config.set_logical_device_configuration(
 tf.config.experimental.enable_op_determinism()
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from helpers import fake_task  # noqa: E402
+from helpers import fakes  # noqa: E402
 from t2t_lite.training import Trainer  # noqa: E402
 from t2t_lite.training import optimizers  # noqa: E402
 
-fake_task.register()
+fakes.register()
 out = sys.argv[1]
 
 
 def run(strategy, name, per_replica_batch):
-  hp = fake_task.hparams(batch_size=per_replica_batch, dropout=0.0, ema_momentum=0.5)
-  problem = fake_task.FakeReverseProblem()
+  hp = fakes.hparams(batch_size=per_replica_batch, dropout=0.0, ema_momentum=0.5)
+  problem = fakes.FakeReverseProblem()
   # Both runs see the same global batches: shuffle off, so batch k holds the same examples.
   original = problem.dataset
 

@@ -6,14 +6,14 @@ import numpy as np
 import tensorflow as tf
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from helpers import fake_task  # noqa: E402
+from helpers import fakes  # noqa: E402
 from t2t_lite.training import Trainer, create_strategy  # noqa: E402
 
-fake_task.register()
+fakes.register()
 strategy = create_strategy("auto")
 assert isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy), type(strategy)
-trainer = Trainer(fake_task.FakeReverseProblem(), "fake_seq_model",
-                  fake_task.hparams(batch_size=4), None, sys.argv[1], 4, strategy=strategy,
+trainer = Trainer(fakes.FakeReverseProblem(), "fake_seq_model",
+                  fakes.hparams(batch_size=4), None, sys.argv[1], 4, strategy=strategy,
                   random_seed=5, log_step_count_steps=2, save_checkpoints_steps=0)
 trainer.train()
 np.save(sys.argv[2], np.concatenate([v.numpy().ravel() for v in trainer.model.weights]))
