@@ -17,8 +17,4 @@ from problems import algorithmic  # noqa: F401
 from problems import text  # noqa: F401
 from problems import tfds_problems  # noqa: F401
 from problems import translate  # noqa: F401
-
-try:
-  from problems import world_model  # noqa: F401
-except ImportError:  # the world-model problems are optional here (they need t2t_lite.rl)
-  pass
+from problems import world_model  # noqa: F401

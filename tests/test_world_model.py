@@ -1,5 +1,6 @@
 """World-model problems: the token encoding, the metrics, data generation and batches."""
 import os
+import subprocess
 import sys
 import types
 
@@ -156,3 +157,21 @@ def test_gymnasium_problem_factory_with_a_fake_gymnasium(monkeypatch):
     assert example is None or len(example["inputs"]) == 2 + 2
   finally:
     registry.unregister("problem", "world_model_gym_fake_walk_v0")
+
+
+def test_importing_problems_surfaces_a_broken_world_model_module(script_env):
+  # Nothing the world-model problems import is optional, so an ImportError there is a bug to
+  # be reported, never a reason to register the other problems without them.
+  code = """
+import importlib.abc, sys
+class Broken(importlib.abc.MetaPathFinder):
+  def find_spec(self, name, path=None, target=None):
+    if name == "t2t_lite.rl.world_model_problem":
+      raise ImportError("world_model_problem broken on purpose")
+sys.meta_path.insert(0, Broken())
+import problems
+"""
+  proc = subprocess.run([sys.executable, "-c", code], env=script_env, capture_output=True,
+                        text=True, timeout=300, check=False)
+  assert proc.returncode != 0
+  assert "world_model_problem broken on purpose" in proc.stderr
