@@ -48,10 +48,17 @@ DEFAULT_RANDOM_SEED = 1234
 HP_PREFIXES = ("--hp_", "-hp_")
 
 
-def _define(define, name, *args, **kwargs):
-  # Defining twice in one process (this module imported under two names) keeps the first.
+def define_once(define, name, *args, **kwargs):
+  """Defines flag `name` with `define` (e.g. `flags.DEFINE_string`) unless it already exists.
+
+  Defining twice in one process (a module imported under two names, a script's own flags
+  next to these) keeps the first definition instead of raising DuplicateFlagError.
+  """
   if name not in FLAGS:
     define(name, *args, **kwargs)
+
+
+_define = define_once  # the short name of this module's own definitions below
 
 
 # What to run.

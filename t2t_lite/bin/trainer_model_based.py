@@ -30,7 +30,7 @@ PROG = "t2t-trainer-model-based"
 
 def _define_flags():
   from t2t_lite import flags as t2t_flags  # pylint: disable=g-import-not-at-top
-  define = t2t_flags._define  # pylint: disable=protected-access  (define-once helper)
+  define = t2t_flags.define_once
   define(flags.DEFINE_string, "loop_hparams_set", "rlmb_base",
          "t2t-trainer-model-based: the loop's hparams set, e.g. rlmb_base or rlmb_tiny.")
   define(flags.DEFINE_integer, "epochs", None,
@@ -89,7 +89,6 @@ def main(argv):
                                   FLAGS.num_real_env_frames, FLAGS.problem)
     loop_hparams.check_loop_hparams(hparams)
   import problems  # pylint: disable=g-import-not-at-top,unused-import
-  import problems.world_model  # pylint: disable=g-import-not-at-top,unused-import
   import t2t_lite.models  # pylint: disable=g-import-not-at-top,unused-import
   if FLAGS.registry_help:
     print(registry.help_string())
