@@ -22,6 +22,8 @@ class ConstantModel:
   """A world model with the cached-decoding interface that predicts an empty 4x4 frame and
   reward 0 whatever it sees."""
 
+  has_inputs = True
+
   def encode(self, inputs, training=False):
     return tf.zeros(tf.concat([tf.shape(inputs), [1]], 0)), tf.not_equal(inputs, 0)
 

@@ -27,7 +27,7 @@ Each of `hparams.epochs` epochs:
    in `world_model/`, on to `world_model_train_steps * (N + 1)` steps (the checkpoints carry
    the model over from epoch to epoch);
 3. evaluates it on `eval_num_subsequences` held-out windows: it predicts each next frame and
-   reward greedily (`t2t_lite.decoding.search.greedy_search` over the model's cache) and
+   reward greedily (`t2t_lite.decoding.decode_ids` with the model's cache) and
    reports `next_frame_error` (pixel tokens wrong), `frame_accuracy` and `reward_accuracy`;
    a few predictions are drawn into `world_model/debug_videos/epoch_N.txt`;
 4. records the epoch in `eval_metrics/epoch_N.json` (written atomically). A rerun on the same
@@ -133,23 +133,24 @@ def train_world_model(problem, model_name, hparams, data_dir, output_dir, train_
 def predict_greedily(model, inputs, length, batch_size=64):
   """The world model's greedy predictions: int32 [N, length] target tokens.
 
-  Decodes with the model's cache (`encode` / `init_decode_cache` / `decode_step`) and
-  `t2t_lite.decoding.search.greedy_search`, as t2t-decoder does; every row runs all `length`
-  positions (eos_id=None), as a world model's targets have a fixed length.
+  `t2t_lite.decoding.decode_ids` (greedy, with the model's cache, as t2t-decoder decodes)
+  with eos_id=None, so every row runs all `length` positions: a world model's targets have a
+  fixed length. The inputs have no padding, so `extra_length = length - their width` (at most
+  0: the input frames are longer than one target frame) makes each row exactly `length` long.
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
-  from t2t_lite.decoding import search  # pylint: disable=g-import-not-at-top
+  from t2t_lite.decoding import decoder  # pylint: disable=g-import-not-at-top
+
+  inputs = np.asarray(inputs, dtype=np.int32)
+  extra_length = int(length) - inputs.shape[1]
 
   @tf.function(reduce_retracing=True, autograph=False)
   def decode(batch):
-    n = tf.shape(batch)[0]
-    encoder_output, encoder_mask = model.encode(batch, training=False)
-    cache = model.init_decode_cache(n, length, encoder_output, encoder_mask)
-    ids, _ = search.greedy_search(model.decode_step, n, length, cache, eos_id=None)
-    return ids
+    result = decoder.decode_ids(model, batch, beam_size=1, extra_length=extra_length,
+                                eos_id=None)
+    return result["outputs"][:, 0, :]
 
-  inputs = np.asarray(inputs, dtype=np.int32)
   outputs = [decode(tf.constant(inputs[start:start + batch_size])).numpy()
              for start in range(0, len(inputs), batch_size)]
   return np.concatenate(outputs) if outputs else np.zeros([0, length], dtype=np.int32)
@@ -240,15 +241,18 @@ def check_world_model_problem(name):
 
 
 def check_world_model(model_name):
-  """Raises ConfigError unless the model `model_name` can predict frames greedily (it needs
-  encode, init_decode_cache and decode_step, like t2t-decoder); checked before any work."""
-  model_class = registry.model(model_name)
-  missing = [name for name in ("encode", "init_decode_cache", "decode_step")
-             if not callable(getattr(model_class, name, None))]
-  if missing:
-    raise ConfigError("world_model=%s cannot predict frames: it has no %s. Use a "
-                      "sequence-to-sequence model with cached decoding, such as transformer."
-                      % (model_name, ", ".join(missing)))
+  """Raises ConfigError unless the model `model_name` can predict frames greedily: the
+  decoding interface `decoding.check_decodable` asks of its class (encode, since the
+  world-model problems have inputs, init_decode_cache and decode_step); checked before any
+  work."""
+  from t2t_lite.decoding import decoder  # pylint: disable=g-import-not-at-top
+  try:
+    decoder.check_decodable(registry.model(model_name))
+  except ConfigError as e:
+    # Given a class, check_decodable's message names `type`; what follows its ": " is the
+    # reason ("it has no encode, ...").
+    reason = str(e).partition(": ")[2] or str(e)
+    raise ConfigError("world_model=%s cannot predict frames: %s" % (model_name, reason)) from None
 
 
 def training_loop(hparams, output_dir, random_seed=None, train_fn=None,
