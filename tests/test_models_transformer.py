@@ -7,6 +7,9 @@ import tensorflow as tf
 import t2t_lite.models  # noqa: F401  (registers the models and hparams sets)
 from t2t_lite import registry
 from t2t_lite.hparams import HParams
+from t2t_lite.models import transformer_hparams
+from t2t_lite.models.transformer import LEGACY_HPARAMS
+from t2t_lite.models.transformer import TransformerArgs
 from t2t_lite.models.transformer import shift_right
 
 VOCAB_IN, VOCAB_OUT = 11, 13
@@ -182,9 +185,8 @@ def test_embedding_scale_and_initializer_hparams():
   assert default.target_embedding.scale
   # fan_in_uniform: within +-1/sqrt(16) for the hidden-size-16 kernels
   assert np.abs(numpy(default.decoder_blocks[0]._ffn_inner.kernel)).max() <= 0.25
-  from t2t_lite.models.transformer import _kernel_initializer  # pylint: disable=g-import-not-at-top
-  t2t = _kernel_initializer(small_hparams(initializer="uniform_unit_scaling",
-                                          initializer_gain=2.0))
+  t2t = TransformerArgs.from_hparams(small_hparams(initializer="uniform_unit_scaling",
+                                                   initializer_gain=2.0)).kernel_initializer()
   assert (t2t.scale, t2t.mode, t2t.distribution) == (2.0, "fan_avg", "uniform")
   for bad in (dict(initializer="no_such_init"), dict(multiply_embedding_mode="sqrt")):
     with pytest.raises(ValueError):
@@ -407,3 +409,75 @@ def test_overfits_8_examples_to_100_percent():
   predictions = np.argmax(numpy(model(features, training=False)), -1)
   real = targets != 0
   assert (predictions[real] == targets[real]).mean() == 1.0, float(loss)
+
+
+# --- hparams -> layer arguments --------------------------------------------------------------
+
+
+def test_transformer_args_have_no_defaults_of_their_own():
+  """Every default lives in the hparams set: TransformerArgs' fields have none."""
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  for field in dataclasses.fields(TransformerArgs):
+    assert field.default is dataclasses.MISSING, field.name
+  common = transformer_hparams.transformer_common()
+  args = TransformerArgs.from_hparams(common)
+  assert (args.dropout, args.attention_dropout, args.relu_dropout) == (
+      common.layer_prepostprocess_dropout, common.attention_dropout, common.relu_dropout)
+  assert args.attention_use_bias is False
+
+
+def test_a_partial_hparams_takes_the_sets_values_not_zero_dropouts():
+  partial = {"hidden_size": 16, "num_heads": 2, "filter_size": 32, "num_hidden_layers": 1}
+  args = TransformerArgs.from_hparams(partial)
+  common = transformer_hparams.transformer_common()
+  assert args.dropout == common.layer_prepostprocess_dropout == 0.1
+  assert args.attention_dropout == common.attention_dropout == 0.1
+  assert args.relu_dropout == common.relu_dropout == 0.1
+  model = registry.model("transformer")(partial, seq2seq_problem())
+  block_config = model.decoder_blocks[0].get_config()
+  assert (block_config["dropout"], block_config["attention_dropout"],
+          block_config["relu_dropout"]) == (0.1, 0.1, 0.1)
+
+
+def test_old_hparams_json_builds_the_model_it_trained_and_restores_its_checkpoint(tmp_path):
+  """An hparams.json saved before the LEGACY_HPARAMS keys existed: same variables, same
+  numbers as the model built with those keys' legacy values spelt out."""
+  features = batch(np.random.default_rng(5))
+  explicit = small_hparams(**LEGACY_HPARAMS)
+  old = small_hparams()
+  for name in LEGACY_HPARAMS:
+    old.del_hparam(name)
+  assert TransformerArgs.from_hparams(old) == TransformerArgs.from_hparams(explicit)
+  reference = build(explicit, seq2seq_problem(), features)
+  path = tf.train.Checkpoint(model=reference).write(str(tmp_path / "ckpt"))
+  restored = build(old, seq2seq_problem(), features)
+  def paths(model):
+    return [w.path.split("/", 1)[1] for w in model.weights]  # without the model's own name
+  assert paths(restored) == paths(reference)
+  tf.train.Checkpoint(model=restored).read(path).assert_consumed()
+  np.testing.assert_allclose(numpy(restored(features, training=False)),
+                             numpy(reference(features, training=False)), rtol=1e-6)
+  # The sets' own values differ from the legacy ones only in the attention biases.
+  current = TransformerArgs.from_hparams(small_hparams())
+  assert current == dataclasses_replace(TransformerArgs.from_hparams(old),
+                                        attention_use_bias=False)
+
+
+def dataclasses_replace(args, **changes):
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  return dataclasses.replace(args, **changes)
+
+
+def test_encoder_model_shares_the_transformers_encoder_blocks():
+  hp = small_hparams(layer_preprocess_sequence="", layer_postprocess_sequence="dan")
+  features = batch(np.random.default_rng(6))
+  transformer = build(hp, seq2seq_problem(), features)
+  php = HParams(vocab_size={"inputs": VOCAB_IN, "targets": 3},
+                modality={"inputs": "symbol", "targets": "class_label"}, has_inputs=True)
+  encoder = registry.model("transformer_encoder")(hp, php)
+  encoder({"inputs": features["inputs"]}, training=False)
+  assert len(encoder.encoder_blocks) == len(transformer.encoder_blocks)
+  for ours, theirs in zip(encoder.encoder_blocks, transformer.encoder_blocks):
+    assert type(ours) is type(theirs)
+    assert ours.get_config() == theirs.get_config()
+  assert type(encoder.encoder_norm) is type(transformer.encoder_norm)

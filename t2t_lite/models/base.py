@@ -107,7 +107,7 @@ class T2TModel(keras.Model):
                          feature_specs=None)
     self.hparams = dict_to_hparams(self._plain.hparams)
     self.problem_hparams = dict_to_hparams(self._plain.problem_hparams)
-    self.layer_dtype = common_hparams.dtype_policy(self.hp("mixed_precision", ""))
+    self.layer_dtype = common_hparams.dtype_policy(self.hp("mixed_precision"))
 
   # --- hparams helpers -----------------------------------------------------------------------
 
@@ -122,9 +122,10 @@ class T2TModel(keras.Model):
       setattr(self, "%s_%d" % (prefix, i), layer)
     return layer_list
 
-  def hp(self, name, default=None):
-    """`hparams.name`, or `default` when the set does not define it."""
-    return self._plain.hparams.get(name, default)
+  def hp(self, name):
+    """`hparams.name`, or basic_params1's value where the hparams lack it (the one home of the
+    shared defaults; a model's own hparams have theirs in its hparams set)."""
+    return common_hparams.get(self._plain.hparams, name)
 
   def problem_hp(self, name, default=None):
     """`problem_hparams.name`, or `default`."""

@@ -6,7 +6,6 @@ Dense(hidden_size) -> ReLU -> dropout, then a Dense to the classes.
 import keras
 from keras import ops
 
-from t2t_lite import common_hparams
 from t2t_lite import registry
 from t2t_lite.common_hparams import basic_params1
 from t2t_lite.layers.dense import Dense
@@ -44,7 +43,7 @@ class BasicFcRelu(base.T2TModel):
     super().__init__(hparams, problem_hparams, **kwargs)
     hidden_size = int(self.hp("hidden_size"))
     num_layers = int(self.hp("num_hidden_layers"))
-    dropout = float(self.hp("dropout", common_hparams.default("dropout")))
+    dropout = float(self.hp("dropout"))
     self.flatten = keras.layers.Flatten(dtype=self.layer_dtype, name="flatten")
     self.hidden_layers = self.track_layers("hidden_layer", [
         Dense(hidden_size, activation="relu", dtype=self.layer_dtype, name="dense_%d" % i)

@@ -26,15 +26,19 @@ For decoding (t2t_lite.decoding) the model exposes `encode`, `init_decode_cache`
 `decode_step`; the cache is a nest of fixed-shape tensors, so a whole greedy or beam search
 runs inside one `tf.while_loop` under `tf.function` (and XLA / TPU).
 """
+import dataclasses
+
 import keras
 from keras import ops
 
+from t2t_lite import layers
 from t2t_lite import registry
 from t2t_lite.constants import PAD_ID
 from t2t_lite.layers.attention_masks import same_segment_mask
 from t2t_lite.models import base
-# Registers the hparams sets (transformer_base, transformer_tiny, ...) with the model.
-from t2t_lite.models import transformer_hparams  # noqa: F401  pylint: disable=unused-import
+# Registers the hparams sets (transformer_base, transformer_tiny, ...) with the model; its
+# transformer_common is where the defaults of the hparams read here live.
+from t2t_lite.models import transformer_hparams
 
 
 def shift_right(targets):
@@ -61,12 +65,166 @@ def drop_keras_mask(x):
   return x
 
 
-def _encoder_layers(hparams):
-  return int(hparams.get("num_encoder_layers") or hparams["num_hidden_layers"])
+# Hparams that a run saved before they existed lacks in its hparams.json, each with the value
+# that rebuilds the model such a run trained (so that its checkpoints restore): the one home of
+# these legacy fallbacks. Any other hparam a partial HParams lacks takes the hparams set's
+# value (`resolve_hparams`).
+LEGACY_HPARAMS = {
+    # Added with the post-norm and tensor2tensor options; the model before them was pre-norm,
+    # scaled its embeddings by sqrt(hidden_size) and drew fan-in uniform kernels.
+    "layer_preprocess_sequence": "n",
+    "layer_postprocess_sequence": "da",
+    "multiply_embedding_mode": "sqrt_depth",
+    "initializer": "fan_in_uniform",
+    "initializer_gain": 1.0,
+    # The sets dropped the attention biases later (False in transformer_common); a run saved
+    # before holds them in its checkpoints.
+    "attention_use_bias": True,
+}
 
 
-def _decoder_layers(hparams):
-  return int(hparams.get("num_decoder_layers") or hparams["num_hidden_layers"])
+def resolve_hparams(hparams, hparams_set=None):
+  """The complete dict of hparams a transformer model reads.
+
+  `hparams`' own values; for a key it lacks, LEGACY_HPARAMS's value, else that of
+  `hparams_set()` (default `transformer_hparams.transformer_common`, which starts from
+  `basic_params1`).
+  """
+  values = (hparams_set or transformer_hparams.transformer_common)().values()
+  values.update(LEGACY_HPARAMS)
+  values.update(base.hparams_to_dict(hparams))
+  return values
+
+
+@dataclasses.dataclass(frozen=True)
+class TransformerArgs:
+  """The explicit arguments of a transformer's layers, mapped from an HParams by `from_hparams`.
+
+  The fields have no defaults of their own: every default lives in the hparams set
+  (`transformer_hparams.transformer_common`), or in LEGACY_HPARAMS for a run saved before an
+  hparam existed. `Transformer` and `TransformerEncoder` build their embeddings, blocks and
+  final layer norms from one of these (`embedding_args`, `block_args`, `encoder_stack`).
+
+  Fields (hparam in brackets):
+    hidden_size, num_heads, filter_size: sizes (`hidden_size`, `num_heads`, `filter_size`).
+    num_encoder_layers, num_decoder_layers: blocks per stack (`num_encoder_layers` /
+      `num_decoder_layers`, or `num_hidden_layers` where 0).
+    dropout: on the embeddings and each sublayer's output (`layer_prepostprocess_dropout`).
+    attention_dropout, relu_dropout: on the attention probabilities and inside the
+      feed-forward network (`attention_dropout`, `relu_dropout`).
+    activation: the feed-forward activation (`ffn_activation`).
+    layer_norm_epsilon: (`norm_epsilon`).
+    norm_first: pre-norm blocks and a final layer norm per stack (`layer_preprocess_sequence`,
+      `layer_postprocess_sequence`: "n"/"da"), or post-norm (""/"dan").
+    position: "sinusoidal", "learned" or None (`pos`: "timing", "emb", "none").
+    max_length: the learned positions' table size, None for 0 (`max_length`).
+    scale_embeddings: multiply embeddings by sqrt(hidden_size) (`multiply_embedding_mode`).
+    initializer, initializer_gain: the dense kernels' initializer (`kernel_initializer()`).
+    attention_use_bias: biases in the attention projections (`attention_use_bias`).
+  """
+  hidden_size: int
+  num_heads: int
+  filter_size: int
+  num_encoder_layers: int
+  num_decoder_layers: int
+  dropout: float
+  attention_dropout: float
+  relu_dropout: float
+  activation: str
+  layer_norm_epsilon: float
+  norm_first: bool
+  position: object
+  max_length: object
+  scale_embeddings: bool
+  initializer: str
+  initializer_gain: float
+  attention_use_bias: bool
+
+  @classmethod
+  def from_hparams(cls, hparams, hparams_set=None):
+    """The one mapping from an HParams (or dict; see `resolve_hparams`) to the arguments."""
+    hp = resolve_hparams(hparams, hparams_set)
+    args = cls(
+        hidden_size=int(hp["hidden_size"]),
+        num_heads=int(hp["num_heads"]),
+        filter_size=int(hp["filter_size"]),
+        num_encoder_layers=int(hp["num_encoder_layers"] or hp["num_hidden_layers"]),
+        num_decoder_layers=int(hp["num_decoder_layers"] or hp["num_hidden_layers"]),
+        dropout=float(hp["layer_prepostprocess_dropout"]),
+        attention_dropout=float(hp["attention_dropout"]),
+        relu_dropout=float(hp["relu_dropout"]),
+        activation=hp["ffn_activation"],
+        layer_norm_epsilon=float(hp["norm_epsilon"]),
+        norm_first=_norm_first(hp["layer_preprocess_sequence"],
+                               hp["layer_postprocess_sequence"]),
+        position=_position_type(hp["pos"]),
+        max_length=int(hp["max_length"] or 0) or None,
+        scale_embeddings=_embedding_scale(hp["multiply_embedding_mode"]),
+        initializer=hp["initializer"] or "fan_in_uniform",
+        initializer_gain=float(hp["initializer_gain"]),
+        attention_use_bias=bool(hp["attention_use_bias"]))
+    if args.hidden_size % args.num_heads:
+      raise ValueError("transformer: hidden_size=%d must be divisible by num_heads=%d." %
+                       (args.hidden_size, args.num_heads))
+    args.kernel_initializer()  # an unknown initializer name fails here, not at build
+    return args
+
+  def kernel_initializer(self):
+    """A new initializer of the dense kernels (None: the layers' default, `FanInUniform`).
+
+    "fan_in_uniform": t2t_lite's Dense default, uniform on +-1/sqrt(fan_in).
+    "uniform_unit_scaling": tensor2tensor's, VarianceScaling(initializer_gain, "fan_avg",
+    "uniform"), i.e. glorot_uniform at gain 1 (fans of the fused Q/K/V kernels are those of
+    the fused matrix). Any other name is a Keras initializer ("glorot_uniform", ...). A new
+    one per layer: one unseeded instance would draw the same values for equal shapes.
+    """
+    if self.initializer == "fan_in_uniform":
+      return None
+    if self.initializer == "uniform_unit_scaling":
+      return keras.initializers.VarianceScaling(
+          scale=self.initializer_gain, mode="fan_avg", distribution="uniform")
+    try:
+      return keras.initializers.get(self.initializer)
+    except ValueError:
+      raise ValueError("initializer=%r: expected 'fan_in_uniform', 'uniform_unit_scaling' or "
+                       "a Keras initializer name." % (self.initializer,)) from None
+
+  def embedding_args(self, dtype):
+    """`layers.TokenEmbedding` arguments other than the sizes and name."""
+    return dict(position=self.position, max_length=self.max_length,
+                scale=self.scale_embeddings, dropout=self.dropout, dtype=dtype)
+
+  def block_args(self, dtype):
+    """`layers.TransformerEncoderBlock` / `TransformerDecoderBlock` arguments but the name."""
+    return dict(num_heads=self.num_heads, filter_size=self.filter_size, dropout=self.dropout,
+                attention_dropout=self.attention_dropout, relu_dropout=self.relu_dropout,
+                activation=self.activation, layer_norm_epsilon=self.layer_norm_epsilon,
+                norm_first=self.norm_first, kernel_initializer=self.kernel_initializer(),
+                attention_use_bias=self.attention_use_bias, dtype=dtype)
+
+  def final_norm(self, dtype, name):
+    """The layer norm that ends a pre-norm stack; post-norm blocks end with their own."""
+    if self.norm_first:
+      return keras.layers.LayerNormalization(epsilon=self.layer_norm_epsilon, dtype=dtype,
+                                             name=name)
+    return keras.layers.Identity(dtype=dtype, name=name)
+
+  def encoder_stack(self, model, dtype):
+    """(blocks, final norm) of an encoder, the blocks tracked on `model` as encoder_block_i.
+
+    The encoder of `Transformer` and of `TransformerEncoder`; run it with `run_encoder`.
+    """
+    blocks = model.track_layers("encoder_block", [
+        layers.TransformerEncoderBlock(name="encoder_%d" % i, **self.block_args(dtype))
+        for i in range(self.num_encoder_layers)])
+    return blocks, self.final_norm(dtype, "encoder_norm")
+
+
+def run_encoder(blocks, norm, x, mask, training, attention_mask=None):
+  """Runs an `encoder_stack` over embedded inputs x [B, T, hidden] with the padding mask."""
+  for block in blocks:
+    x = block(x, mask=mask, attention_mask=attention_mask, training=training)
+  return norm(x)
 
 
 @registry.register_model("transformer")
@@ -84,7 +242,8 @@ class Transformer(base.T2TModel):
       `layer_preprocess_sequence` / `layer_postprocess_sequence` ("n" / "da": pre-norm;
       "" / "dan": post-norm), `multiply_embedding_mode` ("sqrt_depth" or "none") and
       `initializer` ("fan_in_uniform", "uniform_unit_scaling" with `initializer_gain`, or a
-      Keras initializer name).
+      Keras initializer name). `TransformerArgs.from_hparams` maps them onto the layers; a
+      name the HParams lacks takes its hparams set's value (`resolve_hparams`).
     problem_hparams: HParams with `vocab_size` {"inputs": n, "targets": n} and `has_inputs`.
     **kwargs: `keras.Model` arguments (name, ...).
 
@@ -114,42 +273,21 @@ class Transformer(base.T2TModel):
 
   def __init__(self, hparams, problem_hparams, **kwargs):
     super().__init__(hparams, problem_hparams, **kwargs)
-    from t2t_lite import layers  # pylint: disable=g-import-not-at-top
-    hp = self._plain.hparams
+    hp = resolve_hparams(self._plain.hparams)
+    args = TransformerArgs.from_hparams(hp)
     dtype = self.layer_dtype
-    self.hidden_size = int(hp["hidden_size"])
-    self.num_heads = int(hp["num_heads"])
-    if self.hidden_size % self.num_heads:
-      raise ValueError("transformer: hidden_size=%d must be divisible by num_heads=%d." %
-                       (self.hidden_size, self.num_heads))
+    self.hidden_size = args.hidden_size
+    self.num_heads = args.num_heads
     self.target_vocab_size = self.vocab_size("targets")
-    prepost_dropout = float(hp.get("layer_prepostprocess_dropout", 0.0))
-    position = _position_type(hp.get("pos", "timing"))
-    max_length = int(hp.get("max_length") or 0) or None
-    if position == "learned" and not max_length:
+    if args.position == "learned" and not args.max_length:
       raise ValueError("transformer: pos='emb' (learned positions) needs max_length > 0.")
-    self.norm_first = _norm_first(hp)
-    kernel_initializer = _kernel_initializer(hp)
-    embedding_args = dict(position=position, max_length=max_length,
-                          scale=_embedding_scale(hp), dropout=prepost_dropout, dtype=dtype)
-    block_args = dict(
-        num_heads=self.num_heads,
-        filter_size=int(hp["filter_size"]),
-        dropout=prepost_dropout,
-        attention_dropout=float(hp.get("attention_dropout", 0.0)),
-        relu_dropout=float(hp.get("relu_dropout", 0.0)),
-        activation=hp.get("ffn_activation", "relu"),
-        layer_norm_epsilon=float(hp.get("norm_epsilon", 1e-6)),
-        norm_first=self.norm_first,
-        kernel_initializer=kernel_initializer,
-        attention_use_bias=_attention_use_bias(hp),
-        dtype=dtype)
-    epsilon = block_args["layer_norm_epsilon"]
+    self.norm_first = args.norm_first
+    embedding_args = args.embedding_args(dtype)
 
     self.target_embedding = layers.TokenEmbedding(
         self.target_vocab_size, self.hidden_size, name="target_embedding", **embedding_args)
     if self.has_inputs:
-      if hp.get("shared_embedding", False):
+      if hp["shared_embedding"]:
         if self.vocab_size("inputs") != self.target_vocab_size:
           raise ValueError("transformer: shared_embedding=True needs equal input and target "
                            "vocab sizes (got %d and %d)." %
@@ -159,24 +297,20 @@ class Transformer(base.T2TModel):
         self.input_embedding = layers.TokenEmbedding(
             self.vocab_size("inputs"), self.hidden_size, name="input_embedding",
             **embedding_args)
-      self.encoder_blocks = self.track_layers("encoder_block", [
-          layers.TransformerEncoderBlock(name="encoder_%d" % i, **block_args)
-          for i in range(_encoder_layers(hp))])
-      # Pre-norm stacks end with a layer norm; post-norm blocks already end with one.
-      self.encoder_norm = _final_norm(self.norm_first, epsilon, dtype, "encoder_norm")
+      self.encoder_blocks, self.encoder_norm = args.encoder_stack(self, dtype)
     else:
       self.input_embedding = None
       self.encoder_blocks = []
       self.encoder_norm = None
     self.decoder_blocks = self.track_layers("decoder_block", [
-        layers.TransformerDecoderBlock(name="decoder_%d" % i, **block_args)
-        for i in range(_decoder_layers(hp))])
-    self.decoder_norm = _final_norm(self.norm_first, epsilon, dtype, "decoder_norm")
-    if hp.get("shared_embedding_and_softmax_weights", False):
+        layers.TransformerDecoderBlock(name="decoder_%d" % i, **args.block_args(dtype))
+        for i in range(args.num_decoder_layers)])
+    self.decoder_norm = args.final_norm(dtype, "decoder_norm")
+    if hp["shared_embedding_and_softmax_weights"]:
       self.output_projection = None
     else:
       self.output_projection = layers.Dense(self.target_vocab_size,
-                                            kernel_initializer=_kernel_initializer(hp),
+                                            kernel_initializer=args.kernel_initializer(),
                                             dtype=dtype, name="output_projection")
 
   # --- the pieces ----------------------------------------------------------------------------
@@ -205,10 +339,9 @@ class Transformer(base.T2TModel):
     inputs = ops.cast(inputs, "int32")
     mask = ops.not_equal(inputs, PAD_ID)
     x = self._embed_inputs(inputs, training, position)
-    attention_mask = _same_segment(segmentation, segmentation)
-    for block in self.encoder_blocks:
-      x = block(x, mask=mask, attention_mask=attention_mask, training=training)
-    return self.encoder_norm(x), mask
+    x = run_encoder(self.encoder_blocks, self.encoder_norm, x, mask, training,
+                    attention_mask=_same_segment(segmentation, segmentation))
+    return x, mask
 
   def _logits(self, x):
     if self.output_projection is None:
@@ -343,21 +476,13 @@ def _same_segment(query_segmentation, key_segmentation):
   return same_segment_mask(query_segmentation, key_segmentation)
 
 
-def _attention_use_bias(hp):
-  """hparams.attention_use_bias; True where the hparams lack it: a run saved before it existed
-  holds attention biases in its checkpoints."""
-  return bool(hp.get("attention_use_bias", True))
-
-
-def _norm_first(hp):
+def _norm_first(pre, post):
   """tensor2tensor's layer_preprocess_sequence / layer_postprocess_sequence -> pre-norm?
 
   ("n", "da"): layer norm before each sublayer, dropout and residual after it (pre-norm,
   tensor2tensor's default since transformer_base_v2); ("", "dan"): dropout, residual, then
   layer norm (post-norm: the paper's, transformer_base_v1's and keras-hub's).
   """
-  pre = hp.get("layer_preprocess_sequence", "n")
-  post = hp.get("layer_postprocess_sequence", "da")
   if (pre, post) == ("n", "da"):
     return True
   if (pre, post) == ("", "dan"):
@@ -367,37 +492,8 @@ def _norm_first(hp):
                    (pre, post))
 
 
-def _final_norm(norm_first, epsilon, dtype, name):
-  """The layer norm that ends a pre-norm stack; post-norm blocks end with their own."""
-  if norm_first:
-    return keras.layers.LayerNormalization(epsilon=epsilon, dtype=dtype, name=name)
-  return keras.layers.Identity(dtype=dtype, name=name)
-
-
-def _embedding_scale(hp):
+def _embedding_scale(mode):
   """tensor2tensor's multiply_embedding_mode: "sqrt_depth" scales embeddings by sqrt(hidden)."""
-  mode = hp.get("multiply_embedding_mode", "sqrt_depth")
   if mode not in ("sqrt_depth", "none", "", None):
     raise ValueError("multiply_embedding_mode=%r: expected 'sqrt_depth' or 'none'." % (mode,))
   return mode == "sqrt_depth"
-
-
-def _kernel_initializer(hp):
-  """The `initializer` hparam -> the kernel initializer of the dense layers (None: default).
-
-  "fan_in_uniform" (or ""): t2t_lite's Dense default, uniform on +-1/sqrt(fan_in).
-  "uniform_unit_scaling": tensor2tensor's, VarianceScaling(initializer_gain, "fan_avg",
-  "uniform"), i.e. glorot_uniform at gain 1 (fans of the fused Q/K/V kernels are those of
-  the fused matrix). Any other name is a Keras initializer ("glorot_uniform", "he_normal", ...).
-  """
-  name = hp.get("initializer", "") or "fan_in_uniform"
-  if name == "fan_in_uniform":
-    return None
-  if name == "uniform_unit_scaling":
-    return keras.initializers.VarianceScaling(
-        scale=float(hp.get("initializer_gain", 1.0)), mode="fan_avg", distribution="uniform")
-  try:
-    return keras.initializers.get(name)
-  except ValueError:
-    raise ValueError("initializer=%r: expected 'fan_in_uniform', 'uniform_unit_scaling' or a "
-                     "Keras initializer name." % (name,)) from None

@@ -12,19 +12,15 @@ are projected like rows.
 import keras
 from keras import ops
 
-from t2t_lite import common_hparams
+from t2t_lite import layers
 from t2t_lite import registry
 from t2t_lite.constants import PAD_ID
 from t2t_lite.layers.dropout import Dropout
 from t2t_lite.layers.embedding import get_timing_signal_1d
 from t2t_lite.models import base
-from t2t_lite.models.transformer import _attention_use_bias
-from t2t_lite.models.transformer import _embedding_scale
-from t2t_lite.models.transformer import _encoder_layers
-from t2t_lite.models.transformer import _final_norm
-from t2t_lite.models.transformer import _kernel_initializer
-from t2t_lite.models.transformer import _norm_first
-from t2t_lite.models.transformer import _position_type
+from t2t_lite.models.transformer import TransformerArgs
+from t2t_lite.models.transformer import resolve_hparams
+from t2t_lite.models.transformer import run_encoder
 from t2t_lite.models.transformer_hparams import transformer_common
 
 
@@ -53,8 +49,10 @@ class TransformerEncoder(base.T2TModel):
   Args:
     hparams: HParams with the transformer's sizes and dropouts (`hidden_size`,
       `num_hidden_layers`, `filter_size`, `num_heads`, `layer_prepostprocess_dropout`,
-      `attention_dropout`, `relu_dropout`, `norm_epsilon`, `pos`), `dropout` (before the
-      classifier) and `image_patch_size` (0: read an image row by row).
+      `attention_dropout`, `relu_dropout`, `norm_epsilon`, `pos`, ...: the transformer's,
+      mapped by `TransformerArgs.from_hparams`), `dropout` (before the classifier) and
+      `image_patch_size` (0: read an image row by row). A name the HParams lacks takes
+      transformer_encoder_common's value (`resolve_hparams`).
     problem_hparams: HParams with `vocab_size` {"inputs": n (text), "targets": num_classes}
       and `modality` {"inputs": "symbol" | "image" | "real", "targets": "class_label"}.
     **kwargs: `keras.Model` arguments.
@@ -78,54 +76,38 @@ class TransformerEncoder(base.T2TModel):
 
   def __init__(self, hparams, problem_hparams, **kwargs):
     super().__init__(hparams, problem_hparams, **kwargs)
-    from t2t_lite import layers  # pylint: disable=g-import-not-at-top
-    hp = self._plain.hparams
+    hp = resolve_hparams(self._plain.hparams, transformer_encoder_common)
+    args = TransformerArgs.from_hparams(hp)
     dtype = self.layer_dtype
-    self.hidden_size = int(hp["hidden_size"])
+    self.hidden_size = args.hidden_size
+    self.image_patch_size = int(hp["image_patch_size"] or 0)
     self.input_modality = self.modality("inputs")
     if self.input_modality not in ("symbol", "image", "real"):
       raise ValueError("transformer_encoder: unknown inputs modality %r; expected 'symbol', "
                        "'image' or 'real'." % (self.input_modality,))
-    prepost_dropout = float(hp.get("layer_prepostprocess_dropout", 0.0))
-    self.position = _position_type(hp.get("pos", "timing"))
-    max_length = int(hp.get("max_length") or 0) or None
+    self.position = args.position
     if self.input_modality == "symbol":
       self.input_embedding = layers.TokenEmbedding(
-          self.vocab_size("inputs"), self.hidden_size, position=self.position,
-          max_length=max_length, scale=_embedding_scale(hp), dropout=prepost_dropout,
-          dtype=dtype,
-          name="input_embedding")
+          self.vocab_size("inputs"), self.hidden_size, name="input_embedding",
+          **args.embedding_args(dtype))
       self.input_projection = None
     else:
       self.input_embedding = None
       self.input_projection = layers.Dense(self.hidden_size,
-                                           kernel_initializer=_kernel_initializer(hp),
+                                           kernel_initializer=args.kernel_initializer(),
                                            dtype=dtype, name="input_projection")
       if self.position == "learned":
-        if not max_length:
+        if not args.max_length:
           raise ValueError("transformer_encoder: pos='emb' needs max_length > 0.")
         self.position_embedding = keras.layers.Embedding(
-            max_length, self.hidden_size, dtype=dtype, name="position_embedding")
+            args.max_length, self.hidden_size, dtype=dtype, name="position_embedding")
       else:
         self.position_embedding = None
-      self.input_dropout = Dropout(prepost_dropout, dtype=dtype,
-                                                name="input_dropout")
-    epsilon = float(hp.get("norm_epsilon", 1e-6))
-    norm_first = _norm_first(hp)
-    self.encoder_blocks = self.track_layers("encoder_block", [
-        layers.TransformerEncoderBlock(
-            num_heads=int(hp["num_heads"]), filter_size=int(hp["filter_size"]),
-            dropout=prepost_dropout, attention_dropout=float(hp.get("attention_dropout", 0.0)),
-            relu_dropout=float(hp.get("relu_dropout", 0.0)),
-            activation=hp.get("ffn_activation", "relu"), layer_norm_epsilon=epsilon,
-            norm_first=norm_first, kernel_initializer=_kernel_initializer(hp), dtype=dtype,
-            attention_use_bias=_attention_use_bias(hp), name="encoder_%d" % i)
-        for i in range(_encoder_layers(hp))])
-    self.encoder_norm = _final_norm(norm_first, epsilon, dtype, "encoder_norm")
-    self.head_dropout = Dropout(float(hp.get("dropout", common_hparams.default("dropout"))),
-                                dtype=dtype, name="head_dropout")
+      self.input_dropout = Dropout(args.dropout, dtype=dtype, name="input_dropout")
+    self.encoder_blocks, self.encoder_norm = args.encoder_stack(self, dtype)
+    self.head_dropout = Dropout(float(hp["dropout"]), dtype=dtype, name="head_dropout")
     self.classifier = layers.Dense(self.vocab_size("targets"),
-                                   kernel_initializer=_kernel_initializer(hp), dtype=dtype,
+                                   kernel_initializer=args.kernel_initializer(), dtype=dtype,
                                    name="classifier")
 
   def _embed(self, inputs, training):
@@ -136,7 +118,7 @@ class TransformerEncoder(base.T2TModel):
     if not keras.backend.is_float_dtype(inputs.dtype):
       inputs = ops.cast(inputs, "float32")
     if self.input_modality == "image":
-      inputs = image_to_sequence(inputs, int(self.hp("image_patch_size", 0) or 0))
+      inputs = image_to_sequence(inputs, self.image_patch_size)
     x = self.input_projection(inputs)
     length = x.shape[1] if x.shape[1] is not None else ops.shape(x)[1]
     if self.position == "sinusoidal":
@@ -149,9 +131,7 @@ class TransformerEncoder(base.T2TModel):
   def encode(self, inputs, training=False):
     """(encoder_output [B, T, hidden], mask bool [B, T] or None for dense inputs)."""
     x, mask = self._embed(inputs, training)
-    for block in self.encoder_blocks:
-      x = block(x, mask=mask, training=training)
-    return self.encoder_norm(x), mask
+    return run_encoder(self.encoder_blocks, self.encoder_norm, x, mask, training), mask
 
   def required_features(self):
     return ("inputs",)
