@@ -25,8 +25,8 @@ from t2t_lite.bin import t2t_avg_all
 from t2t_lite.bin import t2t_decoder
 from t2t_lite.errors import CheckpointNotFoundError, CheckpointUnreadableError, ConfigError
 from t2t_lite.task import Task
-from t2t_lite.training import Trainer
 from t2t_lite.training import averaging
+from helpers import tiny_run
 
 PROBLEM = "tiny_algo"
 STEPS = 4
@@ -39,12 +39,8 @@ def run(tmp_path_factory):
   data_dir, output_dir = str(root / "data"), str(root / "train")
   problem = registry.problem(PROBLEM)
   problem.generate_data(data_dir, str(root / "tmp"))
-  hparams = t2t_flags.create_hparams(
-      "transformer_tiny", "hidden_size=16,filter_size=32,num_heads=2,num_hidden_layers=1,batch_size=256",
-      problem_name=PROBLEM)
-  output_dir_lib.save_or_check_hparams(output_dir, hparams, flags_text="--model=transformer\n")
-  Trainer(problem, "transformer", hparams, data_dir, output_dir, train_steps=STEPS,
-          save_checkpoints_steps=1, random_seed=1).run("train")
+  hparams, _ = tiny_run.train_tiny_transformer(PROBLEM, data_dir, output_dir, STEPS,
+                                               save_checkpoints_steps=1, hparams="batch_size=256")
   return {"root": root, "data_dir": data_dir, "output_dir": output_dir, "hparams": hparams}
 
 

@@ -12,7 +12,6 @@ from absl import flags
 from absl.testing import flagsaver
 
 import problems  # noqa: F401  (registers tiny_algo)
-import t2t_lite.flags as t2t_flags
 import t2t_lite.models  # noqa: F401
 from t2t_lite import decoding
 from t2t_lite import output_dir as output_dir_lib
@@ -20,7 +19,7 @@ from t2t_lite import registry
 from t2t_lite.bin import t2t_decoder
 from t2t_lite.errors import CheckpointNotFoundError, ConfigError, HParamsError
 from t2t_lite.task import Task
-from t2t_lite.training import Trainer
+from helpers import tiny_run
 
 PROBLEM = "tiny_algo"
 LINES = ["1 0 1 1", "0", "1 1 1 0 0 1 0 1", "1 1"]
@@ -35,13 +34,9 @@ def run(tmp_path_factory):
   data_dir, output_dir = str(root / "data"), str(root / "train")
   problem = registry.problem(PROBLEM)
   problem.generate_data(data_dir, str(root / "tmp"))
-  hparams = t2t_flags.create_hparams(
-      "transformer_tiny", "hidden_size=16,filter_size=32,num_heads=2,batch_size=256",
-      problem_name=PROBLEM)
-  output_dir_lib.save_or_check_hparams(output_dir, hparams, flags_text="")
-  trainer = Trainer(problem, "transformer", hparams, data_dir, output_dir, train_steps=3,
-                    save_checkpoints_steps=3, random_seed=1)
-  trainer.run("train")
+  _, trainer = tiny_run.train_tiny_transformer(PROBLEM, data_dir, output_dir, 3,
+                                               save_checkpoints_steps=3,
+                                               hparams="batch_size=256", flags_text="")
   with trainer.ema_weights():  # transformer_tiny's moving average: what t2t-decoder reads
     weights = [w.numpy() for w in trainer.model.weights]
   inputs = root / "inputs.txt"

@@ -15,12 +15,12 @@ from t2t_lite.decoding import runner
 from t2t_lite.errors import ConfigError
 from t2t_lite.flags import create_hparams
 from t2t_lite.training import Trainer
+from helpers import tiny_run
 
 PROBLEM = "tiny_algo"
 # Without transformer_tiny's moving average of the weights, so that the checkpoints hold the
 # weights evaluated (tests/test_training.py covers ema_momentum).
-TINY = ("hidden_size=16,filter_size=32,num_heads=2,num_hidden_layers=1,batch_size=128,"
-        "ema_momentum=0.0")
+TINY = tiny_run.TINY_SIZES + ",batch_size=128,ema_momentum=0.0"
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +30,9 @@ def data_dir(tmp_path_factory):
   return path
 
 
-def make(data_dir, out, **kwargs):
-  hp = create_hparams("transformer_tiny", TINY, problem_name=PROBLEM)
+def make(data_dir, out, hparams="", **kwargs):
+  hp = create_hparams("transformer_tiny", ",".join(filter(None, [TINY, hparams])),
+                      problem_name=PROBLEM)
   output_dir_lib.save_or_check_hparams(out, hp)
   return Trainer(PROBLEM, "transformer", hp, data_dir, out, train_steps=6,
                  save_checkpoints_steps=2, random_seed=1, **kwargs)
@@ -87,20 +88,43 @@ def test_bleu_best_checkpoint_and_average(data_dir, tmp_path):
     np.testing.assert_allclose(weight.numpy(), mean, rtol=1e-5, atol=1e-7)
 
 
+# A flat rate high enough that 3 more steps lower the eval loss on every run.
+FAST = "learning_rate_schedule=constant,learning_rate_constant=0.01,learning_rate_warmup_steps=0"
+
+
 def test_a_better_metric_later_replaces_the_best_and_a_rerun_remembers_it(data_dir, tmp_path):
   out = str(tmp_path / "run")
-  trainer = make(data_dir, out, keep_best_by="loss")
-  results = trainer.run("train_and_evaluate", eval_steps=2, local_eval_frequency=3)
-  best = output_dir_lib.read_eval_results(os.path.join(out, "best"))
-  assert best["loss"] <= results["loss"] + 1e-9
-  # A new evaluator of the same run does not replace a better model with a worse one.
-  again = make(data_dir, out, keep_best_by="loss")
+  best_dir = os.path.join(out, "best")
+  trainer = make(data_dir, out, FAST, keep_best_by="loss")
+  evaluations = []  # (the evaluation's results, best/'s results right after it)
+  original = trainer.evaluate
+
+  def evaluate(steps):
+    results = original(steps)
+    evaluations.append((dict(results), output_dir_lib.read_eval_results(best_dir)))
+    return results
+
+  trainer.evaluate = evaluate
+  trainer.run("train_and_evaluate", eval_steps=2, local_eval_frequency=3)
+  (first, best_first), (second, best_second) = evaluations
+  assert (first["global_step"], second["global_step"]) == (3, 6)
+  assert second["loss"] < first["loss"]  # the premise: the later evaluation is better
+  assert best_first["global_step"] == 3
+  assert best_second["global_step"] == 6  # replaced
+  assert best_second["loss"] == pytest.approx(second["loss"])
+  assert output_dir_lib.checkpoint_paths(best_dir) == [os.path.join(best_dir, "ckpt-6")]
+
+  # A new evaluator of the same run reads best/'s metric: a worse model does not replace it.
+  again = make(data_dir, out, FAST, keep_best_by="loss")
   again.restore(with_data=False)
+  rng = np.random.default_rng(0)
+  for weight in again.model.trainable_weights:
+    weight.assign(weight.numpy() + rng.normal(0.0, 1.0, weight.shape).astype(np.float32))
   again._evaluator = None  # pylint: disable=protected-access
-  evaluator_results = again.evaluate(2)
-  after = output_dir_lib.read_eval_results(os.path.join(out, "best"))
-  if evaluator_results["loss"] >= best["loss"]:
-    assert after == best
+  worse = again.evaluate(2)
+  assert worse["loss"] > best_second["loss"]  # the premise: this model is worse
+  assert output_dir_lib.read_eval_results(best_dir) == best_second
+  assert output_dir_lib.checkpoint_paths(best_dir) == [os.path.join(best_dir, "ckpt-6")]
 
 
 def test_bad_settings_are_config_errors(data_dir, tmp_path):

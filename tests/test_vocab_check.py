@@ -8,13 +8,13 @@ import sys
 import pytest
 
 import problems  # noqa: F401  (registers text2text_tmpdir)
-import t2t_lite.flags as t2t_flags
 import t2t_lite.models  # noqa: F401
 from t2t_lite import output_dir as output_dir_lib
 from t2t_lite import registry
 from t2t_lite.errors import ConfigError
 from t2t_lite.task import Task
 from t2t_lite.training import Trainer, averaging
+from helpers import tiny_run
 
 PROBLEM = "text2text_tmpdir"
 PAIRS_A = [("the cat sat", "die katze sass"), ("a dog", "ein hund"),
@@ -38,13 +38,9 @@ def make_data(root, name, pairs):
 def run(tmp_path_factory):
   root = str(tmp_path_factory.mktemp("vocab_check"))
   data_a, data_b = make_data(root, "a", PAIRS_A), make_data(root, "b", PAIRS_B)
-  hparams = t2t_flags.create_hparams(
-      "transformer_tiny", "hidden_size=16,filter_size=32,num_heads=2,num_hidden_layers=1,"
-      "batch_size=64", problem_name=PROBLEM)
   output_dir = os.path.join(root, "train")
-  output_dir_lib.save_or_check_hparams(output_dir, hparams, flags_text="--model=transformer\n")
-  Trainer(PROBLEM, "transformer", hparams, data_a, output_dir, train_steps=2,
-          save_checkpoints_steps=1, random_seed=1).run("train")
+  hparams, _ = tiny_run.train_tiny_transformer(PROBLEM, data_a, output_dir, 2,
+                                               save_checkpoints_steps=1, hparams="batch_size=64")
   return {"root": root, "a": data_a, "b": data_b, "hparams": hparams, "output_dir": output_dir}
 
 
