@@ -32,6 +32,9 @@ setup(
         "sacrebleu>=2.0",
         # SentencePiece vocabularies (vocab_type="sentencepiece"), as Model Garden and T5 use.
         "sentencepiece>=0.2.0",
+        # t2t-serve: the HTTP server (graceful shutdown on the runner since 3.9) and /metrics.
+        "aiohttp>=3.9",
+        "prometheus_client>=0.16",
     ],
     extras_require={
         "test": ["pytest>=7", "pytest-xdist>=3", "hypothesis>=6"],
@@ -47,6 +50,7 @@ setup(
             "t2t-trainer-model-based=t2t_lite.bin.trainer_model_based:console_main",
             "t2t-bleu=t2t_lite.bin.t2t_bleu:console_main",
             "t2t-avg-all=t2t_lite.bin.t2t_avg_all:console_main",
+            "t2t-serve=t2t_lite.bin.t2t_serve:console_main",
         ],
     },
     license="Apache-2.0",
