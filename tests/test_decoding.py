@@ -379,3 +379,35 @@ def test_beam_search_does_not_stop_on_improbable_early_eos():
   best = seqs.numpy()[:, 0, :7]
   np.testing.assert_array_equal(best, [[2, 2, 2, 2, 2, 2, 1]] * 2)
   assert np.all(np.diff(scores.numpy(), axis=1) <= 0)  # best first
+
+
+def test_beam_search_early_stop_ends_rows_sooner_with_the_same_best_hypothesis():
+  """early_stop=True settles a row once its alive beams score no better at the current length;
+  tensor2tensor's exact bound (early_stop=False) keeps extending them towards the limit."""
+  import numpy as np  # pylint: disable=g-import-not-at-top,reimported
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top,reimported
+  from t2t_lite.decoding import search  # pylint: disable=g-import-not-at-top
+
+  steps = []
+
+  # Vocabulary {0 pad, 1 EOS, 2, 3}: token 2 for 3 positions, then EOS is the likeliest; a beam
+  # that goes on loses 1.5 a step.
+  def step_fn(ids, cache, index):
+    steps.append(1)
+    rows = tf.shape(ids)[0]
+    early = tf.constant([-30.0, -3.0, 0.0, -3.0])
+    late = tf.constant([-30.0, -0.1, -1.5, -1.5])
+    logits = tf.where(index < 3, early, late)
+    return tf.tile(logits[None, :], [rows, 1]), cache
+
+  cache = {"dummy": tf.zeros([2, 1])}
+  results = {}
+  for early_stop in (True, False):
+    del steps[:]
+    seqs, scores = search.beam_search(step_fn, 2, 40, cache, beam_size=2, alpha=0.6,
+                                      early_stop=early_stop)
+    results[early_stop] = (seqs.numpy()[:, 0, :4], scores.numpy()[:, 0], len(steps))
+  for early_stop in (True, False):
+    np.testing.assert_array_equal(results[early_stop][0], [[2, 2, 2, 1]] * 2)
+  np.testing.assert_allclose(results[True][1], results[False][1])
+  assert results[True][2] < results[False][2] < 40

@@ -51,6 +51,11 @@ def decode_hparams(overrides=""):
                          on one core, so concurrent shards are what uses the others: a batch
                          of 32 decodes ~1.4x faster on 2 cores (benchmarks/peer.py).
     log_results=True     log a few inputs, decodes and targets of the dev split.
+    early_stop=True      beam search: a row with beam_size finished hypotheses stops when
+                         its best alive one scores no better at the current length (most
+                         toolkits' rule); false: tensor2tensor's exact bound, its score at the
+                         row's limit, which keeps rows going for steps past their ends
+                         (see `search.beam_search`).
 
   Args:
     overrides: a `--decode_hparams` string, e.g. "beam_size=1,extra_length=20".
@@ -63,7 +68,7 @@ def decode_hparams(overrides=""):
   """
   hp = HParams(beam_size=4, alpha=0.6, extra_length=50, return_beams=False,
                write_beam_scores=False, batch_size=32, num_samples=1000, max_input_size=-1,
-               xla=False, shards=0, log_results=True)
+               xla=False, shards=0, log_results=True, early_stop=True)
   try:
     hp.parse(overrides or "")
   except HParamsError as e:
@@ -113,7 +118,8 @@ def check_decodable(model):
         (type(model).__name__, ", ".join(missing)))
 
 
-def decode_ids(model, inputs, beam_size=1, alpha=0.6, extra_length=50, eos_id=EOS_ID):
+def decode_ids(model, inputs, beam_size=1, alpha=0.6, extra_length=50, eos_id=EOS_ID,
+               early_stop=True):
   """Decodes a batch with the model's cache: a function of tensors, for tf.function / XLA.
 
   Args:
@@ -125,6 +131,7 @@ def decode_ids(model, inputs, beam_size=1, alpha=0.6, extra_length=50, eos_id=EO
     alpha: the length penalty exponent of beam search.
     extra_length: a row of n ids decodes at most n + extra_length positions.
     eos_id: the id that ends a sequence (None: never stop before the limit).
+    early_stop: beam search's stopping rule (see `search.beam_search`).
 
   Returns:
     {"outputs": int32 [B, K, T + extra_length] (K = beam_size, best first; EOS kept, then
@@ -152,7 +159,8 @@ def decode_ids(model, inputs, beam_size=1, alpha=0.6, extra_length=50, eos_id=EO
   else:
     ids, scores = search.beam_search(
         model.decode_step, batch_size, decode_length, cache, int(beam_size), alpha=alpha,
-        eos_id=eos_id, max_lengths=max_lengths, prefix=prefix, prefix_length=prefix_length)
+        eos_id=eos_id, max_lengths=max_lengths, prefix=prefix, prefix_length=prefix_length,
+        early_stop=early_stop)
   return {"outputs": ids, "scores": scores, "prefix_length": prefix_length}
 
 
@@ -191,8 +199,10 @@ class Decoder:
     hp = self.hparams
     beam_size, alpha, extra_length = int(hp.beam_size), float(hp.alpha), int(hp.extra_length)
 
+    early_stop = bool(hp.early_stop)
+
     def run(inputs):
-      return decode_ids(model, inputs, beam_size, alpha, extra_length, eos_id)
+      return decode_ids(model, inputs, beam_size, alpha, extra_length, eos_id, early_stop)
 
     spec = tf.TensorSpec([None, None], tf.int32)
     # No autograph: the search is explicit tf.while_loops, the model plain Python over tensors.

@@ -26,6 +26,12 @@ penalty with tensor2tensor's penalty ((5 + length) / 6) ** alpha, where length c
 positions up to and including EOS; the best beam_size extensions that do not end in EOS are
 the next alive hypotheses. A row is done when it holds beam_size finished hypotheses, or at
 its length limit, where its alive hypotheses join the finished ones (scored at that length).
+Holding beam_size finished hypotheses is not enough when an improbable EOS extension can
+reach them (a small vocabulary): the row also needs its best alive hypothesis to score no
+better than its worst finished one. `early_stop=True` (the default) compares that alive
+score at the current length, as most toolkits do; `early_stop=False` is tensor2tensor's exact
+bound, the alive log-probability over the penalty at the row's limit, which no longer
+extension can beat but which keeps every row going for several steps past its ends.
 Because only EOS among the best beam_size extensions finishes a hypothesis, beam_size=1 is
 exactly greedy search. (tensor2tensor finishes EOS among all 2 * beam_size candidates and
 stops on a score bound instead; with beam_size=1 that can return a shorter sequence than
@@ -164,7 +170,7 @@ def tile_beams(x, beam_size):
 
 def beam_search(step_fn, batch_size, decode_length, cache, beam_size, alpha=0.6,
                 eos_id=EOS_ID, max_lengths=None, prefix=None, prefix_length=None,
-                static_cache_keys=STATIC_CACHE_KEYS):
+                static_cache_keys=STATIC_CACHE_KEYS, early_stop=True):
   """Beam search with a cache (see the module docstring for the algorithm).
 
   Args:
@@ -181,6 +187,9 @@ def beam_search(step_fn, batch_size, decode_length, cache, beam_size, alpha=0.6,
     prefix: optional int [B, P], tokens forced at the first positions (a prompt).
     prefix_length: optional int [B], how many of `prefix`'s tokens each row forces.
     static_cache_keys: top-level cache keys whose tensors never change during decoding.
+    early_stop: how a row with beam_size finished hypotheses decides it is done (see the
+      module docstring): its best alive score at the current length (True) or at the row's
+      limit (False, tensor2tensor's).
 
   Returns:
     (ids int32 [B, K, decode_length], scores float32 [B, K]): the K best hypotheses of each
@@ -251,12 +260,12 @@ def beam_search(step_fn, batch_size, decode_length, cache, beam_size, alpha=0.6,
     finished_seqs = tf.where(keep[:, :, None], finished_seqs, merged_seqs)
     full = tf.reduce_all(finished_scores > NEG_INF / 2, axis=1)
     if k > 1:
-      # tensor2tensor's stopping rule: a row is settled only when no alive beam can still beat
-      # its worst finished hypothesis. Log-probabilities only fall as a beam grows, so an alive
-      # beam's best possible score is its log-probability over the penalty at the row's limit.
-      # (Stopping as soon as K hypotheses finished let improbable early-EOS extensions, which
-      # easily reach the top K with a small vocabulary, end the search.)
-      best_alive = tf.reduce_max(new_alive_log_probs, axis=1) / length_penalty(limits, alpha)
+      # K finished hypotheses settle a row only when no alive beam scores better (stopping on
+      # the count alone lets improbable early-EOS extensions, which easily reach the top K with
+      # a small vocabulary, end the search). The exact bound (tensor2tensor's) scores an alive
+      # beam at the row's limit: log-probabilities only fall as a beam grows.
+      horizon = length if early_stop else limits
+      best_alive = tf.reduce_max(new_alive_log_probs, axis=1) / length_penalty(horizon, alpha)
       full = full & (best_alive <= tf.reduce_min(finished_scores, axis=1))
     # With K = 1 the search is greedy: the single hypothesis ends at its EOS.
     done = done | at_limit | full
