@@ -53,14 +53,18 @@ def decoded_pairs(problem, data_dir, mode=ModeKeys.EVAL):
   return out
 
 
-def test_text2text_tmpdir_end_to_end(tmp_path):
-  p = registry.problem("text2text_tmpdir")
-  assert isinstance(p, Text2textTmpdir) and p.vocab_type == "subwords"
+@pytest.mark.parametrize("name,vocab_file", [
+    ("text2text_tmpdir", "vocab.text2text_tmpdir.8192.sentencepiece.model"),
+    ("text2text_tmpdir_subwords", "vocab.text2text_tmpdir.32768.subwords")])
+def test_text2text_tmpdir_end_to_end(tmp_path, name, vocab_file):
+  p = registry.problem(name)
+  assert isinstance(p, Text2textTmpdir)
   raw, data = write_pairs(tmp_path / "raw"), str(tmp_path / "data")
   assert p.check_data_files(raw) == {"train": len(TRAIN), "dev": len(EVAL)}
   p.generate_data(data, raw)
   names = sorted(os.listdir(data))
-  assert "vocab.text2text_tmpdir.32768.subwords" in names
+  assert vocab_file in names and not [n for n in names if n.startswith("vocab.") and
+                                      n != vocab_file]
   assert "text2text_tmpdir-dev-00000-of-00001" in names
   assert sum(n.startswith("text2text_tmpdir-train-") for n in names) == 10
   assert p.check_shards(data) == {"train": len(TRAIN), "dev": len(EVAL)}
@@ -163,3 +167,28 @@ def test_translate_ende_without_tfds_data_says_how_to_prepare(tmp_path):
     list(p.generate_samples(str(tmp_path), None, "train"))
   msg = str(e.value)
   assert "'wmt_t2t_translate/de-en'" in msg and "tfds build wmt_t2t_translate/de-en" in msg
+
+
+def test_text2text_tmpdir_sentencepiece_default_keeps_unseen_characters(tmp_path):
+  """The default vocabulary spells what it has no piece for in bytes: nothing becomes <unk>."""
+  p = registry.problem("text2text_tmpdir")
+  raw, data = write_pairs(tmp_path / "raw"), str(tmp_path / "data")
+  p.generate_data(data, raw)
+  enc = p.feature_encoders(data)["inputs"]
+  text = "Zoë Ångström 東京"
+  assert enc.decode(enc.encode(text)) == text
+
+
+def test_text2text_tmpdir_names_the_legacy_subword_data_dir(tmp_path):
+  """A data_dir made with the 32k subwords (the old default) is not silently given a second
+  vocabulary: the error names the problem that reads it, and that problem does."""
+  raw, data = write_pairs(tmp_path / "raw"), str(tmp_path / "data")
+  legacy = registry.problem("text2text_tmpdir_subwords")
+  legacy.generate_data(data, raw)
+  before = sorted(os.listdir(data))
+  default = registry.problem("text2text_tmpdir")
+  for use in (lambda: default.generate_data(data, raw), lambda: default.feature_encoders(data)):
+    with pytest.raises(ConfigError, match="--problem=text2text_tmpdir_subwords"):
+      use()
+  assert sorted(os.listdir(data)) == before
+  assert decoded_pairs(legacy, data) == set(EVAL)

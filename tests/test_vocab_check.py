@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-import problems  # noqa: F401  (registers text2text_tmpdir)
+import problems  # noqa: F401  (registers text2text_tmpdir_subwords)
 import t2t_lite.models  # noqa: F401
 from t2t_lite import output_dir as output_dir_lib
 from t2t_lite import registry
@@ -16,7 +16,7 @@ from t2t_lite.task import Task
 from t2t_lite.training import Trainer, averaging
 from helpers import tiny_run
 
-PROBLEM = "text2text_tmpdir"
+PROBLEM = "text2text_tmpdir_subwords"  # a text vocabulary file the tests rewrite
 PAIRS_A = [("the cat sat", "die katze sass"), ("a dog", "ein hund"),
            ("the house", "das haus"), ("good morning", "guten morgen")] * 4
 PAIRS_B = [("one two three", "eins zwei drei"), ("red blue", "rot blau"),
