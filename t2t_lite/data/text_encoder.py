@@ -11,8 +11,9 @@ problems do, when they write their data.
 - `SubwordTextEncoder`: wraps `tfds.deprecated.text.SubwordTextEncoder` (ids shifted by one
   so that 1 is EOS), built from a corpus for a target vocabulary size; also reads
   tensor2tensor's own vocabulary files (`t2t_lite.data.subword_vocab`).
-- `SentencePieceEncoder` (`t2t_lite.data.sentencepiece_encoder`, needs `sentencepiece`): a
-  SentencePiece model, much faster to build than subwords.
+- `t2t_lite.data.sentencepiece_encoder.SentencePieceEncoder` (needs `sentencepiece`): a
+  SentencePiece model, much faster to build than subwords. It is a `TextEncoder` and lives
+  in its own module, which imports this one (never the reverse).
 - `ClassLabelEncoder`: class names <-> a single class id (no reserved ids).
 
 Vocabulary files are read and written through `tf.io.gfile`.
@@ -390,11 +391,3 @@ class ImageEncoder:
 def _tfds_text():
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   return tfds.deprecated.text
-
-
-def __getattr__(name):
-  # `text_encoder.SentencePieceEncoder`, imported on first use (it needs sentencepiece).
-  if name == "SentencePieceEncoder":
-    from t2t_lite.data import sentencepiece_encoder  # pylint: disable=g-import-not-at-top
-    return sentencepiece_encoder.SentencePieceEncoder
-  raise AttributeError("module %r has no attribute %r" % (__name__, name))
