@@ -105,7 +105,7 @@ class Task:
     `common_hparams.dtype_policy`, for decoding with `inference`); Keras's global policy is
     left as it was. Call it inside a tf.distribute strategy's scope to mirror the weights.
     """
-    value = self.hparams.get("mixed_precision", "")
+    value = common_hparams.get(self.hparams, "mixed_precision")
     policy = common_hparams.dtype_policy(value, inference=inference)
     hparams = self.hparams
     if value == "auto":  # the model is given the policy "auto" resolved to here

@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from t2t_lite.decoding import export_logits_model
 from t2t_lite.errors import ConfigError
 from t2t_lite.training import SCHEDULES, Trainer, TrainingDivergedError, train_supervised
 from t2t_lite.models import metrics as metrics_lib
+from t2t_lite.training import distribute
 from t2t_lite.training import optimizers
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -141,7 +143,7 @@ def test_summaries_are_written_for_tensorboard(tmp_path):
 def test_exported_saved_model_loads_in_a_fresh_process(tmp_path):
   trainer = make_trainer(tmp_path, 5)
   trainer.train()
-  export_dir = trainer.export_saved_model()
+  export_dir = trainer.export_saved_model(export_logits_model)
   features = {"inputs": np.array([[2, 3, 1, 0]], np.int32),
               "targets": np.array([[3, 2, 1, 0]], np.int32)}
   expected = trainer.model(features, training=False).numpy()
@@ -198,7 +200,7 @@ def test_ema_average_is_checkpointed_and_is_what_inference_and_export_use(tmp_pa
   for a, v in zip(averages, model.trainable_variables):
     np.testing.assert_array_equal(a, v.numpy())
   features = {"inputs": tf.constant([[2, 3, 1, 0]]), "targets": tf.constant([[3, 2, 1, 0]])}
-  exported = tf.saved_model.load(trainer.export_saved_model())
+  exported = tf.saved_model.load(trainer.export_saved_model(export_logits_model))
   np.testing.assert_allclose(exported.serve(features).numpy(), model(features, training=False).numpy(),
                              rtol=1e-5, atol=1e-6)
   # A checkpoint without the optimizer (here an average of checkpoints) holds the weights
@@ -443,3 +445,22 @@ def test_flag_name_lists_are_the_library_s():
   from t2t_lite.training import distribute
   assert t2t_flags.SCHEDULES is SCHEDULES is constants.SCHEDULES
   assert t2t_flags.DISTRIBUTION_STRATEGIES is distribute.STRATEGIES
+
+
+@pytest.mark.parametrize("tf_config, chief", [
+    (None, True),
+    ("not json", True),  # create_strategy reports it
+    ({"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 0}}, True),
+    ({"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 0}}, True),
+    ({"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 1}}, False),
+    ({"cluster": {"chief": ["c:1"], "worker": ["a:1"]}, "task": {"type": "chief"}}, True),
+    ({"cluster": {"chief": ["c:1"], "worker": ["a:1"]}, "task": {"type": "worker", "index": 0}},
+     False),
+])
+def test_is_chief_reads_tf_config(monkeypatch, tf_config, chief):
+  if tf_config is None:
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+  else:
+    monkeypatch.setenv("TF_CONFIG", tf_config if isinstance(tf_config, str) else
+                       json.dumps(tf_config))
+  assert distribute.is_chief() is chief

@@ -10,6 +10,7 @@ import problems  # noqa: F401  (registers tiny_algo)
 import t2t_lite.models  # noqa: F401
 from t2t_lite import output_dir as output_dir_lib
 from t2t_lite import registry
+from t2t_lite.decoding import DevBleu
 from t2t_lite.decoding import decoder as decoder_lib
 from t2t_lite.decoding import runner
 from t2t_lite.errors import ConfigError
@@ -41,7 +42,7 @@ def make(data_dir, out, hparams="", **kwargs):
 def test_bleu_best_checkpoint_and_average(data_dir, tmp_path):
   out = str(tmp_path / "run")
   trainer = make(data_dir, out, eval_bleu_samples=16,
-                 decode_hparams=decoder_lib.decode_hparams("beam_size=1"),
+                 dev_bleu=DevBleu(decoder_lib.decode_hparams("beam_size=1")),
                  keep_best_by="accuracy", average_last_checkpoints=3)
   seen = []
   original = trainer.evaluate

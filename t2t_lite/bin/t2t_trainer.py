@@ -27,7 +27,6 @@ def main(argv):
   from t2t_lite import output_dir as output_dir_lib
   from t2t_lite import registry
   from t2t_lite.constants import TRAINING_SCHEDULES
-  from t2t_lite.errors import ConfigError
 
   FLAGS = flags.FLAGS  # pylint: disable=invalid-name
   t2t_flags.set_hparams_from_args(argv[1:])
@@ -36,11 +35,12 @@ def main(argv):
     print(registry.help_string())
     return 0
 
+  from t2t_lite.training import distribute  # pylint: disable=g-import-not-at-top
   from t2t_lite.training import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
   common.require_flags("problem", "model", "hparams_set", "data_dir", "output_dir")
+  # The Trainer's own checks, run before anything is written.
   trainer_lib.check_schedule(FLAGS.schedule)
-  if FLAGS.train_steps < 0:
-    raise ConfigError("--train_steps=%d: must be >= 0." % FLAGS.train_steps)
+  trainer_lib.check_train_steps(FLAGS.train_steps)
   data_dir = os.path.expanduser(FLAGS.data_dir)
   output_dir = os.path.expanduser(FLAGS.output_dir)
   problem = registry.problem(FLAGS.problem)
@@ -55,13 +55,12 @@ def main(argv):
   # Nothing runs TensorFlow ops before the strategy exists (a multi-worker strategy must come
   # first); the lock and the hparams check only touch files, so that their errors come
   # before the strategy's log line.
-  lock = output_dir_lib.acquire_lock(output_dir) if trains and is_chief() else None
+  lock = output_dir_lib.acquire_lock(output_dir) if trains and distribute.is_chief() else None
   try:
     if not FLAGS.overwrite_output_hparams:
       output_dir_lib.check_hparams(output_dir, hparams)  # a conflict fails here
-    from t2t_lite.training import create_strategy  # pylint: disable=g-import-not-at-top
-    strategy = create_strategy(FLAGS.distribution_strategy, FLAGS.use_tpu, FLAGS.tpu,
-                               FLAGS.worker_gpu)
+    strategy = distribute.create_strategy(FLAGS.distribution_strategy, FLAGS.use_tpu,
+                                          FLAGS.tpu, FLAGS.worker_gpu)
     if FLAGS.generate_data:
       if not problem.data_exists(data_dir):
         logging.info("Generating data for %s in %s", FLAGS.problem, data_dir)
@@ -86,12 +85,12 @@ def check_data(problem, data_dir, hparams, schedule):
 
 def _train(FLAGS, problem, hparams, strategy, data_dir, output_dir, trainer_lib):  # pylint: disable=invalid-name
   """Everything that writes in output_dir (run under its lock)."""
+  from t2t_lite import decoding
   from t2t_lite import flags as t2t_flags
   from t2t_lite import output_dir as output_dir_lib
   from t2t_lite.constants import TRAINING_SCHEDULES
-  from t2t_lite.decoding import decoder as decoder_lib
 
-  decode_hp = decoder_lib.decode_hparams(FLAGS.decode_hparams)
+  decode_hp = decoding.decode_hparams(FLAGS.decode_hparams)
   output_dir_lib.save_or_check_hparams(output_dir, hparams, t2t_flags.flags_text(),
                                        overwrite=FLAGS.overwrite_output_hparams)
   trainer = trainer_lib.Trainer(
@@ -100,7 +99,7 @@ def _train(FLAGS, problem, hparams, strategy, data_dir, output_dir, trainer_lib)
       save_checkpoints_steps=FLAGS.save_checkpoints_steps or FLAGS.local_eval_frequency,
       keep_checkpoint_max=FLAGS.keep_checkpoint_max,
       log_step_count_steps=FLAGS.log_step_count_steps, random_seed=FLAGS.random_seed,
-      eval_bleu_samples=FLAGS.eval_bleu_samples, decode_hparams=decode_hp,
+      eval_bleu_samples=FLAGS.eval_bleu_samples, dev_bleu=decoding.DevBleu(decode_hp),
       keep_best_by=FLAGS.keep_best_by, average_last_checkpoints=FLAGS.average_last_checkpoints)
   if FLAGS.schedule in TRAINING_SCHEDULES:
     print("Training %s (%s) on %s to step %d; checkpoints and summaries in %s" % (
@@ -121,34 +120,14 @@ def _train(FLAGS, problem, hparams, strategy, data_dir, output_dir, trainer_lib)
 
 def export(trainer, keep_best_by):
   """Exports the trained model, or with --keep_best_by the best one kept in OUTPUT_DIR/best."""
-  if not keep_best_by:
-    return trainer.export_saved_model()
-  import os.path  # pylint: disable=g-import-not-at-top
-
   from t2t_lite import constants  # pylint: disable=g-import-not-at-top
-  from t2t_lite.decoding import export as export_lib  # pylint: disable=g-import-not-at-top
+  from t2t_lite import decoding  # pylint: disable=g-import-not-at-top
+  if not keep_best_by:
+    return trainer.export_saved_model(decoding.export_logits_model)
   best_dir = os.path.join(trainer.output_dir, constants.BEST_DIR)
   model, _ = trainer.task.restore_for_inference(best_dir)
-  return export_lib.export_logits_model(trainer.task, model,
-                                        os.path.join(best_dir, constants.EXPORT_DIR))
-
-
-def is_chief():
-  """False on the non-chief workers of a multi-worker run (TF_CONFIG), which share the
-  chief's output_dir; True otherwise."""
-  import json  # pylint: disable=g-import-not-at-top
-  try:
-    config = json.loads(os.environ.get("TF_CONFIG", "") or "{}")
-  except ValueError:
-    return True  # create_strategy reports the bad TF_CONFIG
-  cluster = config.get("cluster") or {}
-  task = config.get("task") or {}
-  kind, index = task.get("type"), task.get("index", 0)
-  if not kind or len(cluster.get("worker", [])) + len(cluster.get("chief", [])) <= 1:
-    return True
-  if cluster.get("chief"):
-    return kind == "chief"
-  return kind == "worker" and int(index or 0) == 0
+  return decoding.export_logits_model(trainer.task, model,
+                                      os.path.join(best_dir, constants.EXPORT_DIR))
 
 
 def format_results(results, problem_name):

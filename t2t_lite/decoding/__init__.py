@@ -18,6 +18,8 @@
 - `export`: `export_decoder`, a SavedModel mapping raw strings to decoded strings,
   `export_logits_model` (feature dict -> logits), and `InGraphCodec`, a problem's encoder as
   TensorFlow ops.
+- `DevBleu`: sacreBLEU of decoded dev examples, the `dev_bleu` a `Trainer` is given for
+  `--eval_bleu_samples` (training/ does not import decoding/: what it needs is passed in).
 """
 from t2t_lite.decoding.decoder import Decoder
 from t2t_lite.decoding.decoder import check_decodable
@@ -34,6 +36,7 @@ from t2t_lite.decoding.runner import decode_from_file
 from t2t_lite.decoding.runner import decode_interactive
 from t2t_lite.decoding.runner import decode_lines
 from t2t_lite.decoding.runner import default_decode_to_file
+from t2t_lite.decoding.runner import dev_bleu
 from t2t_lite.decoding.runner import encode_lines
 from t2t_lite.decoding.runner import exact_match_rate
 from t2t_lite.decoding.runner import format_decodes
@@ -46,10 +49,34 @@ from t2t_lite.decoding.search import greedy_search
 from t2t_lite.decoding.search import length_penalty
 
 __all__ = [
-    "Decoder", "ExportNotSupportedError", "InGraphCodec", "beam_search", "check_decodable",
-    "decode_dataset", "decode_from_file", "decode_hparams", "decode_ids", "decode_interactive",
-    "decode_lines", "default_decode_to_file", "encode_lines", "exact_match_rate",
-    "export_decoder", "export_logits_model", "format_decodes", "format_metrics",
-    "greedy_search", "length_penalty", "make_serving_fn", "read_decode_file", "restore_model",
-    "sequence_metrics", "strip_ids",
+    "Decoder", "DevBleu", "ExportNotSupportedError", "InGraphCodec", "beam_search",
+    "check_decodable", "decode_dataset", "decode_from_file", "decode_hparams", "decode_ids",
+    "decode_interactive", "decode_lines", "default_decode_to_file", "encode_lines",
+    "exact_match_rate", "export_decoder", "export_logits_model", "format_decodes",
+    "format_metrics", "greedy_search", "length_penalty", "make_serving_fn", "read_decode_file",
+    "restore_model", "sequence_metrics", "strip_ids",
 ]
+
+
+class DevBleu:
+  """`DevBleu(hparams)(model, task, num_samples)`: the sacreBLEU (0-100, cased) of
+  `num_samples` dev examples decoded by `model` with the decode hparams `hparams` (None:
+  `decode_hparams()`), against their targets (`runner.dev_bleu`).
+
+  A Trainer's evaluations call it with the same model each time: the Decoder (and its traced
+  search) is made once per model.
+
+      trainer = Trainer(..., eval_bleu_samples=200,
+                        dev_bleu=DevBleu(decode_hparams("beam_size=4")))
+  """
+
+  def __init__(self, hparams=None):
+    self.decode_hparams = hparams
+    self._model = None
+    self._decoder = None
+
+  def __call__(self, model, task, num_samples):
+    if self._model is not model:
+      self._decoder = Decoder(model, self.decode_hparams)
+      self._model = model
+    return dev_bleu(self._decoder, task, num_samples)

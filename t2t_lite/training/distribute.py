@@ -16,13 +16,36 @@ from t2t_lite.constants import DISTRIBUTION_STRATEGIES as STRATEGIES
 from t2t_lite.errors import ConfigError
 
 
-def _tf_config_workers():
+def _tf_config():
+  """TF_CONFIG as a dict ({} when unset); a ConfigError when it is not valid JSON."""
   try:
     config = json.loads(os.environ.get("TF_CONFIG", "") or "{}")
   except ValueError as e:
     raise ConfigError("TF_CONFIG is not valid JSON: %s" % e) from None
-  cluster = config.get("cluster", {})
+  return config
+
+
+def _workers(config):
+  cluster = config.get("cluster") or {}
   return len(cluster.get("worker", [])) + len(cluster.get("chief", []))
+
+
+def is_chief():
+  """False on the non-chief workers of a multi-worker run (TF_CONFIG), which share the
+  chief's output_dir; True otherwise (and for a TF_CONFIG that is not valid JSON, which
+  `create_strategy` reports)."""
+  try:
+    config = _tf_config()
+  except ConfigError:
+    return True
+  cluster = config.get("cluster") or {}
+  task = config.get("task") or {}
+  kind, index = task.get("type"), task.get("index", 0)
+  if not kind or _workers(config) <= 1:
+    return True
+  if cluster.get("chief"):
+    return kind == "chief"
+  return kind == "worker" and int(index or 0) == 0
 
 
 def _tpu_strategy(tpu):
@@ -52,7 +75,7 @@ def create_strategy(distribution_strategy="auto", use_tpu=False, tpu=None, worke
   if name == "auto":
     if use_tpu or tpu:
       name = "tpu"
-    elif _tf_config_workers() > 1:
+    elif _workers(_tf_config()) > 1:
       name = "multi_worker_mirrored"
     elif len(gpus) > 1:
       name = "mirrored"

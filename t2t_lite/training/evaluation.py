@@ -1,7 +1,7 @@
 """Evaluation for the trainer: teacher-forced metrics, decoded sacreBLEU, the best checkpoint.
 
     evaluator = Evaluator(task, model, strategy, output_dir, global_step,
-                          bleu_samples=200, decode_hparams=decode_hparams("beam_size=4"),
+                          bleu_samples=200, dev_bleu=decoding.DevBleu(decode_hparams),
                           keep_best_by="bleu")
     results = evaluator.evaluate(eval_steps=100, reading_errors=..., summary_writer=..., log=...)
 
@@ -10,9 +10,10 @@ Each evaluation
 - runs the Task's eval step over `eval_steps` batches of the eval split under the strategy and
   adds up every metric's (numerator, denominator) pair (approx_bleu_score, the cheap
   teacher-forced proxy, is added up on the host from the argmax predictions);
-- with `bleu_samples` > 0, decodes that many dev examples with the decode hparams (greedy or
-  beam search, as t2t-decoder would), detokenizes them with the problem's target encoder and
-  scores them against their references with sacreBLEU: `bleu` (0-100);
+- with `bleu_samples` > 0, has `dev_bleu` decode that many dev examples (greedy or beam
+  search, as t2t-decoder would: `t2t_lite.decoding.DevBleu`, passed in, since training/ does
+  not import decoding/), detokenize them with the problem's target encoder and score them
+  against their references with sacreBLEU: `bleu` (0-100);
 - writes every value to the eval summaries and OUTPUT_DIR/eval_results.json;
 - with `keep_best_by` (a metric name), saves the model to OUTPUT_DIR/best when the metric beats
   the best value so far ("loss" is lower-is-better, every other metric higher-is-better), with
@@ -43,26 +44,29 @@ class Evaluator:
     output_dir: the run's directory.
     global_step: the step variable (the results are labelled with it).
     bleu_samples: dev examples decoded for `bleu` at each evaluation (0: none).
-    decode_hparams: the decode hparams for `bleu` (t2t_lite.decoding.decode_hparams()).
+    dev_bleu: with bleu_samples, a function (model, task, num_samples) -> the sacreBLEU of
+      num_samples decoded dev examples (`t2t_lite.decoding.DevBleu(decode_hparams)`).
     keep_best_by: a metric name: keep the best model in OUTPUT_DIR/best; "" or None: don't.
   """
 
   def __init__(self, task, model, strategy, output_dir, global_step, bleu_samples=0,
-               decode_hparams=None, keep_best_by=None):
+               dev_bleu=None, keep_best_by=None):
     self.task = task
     self.model = model
     self.strategy = strategy
     self.output_dir = output_dir
     self.global_step = global_step
     self.bleu_samples = int(bleu_samples or 0)
-    self.decode_hparams = decode_hparams
+    self.dev_bleu = dev_bleu
     self.keep_best_by = keep_best_by or None
     if self.bleu_samples and not task.sequence_targets:
       raise ConfigError("--eval_bleu_samples: problem %s has class-label targets; BLEU scores "
                         "decoded sequences." % task.problem.name)
+    if self.bleu_samples and dev_bleu is None:
+      raise ValueError("bleu_samples=%d needs dev_bleu, the function that decodes and scores "
+                       "them (t2t_lite.decoding.DevBleu(decode_hparams))." % self.bleu_samples)
     self._eval_fn = None
     self._eval_spec = None
-    self._decoder = None
     self._best = None
 
   # -- teacher-forced metrics ------------------------------------------------------------------
@@ -133,11 +137,7 @@ class Evaluator:
 
   def decoded_bleu(self):
     """sacreBLEU (0-100) of `bleu_samples` decoded dev examples against their targets."""
-    from t2t_lite.decoding import decoder as decoder_lib  # pylint: disable=g-import-not-at-top
-    from t2t_lite.decoding import runner  # pylint: disable=g-import-not-at-top
-    if self._decoder is None:
-      self._decoder = decoder_lib.Decoder(self.model, self.decode_hparams)
-    return runner.dev_bleu(self._decoder, self.task, self.bleu_samples)
+    return self.dev_bleu(self.model, self.task, self.bleu_samples)
 
   # -- one evaluation ----------------------------------------------------------------------------
 

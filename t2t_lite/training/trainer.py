@@ -33,6 +33,7 @@ from t2t_lite import output_dir as output_dir_lib
 from t2t_lite.constants import SCHEDULES, TRAINING_SCHEDULES, ModeKeys
 from t2t_lite.errors import ConfigError, T2TUserError
 from t2t_lite.task import Task
+from t2t_lite.training import averaging
 from t2t_lite.training import evaluation
 from t2t_lite.training import optimizers
 from t2t_lite.training.checkpoints import TrainingCheckpoint
@@ -45,9 +46,16 @@ class TrainingDivergedError(T2TUserError, FloatingPointError):
 
 
 def check_schedule(schedule):
+  """A ConfigError for a schedule `Trainer.run` does not know."""
   if schedule not in SCHEDULES:
     raise ConfigError("--schedule=%s: unknown schedule; use one of %s."
                       % (schedule, ", ".join(SCHEDULES)))
+
+
+def check_train_steps(train_steps):
+  """A ConfigError for a `train_steps` a Trainer refuses (None or negative)."""
+  if train_steps is None or int(train_steps) < 0:
+    raise ConfigError("--train_steps=%s: must be >= 0." % train_steps)
 
 
 class Trainer:
@@ -69,7 +77,9 @@ class Trainer:
     continuous_eval_timeout: seconds `continuous_eval` waits for a new checkpoint.
     eval_bleu_samples: decode this many dev examples at each evaluation and report their
       sacreBLEU as "bleu" (0: don't).
-    decode_hparams: the decode hparams of that decoding (default: decode_hparams()).
+    dev_bleu: with eval_bleu_samples, what decodes and scores them: a function (model, task,
+      num_samples) -> sacreBLEU, `t2t_lite.decoding.DevBleu(decode_hparams)` (training/ does
+      not import decoding/, so it is passed in).
     keep_best_by: keep the model with the best value of this eval metric in OUTPUT_DIR/best.
     average_last_checkpoints: after training, average the last N checkpoints into
       OUTPUT_DIR/avg (0: don't).
@@ -78,10 +88,9 @@ class Trainer:
   def __init__(self, problem, model_name, hparams, data_dir, output_dir, train_steps,
                strategy=None, save_checkpoints_steps=1000, keep_checkpoint_max=20,
                log_step_count_steps=100, random_seed=None, continuous_eval_timeout=600,
-               eval_bleu_samples=0, decode_hparams=None, keep_best_by=None,
+               eval_bleu_samples=0, dev_bleu=None, keep_best_by=None,
                average_last_checkpoints=0):
-    if train_steps is None or int(train_steps) < 0:
-      raise ConfigError("--train_steps=%s: must be a number >= 0." % train_steps)
+    check_train_steps(train_steps)
     if random_seed is not None:
       keras.utils.set_random_seed(int(random_seed))
     self.task = problem if isinstance(problem, Task) else Task(
@@ -94,7 +103,7 @@ class Trainer:
     self.log_step_count_steps = max(1, int(log_step_count_steps or 100))
     self.continuous_eval_timeout = continuous_eval_timeout
     self.eval_bleu_samples = int(eval_bleu_samples or 0)
-    self.decode_hparams = decode_hparams
+    self.dev_bleu = dev_bleu
     self.keep_best_by = keep_best_by or None
     self.average_last_checkpoints = int(average_last_checkpoints or 0)
     if self.average_last_checkpoints:
@@ -117,7 +126,7 @@ class Trainer:
     # Grappler options for the train and eval functions (bfloat16 on a CPU: no MatMul+BiasAdd
     # fusion, see hardware.graph_options); set around their calls, not for the whole process.
     self._graph_options = hardware.graph_options(common_hparams.dtype_policy(
-        self.hparams.get("mixed_precision", "")))
+        common_hparams.get(self.hparams, "mixed_precision")))
     if self._graph_options:
       logging.info("Graph options for training and evaluation: %s", self._graph_options)
     self._train_iterator = None
@@ -318,7 +327,7 @@ class Trainer:
     if self._evaluator is None:
       self._evaluator = evaluation.Evaluator(
           self.task, self.model, self.strategy, self.output_dir, self.global_step,
-          bleu_samples=self.eval_bleu_samples, decode_hparams=self.decode_hparams,
+          bleu_samples=self.eval_bleu_samples, dev_bleu=self.dev_bleu,
           keep_best_by=self.keep_best_by)
     # With hparams.ema_momentum the moving average of the weights is what is evaluated (and
     # kept as OUTPUT_DIR/best); training continues from the weights themselves.
@@ -344,7 +353,6 @@ class Trainer:
 
   def average_checkpoints(self):
     """Averages the last `average_last_checkpoints` checkpoints into OUTPUT_DIR/avg."""
-    from t2t_lite.training import averaging  # pylint: disable=g-import-not-at-top
     path = averaging.average_checkpoints(self.output_dir, self.average_last_checkpoints,
                                          max_to_keep=1)
     self._log_time("averaged the last %d checkpoints into %s" % (
@@ -352,13 +360,19 @@ class Trainer:
     return path
 
   # ---------------------------------------------------------------- export
-  def export_saved_model(self, export_dir=None):
-    """Writes a SavedModel whose `serving_default` maps the feature dict to logits
-    (default OUTPUT_DIR/export)."""
-    from t2t_lite.decoding import export  # pylint: disable=g-import-not-at-top
+  def export_saved_model(self, exporter, export_dir=None):
+    """Exports the model as it is evaluated (the moving average of its weights, with
+    hparams.ema_momentum) to export_dir (default OUTPUT_DIR/export); returns the path.
+
+    Args:
+      exporter: a function (task, model, export_dir) that writes the SavedModel and returns
+        its path: `t2t_lite.decoding.export_logits_model` (feature dict -> logits). Passed
+        in: training/ does not import decoding/.
+      export_dir: where to write it.
+    """
     export_dir = export_dir or os.path.join(self.output_dir, constants.EXPORT_DIR)
     with self.ema_weights():
-      return export.export_logits_model(self.task, self.model, export_dir)
+      return exporter(self.task, self.model, export_dir)
 
   # ---------------------------------------------------------------- schedules
   def run(self, schedule="continuous_train_and_eval", eval_steps=100,
