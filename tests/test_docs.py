@@ -1,5 +1,5 @@
 """The docs name only things that exist: every path, flag, script and registered name that
-README.md and docs/ARCHITECTURE.md mention is checked against the code."""
+README.md, docs/ARCHITECTURE.md and docs/HISTORY.md mention is checked against the code."""
 import os
 import re
 import subprocess
@@ -7,7 +7,8 @@ import subprocess
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DOCS = ("README.md", os.path.join("docs", "ARCHITECTURE.md"))
+DOCS = ("README.md", os.path.join("docs", "ARCHITECTURE.md"),
+        os.path.join("docs", "HISTORY.md"))
 
 # Names the docs use on purpose although nothing defines them: the troubleshooting table's
 # misspellings, README's own user-defined example, placeholders, tensor2tensor's flag names
