@@ -76,8 +76,7 @@ def transformer_base():
   hparams.learning_rate_constant = 2.0
   # 4000 warmup steps: the paper's value and transformer_base_v1's. (Deviation:
   # tensor2tensor's transformer_base_v2/v3 use 8000, which peaks at a rate sqrt(2) lower,
-  # later.) Kept at 4000, the paper's; --hparams=learning_rate_warmup_steps=8000 gives v3
-  # exactly.
+  # later; --hparams=learning_rate_warmup_steps=8000 gives v3 exactly.)
   hparams.learning_rate_warmup_steps = 4000
   return hparams
 
