@@ -131,6 +131,8 @@ def test_a_better_metric_later_replaces_the_best_and_a_rerun_remembers_it(data_d
 def test_bad_settings_are_config_errors(data_dir, tmp_path):
   with pytest.raises(ConfigError, match="average_last_checkpoints=5: the run keeps at most 3"):
     make(data_dir, str(tmp_path / "a"), average_last_checkpoints=5)
+  with pytest.raises(ValueError, match="16 BLEU samples need dev_bleu"):  # decoding.DevBleu
+    make(data_dir, str(tmp_path / "c"), eval_bleu_samples=16)
   trainer = make(data_dir, str(tmp_path / "b"), keep_best_by="blue")
   with pytest.raises(ConfigError, match="keep_best_by=blue: the evaluation has no such metric"):
     trainer.run("train_and_evaluate", eval_steps=1, local_eval_frequency=6)

@@ -34,6 +34,13 @@ from t2t_lite.models import metrics as metrics_lib
 LOWER_IS_BETTER = ("loss",)
 
 
+def check_dev_bleu(bleu_samples, dev_bleu):
+  """A ValueError for BLEU samples without the function that decodes and scores them."""
+  if bleu_samples and dev_bleu is None:
+    raise ValueError("%d BLEU samples need dev_bleu, the function that decodes and scores "
+                     "them (t2t_lite.decoding.DevBleu(decode_hparams))." % bleu_samples)
+
+
 class Evaluator:
   """Evaluates a Task's model (see the module docstring).
 
@@ -62,9 +69,7 @@ class Evaluator:
     if self.bleu_samples and not task.sequence_targets:
       raise ConfigError("--eval_bleu_samples: problem %s has class-label targets; BLEU scores "
                         "decoded sequences." % task.problem.name)
-    if self.bleu_samples and dev_bleu is None:
-      raise ValueError("bleu_samples=%d needs dev_bleu, the function that decodes and scores "
-                       "them (t2t_lite.decoding.DevBleu(decode_hparams))." % self.bleu_samples)
+    check_dev_bleu(self.bleu_samples, dev_bleu)
     self._eval_fn = None
     self._eval_spec = None
     self._best = None

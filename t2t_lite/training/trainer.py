@@ -104,6 +104,7 @@ class Trainer:
     self.continuous_eval_timeout = continuous_eval_timeout
     self.eval_bleu_samples = int(eval_bleu_samples or 0)
     self.dev_bleu = dev_bleu
+    evaluation.check_dev_bleu(self.eval_bleu_samples, dev_bleu)
     self.keep_best_by = keep_best_by or None
     self.average_last_checkpoints = int(average_last_checkpoints or 0)
     if self.average_last_checkpoints:
