@@ -9,8 +9,10 @@
     lock.release()
 
 Every file is written under a temporary name and renamed over the real one, so a reader (or a
-run killed mid-write) never sees half of one. All access goes through tf.io.gfile, so `gs://`
-paths work; TensorFlow is imported only when a file is touched.
+run killed mid-write) never sees half of one (`t2t_lite.utils.atomic_write`). All access goes
+through tf.io.gfile, so `gs://` paths work; TensorFlow is imported only when a file is touched.
+The checkpoints (listing, checking, moving aside, restoring the newest good one) are
+`t2t_lite.utils.checkpoint_files`; both are re-exported here, where their callers reach them.
 """
 import json
 import os
@@ -19,89 +21,21 @@ from absl import logging
 
 from t2t_lite import constants
 from t2t_lite import registry
-from t2t_lite.errors import (CheckpointNotFoundError, CheckpointUnreadableError, ConfigError,
-                             HParamsError, OutputWriteError)
+from t2t_lite.errors import ConfigError, HParamsError, OutputWriteError  # noqa: F401
 from t2t_lite.hparams import HParams
+# Callers reach the atomic writes and the checkpoint files through this module.
+from t2t_lite.utils.atomic_write import (free_space, write_errors, write_failed,  # noqa: F401
+                                         write_json_atomically, write_lines_atomically,
+                                         write_text_atomically)
+from t2t_lite.utils.checkpoint_files import (checkpoint_files, checkpoint_paths,  # noqa: F401
+                                             latest_checkpoint, move_checkpoint_aside,
+                                             restore_newest_good, unreadable_checkpoint_errors,
+                                             verify_checkpoint)
 
 
 def _gfile():
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   return tf.io.gfile
-
-
-# -- atomic writes -----------------------------------------------------------------------------
-
-
-def free_space(path):
-  """The free space of the file system holding `path` (or its nearest existing parent), as
-  text: "1.2 GB free", or "free space unknown" for a remote path."""
-  import shutil  # pylint: disable=g-import-not-at-top
-  if "://" in path and not path.startswith("file://"):
-    return "free space unknown"
-  path = os.path.abspath(path.replace("file://", "", 1))
-  while path and not os.path.exists(path):
-    path = os.path.dirname(path)
-  try:
-    free = shutil.disk_usage(path or "/").free
-  except OSError:
-    return "free space unknown"
-  for unit, size in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
-    if free >= size:
-      return "%.1f %s free" % (free / size, unit)
-  return "%d bytes free" % free
-
-
-def write_failed(what, path, error, kept=None):
-  """The OutputWriteError for a failed write: what, where, why, the free space seen there and
-  what complete files are kept (`kept`, a phrase)."""
-  why = _first_line(error)
-  return OutputWriteError(
-      "could not write %s %s (%s; %s there)%s. Free some space or point the run at a "
-      "writable directory, then run the same command again." % (
-          what, path, why, free_space(os.path.dirname(path) or "."),
-          "; %s" % kept if kept else ""))
-
-
-def write_errors():
-  """What a failed write raises: an OSError (Python) or a TensorFlow file error."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  return (OSError, tf.errors.OpError)
-
-
-def write_text_atomically(path, text, what="file"):
-  """Writes `text` to a temporary name beside `path`, then renames it over `path`.
-
-  A reader sees the old file or the new one, never part of one; a write that fails leaves no
-  temporary file behind and raises OutputWriteError (the old file, if any, is kept).
-  """
-  gfile = _gfile()
-  tmp = "%s.tmp-%d-%s" % (path, os.getpid(), os.urandom(4).hex())
-  try:
-    with gfile.GFile(tmp, "w") as f:
-      f.write(text)
-    gfile.rename(tmp, path, overwrite=True)
-  except write_errors() as e:
-    kept = "the previous %s is kept" % os.path.basename(path) if gfile.exists(path) else None
-    raise write_failed(what, path, e, kept) from None
-  finally:
-    try:
-      if gfile.exists(tmp):
-        gfile.remove(tmp)
-    except write_errors():
-      pass
-
-
-def write_json_atomically(path, obj, what="file"):
-  """`obj` as indented, key-sorted JSON, written with `write_text_atomically`."""
-  write_text_atomically(path, json.dumps(obj, indent=2, sort_keys=True) + "\n", what)
-
-
-def write_lines_atomically(path, lines):
-  """Each of `lines` and a newline, written with `write_text_atomically` (parent created)."""
-  parent = os.path.dirname(path)
-  if parent:
-    _gfile().makedirs(parent)
-  write_text_atomically(path, "".join(line + "\n" for line in lines), "the decodes")
 
 
 # -- hparams.json and flags.txt ------------------------------------------------------------------
@@ -317,146 +251,6 @@ def read_eval_results(output_dir):
     return {}
   with gfile.GFile(path, "r") as f:
     return json.loads(f.read())
-
-
-# -- checkpoints -----------------------------------------------------------------------------------
-
-
-def latest_checkpoint(output_dir):
-  """The newest checkpoint's path in output_dir.
-
-  Raises:
-    CheckpointNotFoundError: there is none.
-  """
-  paths = checkpoint_paths(output_dir)
-  if not paths:
-    raise CheckpointNotFoundError(
-        "no checkpoint in --output_dir=%s: train a model there first (t2t-trainer ... "
-        "--output_dir=%s)." % (output_dir, output_dir))
-  return paths[0]
-
-
-def checkpoint_paths(output_dir):
-  """The checkpoints the output_dir's state file lists whose index exists, newest first."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  state = tf.train.get_checkpoint_state(output_dir) if output_dir else None
-  if state is None:
-    return []
-  paths = list(state.all_model_checkpoint_paths) or [state.model_checkpoint_path]
-  if state.model_checkpoint_path and state.model_checkpoint_path not in paths:
-    paths.append(state.model_checkpoint_path)
-  paths = [p if os.path.isabs(p) or "://" in p else os.path.join(output_dir, p) for p in paths]
-  return [p for p in reversed(paths) if tf.io.gfile.exists(p + ".index")]
-
-
-def checkpoint_files(path):
-  """The files of checkpoint `path` (its .index and .data-* shards)."""
-  gfile = _gfile()
-  return sorted(gfile.glob(path + ".index") + gfile.glob(path + ".data-*"))
-
-
-def move_checkpoint_aside(path, why):
-  """Renames every file of checkpoint `path` to `NAME.bad-TIMESTAMP.*` (never deletes one),
-  drops it from the output_dir's checkpoint state file, and logs a warning naming it.
-
-  Returns:
-    The new name's prefix.
-  """
-  import time  # pylint: disable=g-import-not-at-top
-  gfile = _gfile()
-  aside = "%s.bad-%s" % (path, time.strftime("%Y%m%d-%H%M%S"))
-  for name in checkpoint_files(path):
-    gfile.rename(name, aside + name[len(path):], overwrite=False)
-  output_dir = os.path.dirname(path)
-  remaining = [p for p in checkpoint_paths(output_dir) if p != path]
-  state_file = os.path.join(output_dir, "checkpoint")
-  if remaining:
-    # The state file CheckpointManager reads (a CheckpointState text proto), oldest first.
-    names = [os.path.basename(p) for p in reversed(remaining)]
-    write_text_atomically(state_file, 'model_checkpoint_path: "%s"\n' % names[-1] + "".join(
-        'all_model_checkpoint_paths: "%s"\n' % name for name in names), "the checkpoint list")
-  elif gfile.exists(state_file):
-    gfile.rename(state_file, aside + ".checkpoint-state", overwrite=True)
-  logging.warning("Checkpoint %s does not restore (%s); moved it aside to %s.*", path, why,
-                  aside)
-  print("warning: checkpoint %s does not restore (%s); moved it aside to %s.*" %
-        (path, why, aside), flush=True)
-  return aside
-
-
-def restore_newest_good(output_dir, restore, move_aside=True, paths=None):
-  """Calls `restore(path)` on the newest checkpoint that restores, going back past bad ones.
-
-  A checkpoint that fails to read (a checksum error, a truncated index or data file, a
-  missing data shard: `unreadable_checkpoint_errors`) is never reported as anything else:
-  with `move_aside` (the trainer, which owns the output_dir) it is renamed aside
-  (`move_checkpoint_aside`); otherwise (an evaluator or the decoder beside a trainer) it is
-  skipped with a warning.
-
-  Args:
-    output_dir: the run's directory.
-    restore: a function of a checkpoint path that raises when the checkpoint does not read.
-    move_aside: rename bad checkpoints aside rather than only skipping them.
-    paths: the candidates, newest first (default: `checkpoint_paths(output_dir)`).
-
-  Returns:
-    The path restored, or None when output_dir has no checkpoint.
-
-  Raises:
-    CheckpointUnreadableError: there are checkpoints and none of them restores.
-  """
-  paths = checkpoint_paths(output_dir) if paths is None else list(paths)
-  failures = []
-  for path in paths:
-    try:
-      verify_checkpoint(path)
-      restore(path)
-      return path
-    except unreadable_checkpoint_errors() as e:
-      why = _first_line(e)
-      failures.append("%s (%s)" % (os.path.basename(path), why))
-      if move_aside:
-        move_checkpoint_aside(path, why)
-      else:
-        logging.warning("Skipping checkpoint %s: it does not restore (%s).", path, why)
-        print("warning: skipping checkpoint %s: it does not restore (%s)" % (path, why),
-              flush=True)
-  if not failures:
-    return None
-  raise CheckpointUnreadableError(
-      "no checkpoint in %s restores: %s. %s" % (
-          output_dir, "; ".join(failures),
-          "They were moved aside (NAME.bad-*); run again to train from step 0, or put back "
-          "good copies from a backup." if move_aside else
-          "Restore good copies from a backup, or train again."))
-
-
-def verify_checkpoint(path):
-  """Reads every tensor of checkpoint `path` (each checked against its stored checksum) without
-  touching any live object; raises one of `unreadable_checkpoint_errors` if one does not read.
-
-  Restoring a damaged checkpoint straight into a model can fail half-way and leave the
-  model's objects waiting for values from it, so a later restore of a good checkpoint would
-  fail too; reading it first keeps a bad checkpoint from touching anything.
-  """
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  dtypes = tf.train.load_checkpoint(path).get_variable_to_dtype_map()
-  names = sorted(dtypes)
-  tf.raw_ops.RestoreV2(prefix=path, tensor_names=names, shape_and_slices=[""] * len(names),
-                       dtypes=[dtypes[n] for n in names])
-
-
-def unreadable_checkpoint_errors():
-  """What reading a damaged checkpoint raises: a checksum or file error from TensorFlow, or
-  IndexError for a truncated data file. (A checkpoint of another model raises ValueError or
-  AssertionError instead: that is a configuration error, never a reason to move it aside.)"""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  return (tf.errors.OpError, IndexError)
-
-
-def _first_line(error):
-  text = getattr(error, "message", None) or str(error) or type(error).__name__
-  return " ".join(text.strip().splitlines()[0].split())[:300]
 
 
 # -- the lock ------------------------------------------------------------------------------------

@@ -27,8 +27,8 @@ from tensorflow.core.example import example_pb2
 
 from absl import logging
 
-from t2t_lite import output_dir as output_dir_lib
 from t2t_lite.data import integrity
+from t2t_lite.utils import atomic_write
 
 SHARD_RE = re.compile(r"^(?P<problem>.+)-(?P<split>[^-]+)-(?P<index>\d{5})-of-(?P<count>\d{5})$")
 _TMP_MARK = ".incomplete-"
@@ -260,7 +260,7 @@ def generate_files(generator, output_paths, max_cases=None, skip_existing=True,
   def write_failed(error):
     # Only errors of the writes themselves: a generator's own OSError is not a full disk.
     kept = [p for p in output_paths if tf.io.gfile.exists(p)]
-    return output_dir_lib.write_failed(
+    return atomic_write.write_failed(
         "the data shards", output_paths[0], error,
         "the complete shards already there are kept (%d of these %d); a rerun writes the rest"
         % (len(kept), len(output_paths)))
@@ -270,7 +270,7 @@ def generate_files(generator, output_paths, max_cases=None, skip_existing=True,
       if out_dir:
         tf.io.gfile.makedirs(out_dir)
       writers.extend(tf.io.TFRecordWriter(p) for p in tmp_paths)
-    except output_dir_lib.write_errors() as e:
+    except atomic_write.write_errors() as e:
       raise write_failed(e) from None
     num = len(writers)
     for case in generator:
@@ -279,7 +279,7 @@ def generate_files(generator, output_paths, max_cases=None, skip_existing=True,
       record = case if isinstance(case, bytes) else serialize_example(case)
       try:
         writers[count % num].write(record)
-      except output_dir_lib.write_errors() as e:
+      except atomic_write.write_errors() as e:
         raise write_failed(e) from None
       count += 1
       if progress is not None and count % 1000 == 0:
@@ -291,7 +291,7 @@ def generate_files(generator, output_paths, max_cases=None, skip_existing=True,
         w.close()
       for tmp, final in zip(tmp_paths, output_paths):
         tf.io.gfile.rename(tmp, final, overwrite=True)
-    except output_dir_lib.write_errors() as e:
+    except atomic_write.write_errors() as e:
       raise write_failed(e) from None
     done = True
   finally:

@@ -50,7 +50,7 @@ from t2t_lite.rl.loop_hparams import (check_loop_hparams, save_or_check_loop_hpa
 from t2t_lite.rl.policies import make_policy
 from t2t_lite.rl.rollouts import (compute_mean_reward, num_frames, random_rollout_subsequences,
                                   real_env_step_increment)
-from t2t_lite.utils import make_relative_timing_fn, setup_directories
+from t2t_lite.utils import atomic_write, make_relative_timing_fn, setup_directories
 
 SUBDIRECTORIES = ("data", "tmp", "world_model", ("world_model", "debug_videos"), "policy",
                   "eval_metrics")
@@ -180,7 +180,7 @@ def write_debug_video(path, tokenizer, inputs, targets, predictions, num_example
     columns = frames + [_render(true_frame), _render(pred_frame)]
     for row in range(shape[0]):
       lines.append(" | ".join(c[row] for c in columns))
-  output_dir_lib.write_lines_atomically(path, lines)
+  atomic_write.write_lines_atomically(path, lines)
   return path
 
 
@@ -364,7 +364,7 @@ def training_loop(hparams, output_dir, random_seed=None, train_fn=None,
         "examples": counts,
         "timing": log_relative_time(),
     }
-    output_dir_lib.write_json_atomically(record_path, record)
+    atomic_write.write_json_atomically(record_path, record)
     log("finished; recorded in %s", record_path)
     records.append(record)
   return records
