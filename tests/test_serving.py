@@ -227,15 +227,17 @@ def test_concurrent_requests_are_decoded_in_one_batch(model):
 
 
 def test_inputs_are_grouped_by_length(model):
-  short, long_ = ["1 0", "0 1", "1 1"], ["1 0 1 1 0 1 0 1 1 1", "0 1 1 0 1 0 1 1 0 0"]
+  long_ = ["1 0 1 1 0 1 0 1 1 1", "0 1 1 0 1 0 1 1 0 0", "1 0 1 0 1"]  # 10, 10, 5 words
+  short = ["1 0", "0 1", "1 1", "1 0 1"]  # 2, 2, 2, 3 words
   with holding_the_model(model, max_batch_size=8, batch_timeout_micros=0) as held:
     mixed = held.post(long_ + short)
-    held.release_when_queued(5)
+    held.release_when_queued(7)
     code, answer = mixed.result(WAIT)
   assert code == 200
   assert [p["outputs"] for p in answer["predictions"]] == [
       w["outputs"] for w in model.predict(long_ + short)]
-  assert held.gated.batches[1:] == [long_, short]  # the oldest's bucket first, each alone
+  # The oldest input's batch first; each batch's longest input at most twice its shortest.
+  assert held.gated.batches[1:] == [long_, short]
 
 
 def test_a_full_queue_answers_503_at_once(model):

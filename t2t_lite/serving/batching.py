@@ -9,9 +9,11 @@ TensorFlow Serving's batching knobs, with its names:
   waiting behind a backlog;
 - `num_batch_threads`: how many batches run at the same time.
 
-Inputs are grouped by length: a batch takes the oldest waiting input and only inputs of the
-same length bucket (lengths up to 2, 4, 8, ... tokens), so a short sentence is not padded to
-the longest one in the queue. A batch whose call fails is retried one input at a time, so one
+Inputs are grouped by length: a batch takes the oldest waiting input and, closest in length
+first, only inputs that keep the batch's longest input at most twice its shortest, so a short
+sentence never decodes padded to the longest one in the queue (a window around the oldest
+input's length rather than fixed buckets, so that inputs either side of a bucket boundary
+still share a batch). A batch whose call fails is retried one input at a time, so one
 bad input fails alone and the others in its batch still get their answers.
 """
 import asyncio
@@ -24,15 +26,13 @@ class QueueFullError(Exception):
   """The batching queue cannot take a request's inputs now."""
 
 
-def length_bucket(length):
-  """The bucket of an input of `length` tokens: the smallest power of two >= length."""
-  bucket = 1
-  while bucket < length:
-    bucket *= 2
-  return bucket
+def similar_lengths(shortest, longest):
+  """Whether inputs of these lengths may share a batch: the longest at most twice the
+  shortest."""
+  return longest <= 2 * max(1, shortest)
 
 
-_Item = collections.namedtuple("_Item", "text bucket future enqueued")
+_Item = collections.namedtuple("_Item", "text length future enqueued")
 
 
 class Batcher:
@@ -102,22 +102,33 @@ class Batcher:
     futures = []
     for text in texts:
       future = loop.create_future()
-      self._pending.append(_Item(text, length_bucket(self._length(text)), future, now))
+      self._pending.append(_Item(text, self._length(text), future, now))
       futures.append(future)
     self._wakeup.set()
     return asyncio.gather(*futures, return_exceptions=True)
 
-  def _bucket_count(self, bucket):
-    return sum(1 for item in self._pending if item.bucket == bucket)
+  def _similar_count(self, oldest):
+    return sum(1 for item in self._pending
+               if similar_lengths(min(item.length, oldest.length),
+                                  max(item.length, oldest.length)))
 
-  def _take(self, bucket):
-    batch, rest = [], collections.deque()
-    for item in self._pending:
-      if item.bucket == bucket and len(batch) < self.max_batch_size:
-        batch.append(item)
-      else:
-        rest.append(item)
-    self._pending = rest
+  def _take(self, oldest):
+    """The oldest input and, closest in length first, the inputs that keep the batch's
+    lengths within a factor of two; in queue order."""
+    shortest = longest = oldest.length
+    chosen = {id(oldest)}
+    others = sorted((item for item in self._pending if item is not oldest),
+                    key=lambda item: (abs(item.length - oldest.length), item.enqueued))
+    for item in others:
+      if len(chosen) == self.max_batch_size:
+        break
+      low, high = min(shortest, item.length), max(longest, item.length)
+      if similar_lengths(low, high):
+        chosen.add(id(item))
+        shortest, longest = low, high
+    batch = [item for item in self._pending if id(item) in chosen]
+    self._pending = collections.deque(
+        item for item in self._pending if id(item) not in chosen)
     return batch
 
   async def _loop(self):
@@ -132,7 +143,7 @@ class Batcher:
       oldest = self._pending[0]
       deadline = oldest.enqueued + self._timeout
       while (not (self._closing or self._no_wait) and
-             self._bucket_count(oldest.bucket) < self.max_batch_size):
+             self._similar_count(oldest) < self.max_batch_size):
         left = deadline - time.monotonic()
         if left <= 0:
           break
@@ -141,7 +152,7 @@ class Batcher:
           await asyncio.wait_for(self._wakeup.wait(), left)
         except asyncio.TimeoutError:
           break
-      batch = self._take(oldest.bucket)
+      batch = self._take(oldest)
       task = asyncio.get_running_loop().create_task(self._run(batch))
       self._running.add(task)
       task.add_done_callback(self._running.discard)
