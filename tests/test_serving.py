@@ -10,6 +10,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -245,11 +246,13 @@ def test_a_full_queue_answers_503_at_once(model):
     second = held.post(["0 1"])
     wait_until(lambda: held.server.batcher.queued == 1)
     code, answer = http(predict_url(held.url), {"instances": ["1 1"]})
+    too_many = http(predict_url(held.url), {"instances": ["1", "0"]})
     held.release_when_queued(1)
     assert second.result(WAIT)[0] == 200
     rejected = metric(held.url, 't2t_serving_requests_total{code="503"}')
   assert code == 503 and "queue is full" in answer["error"]
   assert rejected == 1
+  assert too_many[0] == 400 and "queues at most 1" in too_many[1]["error"]
 
 
 @pytest.mark.parametrize("body, message", [
@@ -307,6 +310,16 @@ def test_flag_and_export_errors(run, tmp_path):  # noqa: F811
                    hparams_set="transformer_tiny"):
     with pytest.raises(ConfigError, match="give --model"):
       t2t_serve.main(["t2t-serve"])
+
+
+def test_a_port_in_use_is_a_user_error(export_dir):
+  with socket.socket() as taken:
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    port = taken.getsockname()[1]
+    with flag_values(export_dir=export_dir, output_dir=None, host="127.0.0.1", port=port):
+      with pytest.raises(ConfigError, match="cannot listen on 127.0.0.1:%d" % port):
+        t2t_serve.main(["t2t-serve"])
 
 
 def test_versions_under_a_base_path(export_dir, tmp_path):
