@@ -6,7 +6,7 @@ home of these defaults: code that reads an hparam a partial HParams may lack fal
 `default(name)`, never to a value of its own.
 """
 from t2t_lite import registry
-from t2t_lite.errors import HParamsError
+from t2t_lite.errors import ConfigError, HParamsError
 from t2t_lite.hparams import HParams
 
 
@@ -112,3 +112,50 @@ def dtype_policy(value, inference=False):
     native = hardware.native_bfloat16() and not (inference and not hardware.accelerator())
     value = "mixed_bfloat16" if native else ""
   return None if value in ("", "float32") else value
+
+
+def create_hparams(hparams_set, overrides="", problem_name=None):
+  """The hparams set `hparams_set` with `overrides` (an `--hparams` string) applied.
+
+  The result also records where it came from, so that hparams.json in an output_dir says
+  which set and problem a run used, and `save_or_check_hparams` notices a run pointed at the
+  same output_dir with another set or problem: `hparams_set` (a str) always, and
+  `problem_name` (a str) when given. An hparams set that defines these names itself keeps
+  its own (a str one is set to the name). Overrides cannot change them.
+
+  Args:
+    hparams_set: a registered hparams set name.
+    overrides: a string for `HParams.parse`, e.g. "batch_size=1024,dropout=0.2".
+    problem_name: the problem's name, as given to --problem; None records nothing.
+
+  Returns:
+    A new HParams.
+
+  Raises:
+    UnknownNameError: for an unknown hparams set (with close matches).
+    HParamsError: for a bad overrides string.
+  """
+  if not hparams_set:
+    raise ConfigError("--hparams_set is required. %s" % _list_hint(registry.list_hparams()))
+  hp = registry.hparams(hparams_set)
+  if not isinstance(hp, HParams):
+    raise ConfigError("hparams set %r returned a %s, not an HParams." %
+                      (hparams_set, type(hp).__name__))
+  hp.parse(overrides or "")
+  _record(hp, "hparams_set", hparams_set)
+  if problem_name is not None:
+    _record(hp, "problem_name", problem_name)
+  return hp
+
+
+def _record(hp, name, value):
+  if name not in hp:
+    hp.add_hparam(name, value)
+  elif hp.get(name) is None or isinstance(hp.get(name), str):
+    hp.set_hparam(name, value)
+
+
+def _list_hint(names):
+  if not names:
+    return "None are registered; import your own with --t2t_usr_dir."
+  return "Registered: %s." % ", ".join(names[:12]) + (" ..." if len(names) > 12 else "")

@@ -1,7 +1,8 @@
 """The facts every part of t2t_lite shares, each defined once here (no TensorFlow imported).
 
 - Reserved token ids: every symbol vocabulary starts with PAD (0) and EOS (1).
-- Modes a dataset is read for (`ModeKeys`), the trainer's schedules.
+- Modes a dataset is read for (`ModeKeys`), the trainer's schedules and the defaults that
+  t2t-trainer's flags and the Trainer's arguments share.
 - The names of the files and folders t2t_lite writes in an output_dir and a data_dir.
 """
 
@@ -27,6 +28,14 @@ SCHEDULES = ("train", "evaluate", "train_and_evaluate", "continuous_train_and_ev
 # The schedules that train (and so write checkpoints and take the output_dir's lock).
 TRAINING_SCHEDULES = ("train", "train_and_evaluate", "continuous_train_and_eval")
 
+# -- the trainer's defaults: t2t-trainer's flags and the Trainer's arguments (tensor2tensor's) --
+DEFAULT_SCHEDULE = "continuous_train_and_eval"
+DEFAULT_EVAL_STEPS = 100  # batches per evaluation
+# Evaluate every this many steps; also the checkpoint interval unless --save_checkpoints_steps.
+DEFAULT_LOCAL_EVAL_FREQUENCY = 1000
+DEFAULT_KEEP_CHECKPOINT_MAX = 20  # checkpoints kept
+DEFAULT_LOG_STEP_COUNT_STEPS = 100  # a log line (and train summaries) every this many steps
+
 DISTRIBUTION_STRATEGIES = ("auto", "default", "mirrored", "multi_worker_mirrored", "tpu")
 
 # -- files in an output_dir --------------------------------------------------------------------
@@ -46,7 +55,9 @@ BEST_DIR = "best"  # --keep_best_by: the best model by an eval metric, OUTPUT_DI
 
 __all__ = [
     "PAD", "EOS", "RESERVED_TOKENS", "NUM_RESERVED_TOKENS", "PAD_ID", "EOS_ID", "ModeKeys",
-    "SCHEDULES", "TRAINING_SCHEDULES", "DISTRIBUTION_STRATEGIES", "HPARAMS_FILENAME",
+    "SCHEDULES", "TRAINING_SCHEDULES", "DEFAULT_SCHEDULE", "DEFAULT_EVAL_STEPS",
+    "DEFAULT_LOCAL_EVAL_FREQUENCY", "DEFAULT_KEEP_CHECKPOINT_MAX", "DEFAULT_LOG_STEP_COUNT_STEPS",
+    "DISTRIBUTION_STRATEGIES", "HPARAMS_FILENAME",
     "LOOP_HPARAMS_FILENAME", "VOCAB_FILENAME", "FLAGS_FILENAME", "EVAL_RESULTS_FILENAME", "LOCK_FILENAME", "CHECKPOINT_NAME",
     "TRAIN_SUMMARY_DIR", "EVAL_SUMMARY_DIR", "EXPORT_DIR", "DECODER_EXPORT_DIR", "AVERAGED_DIR",
     "BEST_DIR",

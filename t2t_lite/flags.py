@@ -37,10 +37,10 @@ import tempfile
 from absl import flags
 from absl import logging
 
-from t2t_lite import registry
+from t2t_lite import constants
+from t2t_lite.common_hparams import create_hparams  # noqa: F401  (the scripts' name for it)
 from t2t_lite.constants import DISTRIBUTION_STRATEGIES, SCHEDULES
-from t2t_lite.errors import ConfigError, HParamsError
-from t2t_lite.hparams import HParams
+from t2t_lite.errors import HParamsError
 
 FLAGS = flags.FLAGS
 
@@ -94,18 +94,19 @@ _define(flags.DEFINE_boolean, "overwrite", False,
 # Training.
 _define(flags.DEFINE_integer, "train_steps", 2000,
         "Total number of training steps (tensor2tensor: 250000).")
-_define(flags.DEFINE_integer, "eval_steps", 100, "Number of batches per evaluation.")
-_define(flags.DEFINE_integer, "local_eval_frequency", 1000,
+_define(flags.DEFINE_integer, "eval_steps", constants.DEFAULT_EVAL_STEPS,
+        "Number of batches per evaluation.")
+_define(flags.DEFINE_integer, "local_eval_frequency", constants.DEFAULT_LOCAL_EVAL_FREQUENCY,
         "Evaluate (and save a checkpoint) every this many training steps.")
-_define(flags.DEFINE_string, "schedule", "continuous_train_and_eval",
+_define(flags.DEFINE_string, "schedule", constants.DEFAULT_SCHEDULE,
         "What to run: %s." % ", ".join(SCHEDULES))
 _define(flags.DEFINE_integer, "random_seed", DEFAULT_RANDOM_SEED,
         "Seed for Python, NumPy and TensorFlow.")
-_define(flags.DEFINE_integer, "keep_checkpoint_max", 20,
+_define(flags.DEFINE_integer, "keep_checkpoint_max", constants.DEFAULT_KEEP_CHECKPOINT_MAX,
         "How many recent checkpoints to keep.")
 _define(flags.DEFINE_integer, "save_checkpoints_steps", None,
         "Save a checkpoint every this many steps; None: every --local_eval_frequency steps.")
-_define(flags.DEFINE_integer, "log_step_count_steps", 100,
+_define(flags.DEFINE_integer, "log_step_count_steps", constants.DEFAULT_LOG_STEP_COUNT_STEPS,
         "Log the loss and steps per second every this many steps.")
 _define(flags.DEFINE_integer, "eval_bleu_samples", 0,
         "At each evaluation also decode this many dev examples (with --decode_hparams) and "
@@ -186,53 +187,6 @@ def set_hparams_from_args(args):
   if settings:
     current = (FLAGS.hparams or "").strip().rstrip(",")
     FLAGS.hparams = ",".join([current] + settings if current else settings)
-
-
-def create_hparams(hparams_set, overrides="", problem_name=None):
-  """The hparams set `hparams_set` with `overrides` (an `--hparams` string) applied.
-
-  The result also records where it came from, so that hparams.json in an output_dir says
-  which set and problem a run used, and `save_or_check_hparams` notices a run pointed at the
-  same output_dir with another set or problem: `hparams_set` (a str) always, and
-  `problem_name` (a str) when given. An hparams set that defines these names itself keeps
-  its own (a str one is set to the name). Overrides cannot change them.
-
-  Args:
-    hparams_set: a registered hparams set name.
-    overrides: a string for `HParams.parse`, e.g. "batch_size=1024,dropout=0.2".
-    problem_name: the problem's name, as given to --problem; None records nothing.
-
-  Returns:
-    A new HParams.
-
-  Raises:
-    UnknownNameError: for an unknown hparams set (with close matches).
-    HParamsError: for a bad overrides string.
-  """
-  if not hparams_set:
-    raise ConfigError("--hparams_set is required. %s" % _list_hint(registry.list_hparams()))
-  hp = registry.hparams(hparams_set)
-  if not isinstance(hp, HParams):
-    raise ConfigError("hparams set %r returned a %s, not an HParams." %
-                      (hparams_set, type(hp).__name__))
-  hp.parse(overrides or "")
-  _record(hp, "hparams_set", hparams_set)
-  if problem_name is not None:
-    _record(hp, "problem_name", problem_name)
-  return hp
-
-
-def _record(hp, name, value):
-  if name not in hp:
-    hp.add_hparam(name, value)
-  elif hp.get(name) is None or isinstance(hp.get(name), str):
-    hp.set_hparam(name, value)
-
-
-def _list_hint(names):
-  if not names:
-    return "None are registered; import your own with --t2t_usr_dir."
-  return "Registered: %s." % ", ".join(names[:12]) + (" ..." if len(names) > 12 else "")
 
 
 def flags_text():

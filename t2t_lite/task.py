@@ -30,6 +30,7 @@ from t2t_lite.constants import PAD_ID, ModeKeys
 from t2t_lite.errors import ConfigError, DataNotFoundError
 from t2t_lite.models import losses
 from t2t_lite.models import metrics as metrics_lib
+from t2t_lite.utils import moving_average
 
 # The length of the dummy sequences a model is built on when a dimension is unknown.
 _BUILD_LENGTH = 4
@@ -172,8 +173,7 @@ class Task:
                                               paths=candidates)
     # A run trained with hparams.ema_momentum is evaluated with its moving average: infer
     # with it too (a checkpoint without the optimizer, averaged or best/, holds the weights).
-    from t2t_lite.training import optimizers  # pylint: disable=g-import-not-at-top
-    optimizers.load_ema_weights(self.hparams, model, path)
+    moving_average.load_ema_weights(self.hparams, model, path)
     return model, path
 
   # -- loss and metrics --------------------------------------------------------------------------

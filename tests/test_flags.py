@@ -7,6 +7,7 @@ import pytest
 from absl import flags as absl_flags
 from absl.testing import flagsaver
 
+from t2t_lite import common_hparams
 from t2t_lite import flags as t2t_flags
 from t2t_lite import output_dir as output_dir_lib
 from t2t_lite import registry
@@ -134,6 +135,22 @@ def test_hp_arg_repeating_an_hparams_name_is_an_error(saved_flags, tiny_set):
   t2t_flags.set_hparams_from_args(parse("--hparams=batch_size=16", "--hp_batch_size=4"))
   with pytest.raises(HParamsError, match="set twice"):
     t2t_flags.create_hparams(tiny_set, FLAGS.hparams)
+
+
+def test_the_trainer_defaults_are_the_flags_defaults():
+  import inspect  # pylint: disable=g-import-not-at-top
+  from t2t_lite.training.trainer import Trainer  # pylint: disable=g-import-not-at-top
+  init = inspect.signature(Trainer.__init__).parameters
+  run = inspect.signature(Trainer.run).parameters
+  for flag, default in [("keep_checkpoint_max", init["keep_checkpoint_max"]),
+                        ("log_step_count_steps", init["log_step_count_steps"]),
+                        ("local_eval_frequency", init["save_checkpoints_steps"]),
+                        ("eval_steps", run["eval_steps"]), ("schedule", run["schedule"])]:
+    assert FLAGS[flag].default == default.default, flag
+
+
+def test_create_hparams_is_common_hparams_own():
+  assert t2t_flags.create_hparams is common_hparams.create_hparams
 
 
 def test_create_hparams_records_set_and_problem(tiny_set):

@@ -34,19 +34,6 @@ SIBLINGS_APART = [{"training", "decoding"}]
 # layers/ are Keras layers: of the package they import constants alone.
 ONLY = {"layers": {"constants", "layers"}}
 
-# Imports that still break the layers, each with what fixing it needs. Delete an entry with its
-# fix; `test_known_exceptions_still_exist` fails once the import is gone.
-KNOWN_EXCEPTIONS = {
-    # Task.restore_for_inference writes the optimizer's moving average of the weights
-    # (training.optimizers.load_ema_weights) into the restored model. To pass that function in
-    # instead, decoding/runner.py (restore_model, exact_match_rate) must take and forward it.
-    ("t2t_lite.task", "t2t_lite.training"),
-    ("t2t_lite.task", "t2t_lite.training.optimizers"),
-    # world_model_hparams uses flags.create_hparams (an hparams set, its overrides, where they
-    # came from), which needs a home below rl/ (registry.py or common_hparams.py).
-    ("t2t_lite.rl.loop_hparams", "t2t_lite.flags"),
-}
-
 
 def _module_name(path):
   parts = list(path.relative_to(ROOT).with_suffix("").parts)
@@ -124,8 +111,7 @@ def _imports():
   return edges
 
 
-ALL_EDGES = _imports()
-EDGES = [edge for edge in ALL_EDGES if edge[:2] not in KNOWN_EXCEPTIONS]
+EDGES = _imports()
 
 
 def _describe(module, target, line, where):
@@ -214,12 +200,6 @@ def test_no_module_imports_a_higher_layer_or_a_sibling_kept_apart():
 def test_no_import_cycle():
   cycles = import_cycles(EDGES)
   assert not cycles, "import cycles among t2t_lite modules:\n  " + "\n  ".join(cycles)
-
-
-def test_known_exceptions_still_exist():
-  present = {edge[:2] for edge in ALL_EDGES}
-  assert not KNOWN_EXCEPTIONS - present, "fixed: delete from KNOWN_EXCEPTIONS: %s" % sorted(
-      KNOWN_EXCEPTIONS - present)
 
 
 @pytest.mark.parametrize("edge, message", [

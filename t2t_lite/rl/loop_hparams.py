@@ -115,10 +115,9 @@ def world_model_hparams(loop_hparams):
   Raises:
     UnknownNameError: an unknown set. HParamsError: a bad overrides string.
   """
-  from t2t_lite import flags as t2t_flags  # pylint: disable=g-import-not-at-top
-  hparams = t2t_flags.create_hparams(loop_hparams.world_model_hparams_set,
-                                     loop_hparams.world_model_hparams,
-                                     problem_name=loop_hparams.problem)
+  hparams = common_hparams.create_hparams(loop_hparams.world_model_hparams_set,
+                                         loop_hparams.world_model_hparams,
+                                         problem_name=loop_hparams.problem)
   # World-model examples all have one length (frame_stack_size + 1 frames of tokens), longer
   # than a set's packed rows may be (transformer_tiny packs rows of 64 tokens), and packing
   # drops examples longer than a row: no packing unless the overrides ask for it.

@@ -2,7 +2,8 @@
 
 With hparams.ema_momentum > 0 the optimizer also keeps an exponential moving average of the
 weights (keras's `use_ema`); `ema_weights` swaps it into the model for a block (the trainer's
-evaluations), `load_ema_weights` writes it into a model restored for inference.
+evaluations); `utils/moving_average.py` knows where keras keeps it and writes it into a model
+restored for inference (`load_ema_weights`).
 """
 import contextlib
 import math
@@ -13,6 +14,7 @@ from keras import ops
 
 from t2t_lite import common_hparams
 from t2t_lite.errors import HParamsError
+from t2t_lite.utils.moving_average import moving_averages
 
 OPTIMIZERS = ("adam", "adafactor", "sgd")
 LEARNING_RATE_SCHEDULES = ("noam", "constant", "cosine")
@@ -139,7 +141,7 @@ def create_optimizer(hparams, train_steps):
   # Keras updates the average in apply_gradients (inside the XLA-compiled step) and keeps it
   # in the optimizer's variables, so the training checkpoint holds it. It never overwrites
   # the weights during training (ema_overwrite_frequency=None): the trainer swaps the average
-  # in for evaluation and Task.restore_for_inference reads it (see ema_weights).
+  # in for evaluation and Task.restore_for_inference reads it (utils/moving_average.py).
   common = dict(global_clipnorm=clip, weight_decay=weight_decay)
   if ema:
     common.update(use_ema=True, ema_momentum=ema)
@@ -159,16 +161,6 @@ def create_optimizer(hparams, train_steps):
   if common_hparams.dtype_policy(_hp(hparams, "mixed_precision")) == "mixed_float16":
     opt = keras.optimizers.LossScaleOptimizer(opt)
   return opt
-
-
-def moving_averages(optimizer):
-  """The optimizer's moving averages of the weights it was built with (in that order), or
-  None when it keeps none or has not taken a step yet (the averages are zeros until then)."""
-  inner = getattr(optimizer, "inner_optimizer", optimizer)  # under a LossScaleOptimizer
-  if not getattr(inner, "use_ema", False) or int(inner.iterations.numpy()) == 0:
-    return None
-  # Keras keeps them only under this name (its own SwapEMAWeights callback reads it too).
-  return list(inner._model_variables_moving_average)  # pylint: disable=protected-access
 
 
 def _swap(variables, averages):
@@ -194,23 +186,3 @@ def ema_weights(optimizer, variables):
     yield True
   finally:
     _swap(variables, averages)
-
-
-def load_ema_weights(hparams, model, checkpoint_path):
-  """Writes the moving averages kept in a training checkpoint into `model`'s weights.
-
-  For inference from a run trained with hparams.ema_momentum > 0. Returns True, or False
-  (and leaves the weights alone) when the set keeps no average or the checkpoint holds no
-  optimizer (an averaged checkpoint, or OUTPUT_DIR/best, which holds the weights to use).
-  """
-  if not float(_hp(hparams, "ema_momentum")):
-    return False
-  optimizer = create_optimizer(hparams, 1)
-  optimizer.build(model.trainable_variables)
-  tf.train.Checkpoint(optimizer=optimizer).restore(checkpoint_path).expect_partial()
-  averages = moving_averages(optimizer)
-  if averages is None:
-    return False
-  for variable, average in zip(model.trainable_variables, averages):
-    variable.assign(average)
-  return True

@@ -30,7 +30,9 @@ from absl import logging
 from t2t_lite import common_hparams
 from t2t_lite import constants
 from t2t_lite import output_dir as output_dir_lib
-from t2t_lite.constants import SCHEDULES, TRAINING_SCHEDULES, ModeKeys
+from t2t_lite.constants import (DEFAULT_EVAL_STEPS, DEFAULT_KEEP_CHECKPOINT_MAX,
+                                DEFAULT_LOCAL_EVAL_FREQUENCY, DEFAULT_LOG_STEP_COUNT_STEPS,
+                                DEFAULT_SCHEDULE, SCHEDULES, TRAINING_SCHEDULES, ModeKeys)
 from t2t_lite.errors import ConfigError, T2TUserError
 from t2t_lite.task import Task
 from t2t_lite.training import averaging
@@ -86,10 +88,11 @@ class Trainer:
   """
 
   def __init__(self, problem, model_name, hparams, data_dir, output_dir, train_steps,
-               strategy=None, save_checkpoints_steps=1000, keep_checkpoint_max=20,
-               log_step_count_steps=100, random_seed=None, continuous_eval_timeout=600,
-               eval_bleu_samples=0, dev_bleu=None, keep_best_by=None,
-               average_last_checkpoints=0):
+               strategy=None, save_checkpoints_steps=DEFAULT_LOCAL_EVAL_FREQUENCY,
+               keep_checkpoint_max=DEFAULT_KEEP_CHECKPOINT_MAX,
+               log_step_count_steps=DEFAULT_LOG_STEP_COUNT_STEPS, random_seed=None,
+               continuous_eval_timeout=600, eval_bleu_samples=0, dev_bleu=None,
+               keep_best_by=None, average_last_checkpoints=0):
     check_train_steps(train_steps)
     if random_seed is not None:
       keras.utils.set_random_seed(int(random_seed))
@@ -100,7 +103,7 @@ class Trainer:
     self.strategy = strategy or tf.distribute.get_strategy()
     self.save_checkpoints_steps = int(save_checkpoints_steps or 0)
     self.keep_checkpoint_max = keep_checkpoint_max
-    self.log_step_count_steps = max(1, int(log_step_count_steps or 100))
+    self.log_step_count_steps = max(1, int(log_step_count_steps or DEFAULT_LOG_STEP_COUNT_STEPS))
     self.continuous_eval_timeout = continuous_eval_timeout
     self.eval_bleu_samples = int(eval_bleu_samples or 0)
     self.dev_bleu = dev_bleu
@@ -238,7 +241,7 @@ class Trainer:
     except ValueError:
       return None
 
-  def train(self, train_steps=None, eval_every=None, eval_steps=100):
+  def train(self, train_steps=None, eval_every=None, eval_steps=DEFAULT_EVAL_STEPS):
     """Trains to `train_steps`, evaluating every `eval_every` steps if given.
 
     Returns the last evaluation's results (a dict) or {} if none ran.
@@ -315,7 +318,7 @@ class Trainer:
     return self._stop_requested
 
   # ---------------------------------------------------------------- evaluation
-  def evaluate(self, eval_steps=100):
+  def evaluate(self, eval_steps=DEFAULT_EVAL_STEPS):
     """Evaluates the current weights on the eval split (see training/evaluation.py).
 
     Args:
@@ -342,7 +345,7 @@ class Trainer:
     (hparams.ema_momentum > 0 and at least one step taken); otherwise a no-op."""
     return optimizers.ema_weights(self.optimizer, self.model.trainable_variables)
 
-  def continuous_eval(self, eval_steps=100):
+  def continuous_eval(self, eval_steps=DEFAULT_EVAL_STEPS):
     """Evaluates each new checkpoint in output_dir until one reaches train_steps."""
     results = {}
     checkpoint = self._ensure_checkpoint(with_data=False)
@@ -376,7 +379,7 @@ class Trainer:
       return exporter(self.task, self.model, export_dir)
 
   # ---------------------------------------------------------------- schedules
-  def run(self, schedule="continuous_train_and_eval", eval_steps=100,
+  def run(self, schedule=DEFAULT_SCHEDULE, eval_steps=DEFAULT_EVAL_STEPS,
           local_eval_frequency=None):
     check_schedule(schedule)
     # The ids must mean the tokens the checkpoints were trained on: a run's first start
@@ -406,7 +409,7 @@ class Trainer:
 
 def train_supervised(problem, model_name, hparams, data_dir, output_dir, train_steps,
                      eval_steps, local_eval_frequency=None,
-                     schedule="continuous_train_and_eval", **trainer_kwargs):
+                     schedule=DEFAULT_SCHEDULE, **trainer_kwargs):
   """Trains `model_name` on `problem` (tensor2tensor's model-based trainer's signature).
 
   Args:
