@@ -1,7 +1,7 @@
-"""Translation on real text, offline: t2t_lite against the keras-hub pipeline, same budget.
+"""Translation on real text, offline: README's recipe against a keras-hub pipeline, same budget.
 
     pip install -e '.[bench]'                  # keras-hub, for the peer
-    python -m benchmarks.translate [--budget_s=900] [--test_lines=1000] [--work_dir=DIR]
+    python -m benchmarks.translate [--budget_s=1200] [--test_lines=1000] [--work_dir=DIR]
 
 The corpus: English->German pairs from the gettext catalogs of this machine
 (benchmarks/gettext_corpus.py; split by catalog, so no test sentence is seen in training).
@@ -10,25 +10,25 @@ Without catalogs the rows say the benchmark was skipped.
 In one run:
 
 1. Packing: real (non-pad) target tokens per second of t2t_lite's training step on this
-   corpus, the set's packed rows (`packed_length`, on by default for text problems; without
-   and with XLA) against the same token budget batched without packing: bucketed by length
-   (t2t_lite's batching when packing is off) and padded to max_length (the fixed shapes XLA
-   and TPUs need, and what a Keras user's `padded_batch` does). Same loop, same number of
-   batches. Target: >= 2x.
-2. t2t_lite as its user runs it: `t2t-datagen` (text2text_tmpdir with an 8k SentencePiece
-   vocabulary, registered in benchmarks/translate_usr.py through --t2t_usr_dir), then
-   `t2t-trainer --hparams_set=transformer_translate_cpu --schedule=train`, stopped with SIGTERM
-   after `--budget_s` seconds from its launch (it saves a checkpoint and exits), then beam-4
-   decoding of the first `--test_lines` test sentences and sacreBLEU against their references.
-   The last 3 checkpoints (saved every 200 steps) averaged (`t2t-avg-all`) are decoded and scored too.
-3. The keras-hub pipeline (benchmarks/translate_peer.py) with the same budget of `model.fit`,
-   the same model size, vocabulary size and optimizer schedule, in its own process.
+   corpus, the set's packed rows (without and with XLA) against the same token budget bucketed
+   by length and padded to max_length. Same loop, same number of batches. Target: >= 2x.
+2. t2t_lite as README's "Translate" section runs it: `t2t-datagen --problem=text2text_tmpdir`
+   (its default vocabulary), `t2t-trainer --hparams_set=transformer_translate_cpu
+   --schedule=train` stopped with SIGTERM `--budget_s` seconds after its launch (it saves a
+   checkpoint and exits), then README's decode hparams (beam 4, alpha 0.6) over the first
+   `--test_lines` test sentences, one stream (no XLA, no shards), and sacreBLEU. The weights
+   themselves (without the set's moving average) are scored as well, and the decode is
+   timed again with XLA in a shard per core (a second row).
+3. The keras-hub pipeline (benchmarks/translate_peer.py: bucketed batches of the same token
+   budget, pre-norm, byte-fallback SentencePiece of the same size, its cached beam sampler
+   tuned) with the same budget of `model.fit`, the same model size, in its own process, with
+   the compile options `--peer_flags` (its fastest on the machine).
 
-Targets: t2t_lite's BLEU >= 1.2x the peer's; its beam-4 decoding >= 2x faster (sentences/s over
-the same test sentences, the first batch's compilation excluded on both sides). The budget
-counts t2t-trainer's whole process (imports and graph building included) but only the peer's
-`fit`, so any advantage given is the peer's. The vocabulary build times are in the `vocab`
-section (benchmarks/vocab.py), run by the same `run_all`.
+Targets: t2t_lite's BLEU >= 1.3x the peer's; its beam-4 decoding >= 2x faster, one stream
+against one stream (sentences/s over the same test sentences, compilation excluded on both
+sides); real target tokens trained on per second >= the peer's. The budget counts
+t2t-trainer's whole process (imports and graph building included) but only the peer's `fit`,
+so any advantage given is the peer's.
 """
 import json
 import os
@@ -45,16 +45,19 @@ if __package__ in (None, ""):  # `python benchmarks/translate.py`
 from benchmarks import common  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-USR_DIR = os.path.join(REPO, "benchmarks", "translate_usr.py")
-PROBLEM = "text2text_tmpdir_sp8k"
+PROBLEM = "text2text_tmpdir"
 HPARAMS_SET = "transformer_translate_cpu"
-BUDGET_S = 900.0
+DECODE_HPARAMS = "beam_size=4,alpha=0.6"  # README's
+BUDGET_S = 1200.0
 TEST_LINES = 1000
-BLEU_TARGET = 1.2
+BLEU_TARGET = 1.3
 DECODE_TARGET = 2.0
+THROUGHPUT_TARGET = 1.0
 PACKING_TARGET = 2.0
 PACKING_BATCHES = 12
-AVERAGE_LAST = 3
+# The peer's compile options: its fastest training step on this kind of machine (bfloat16
+# where the CPU computes it; `python -m benchmarks.translate_peer --help`).
+PEER_FLAGS = "--mixed_precision=mixed_bfloat16 --jit_compile=0"
 
 
 def _script(name):
@@ -85,9 +88,7 @@ def _hparams(overrides=""):
 
 
 def _register():
-  from t2t_lite import usr_dir  # pylint: disable=g-import-not-at-top
   import problems  # noqa: F401  pylint: disable=unused-import,g-import-not-at-top
-  usr_dir.import_usr_dir(USR_DIR)
 
 
 # The batchings compared: (name, overrides, XLA). The set's own (packed rows) first.
@@ -142,14 +143,13 @@ def packing_rows(pack):
 
 
 def train_t2t(work, budget_s, log):
-  """Runs t2t-trainer for budget_s seconds (SIGTERM), then averages its last checkpoints."""
+  """Runs README's t2t-trainer command for budget_s seconds (then SIGTERM); returns
+  (output_dir, seconds, steps)."""
   output_dir = os.path.join(work, "t2t_train")
   cmd = _script("t2t_trainer.py") + [
-      "--t2t_usr_dir=" + USR_DIR, "--problem=" + PROBLEM, "--model=transformer",
-      "--hparams_set=" + HPARAMS_SET, "--data_dir=" + os.path.join(work, "data"),
-      "--output_dir=" + output_dir, "--schedule=train", "--train_steps=1000000",
-      "--save_checkpoints_steps=200", "--keep_checkpoint_max=%d" % (AVERAGE_LAST + 2),
-      "--random_seed=1"]
+      "--problem=" + PROBLEM, "--model=transformer", "--hparams_set=" + HPARAMS_SET,
+      "--data_dir=" + os.path.join(work, "data"), "--output_dir=" + output_dir,
+      "--schedule=train", "--train_steps=1000000", "--random_seed=1"]
   with open(log, "a", encoding="utf-8") as f:
     f.write("$ %s\n" % " ".join(cmd))
     f.flush()
@@ -164,13 +164,15 @@ def train_t2t(work, budget_s, log):
   if proc.returncode != 0:
     raise RuntimeError("t2t-trainer failed (exit %d); see %s" % (proc.returncode, log))
   from t2t_lite import output_dir as output_dir_lib  # pylint: disable=g-import-not-at-top
-  n = min(AVERAGE_LAST, len(output_dir_lib.checkpoint_paths(output_dir)))
-  _check(_script("t2t_avg_all.py") + ["--model_dir=" + output_dir, "--n=%d" % n], log)
-  return output_dir, seconds, n
+  newest = output_dir_lib.checkpoint_paths(output_dir)[-1]
+  return output_dir, seconds, int(newest.rsplit("-", 1)[1])
 
 
-def decode_t2t(run_dir, data_dir, sources, references, beam_size=4, checkpoint_path=None):
-  """(BLEU, decode seconds, step) of a run's model on the test sentences, beam search."""
+def decode_t2t(run_dir, data_dir, sources, references, decode_hparams=DECODE_HPARAMS,
+               hparams_overrides=""):
+  """{"bleu", "seconds", "length_ratio"} of a run's model on the test sentences, decoded as
+  t2t-decoder does (`hparams_overrides` changes the run's hparams, e.g. ema_momentum=0.0 to
+  decode the weights rather than their moving average)."""
   from t2t_lite import decoding  # pylint: disable=g-import-not-at-top
   from t2t_lite import output_dir as output_dir_lib  # pylint: disable=g-import-not-at-top
   from t2t_lite.decoding import bleu as bleu_lib  # pylint: disable=g-import-not-at-top
@@ -178,18 +180,23 @@ def decode_t2t(run_dir, data_dir, sources, references, beam_size=4, checkpoint_p
   from t2t_lite.task import Task  # pylint: disable=g-import-not-at-top
   _register()
   hp = output_dir_lib.load_hparams(run_dir)
+  if hparams_overrides:
+    hp.parse(hparams_overrides)
   task = Task(PROBLEM, "transformer", hp, data_dir)
-  model, path = decoding.restore_model(task, run_dir, checkpoint_path)
-  decoder = decoding.Decoder(model, decoding.decode_hparams(
-      "beam_size=%d,batch_size=32,extra_length=50" % beam_size))
-  runner.decode_lines(decoder, task, sources[:32])  # compile (the peer's first batch is too)
+  model, _ = decoding.restore_model(task, run_dir)
+  decoder = decoding.Decoder(model, decoding.decode_hparams(decode_hparams))
+  runner.decode_lines(decoder, task, sources)  # trace / compile every shape first
   start = time.time()
   decoded = runner.decode_lines(decoder, task, sources)
   seconds = time.time() - start
-  score = bleu_lib.bleu_score(decoded, references)
   with open(os.path.join(run_dir, "test.decodes"), "w", encoding="utf-8") as f:
     f.writelines(line + "\n" for line in decoded)
-  return score, seconds, os.path.basename(path)
+  return {"bleu": bleu_lib.bleu_score(decoded, references), "seconds": seconds,
+          "length_ratio": _length_ratio(decoded, references)}
+
+
+def _length_ratio(decoded, references):
+  return sum(len(d.split()) for d in decoded) / max(1, sum(len(r.split()) for r in references))
 
 
 def _corpus():
@@ -210,7 +217,31 @@ def _peer_available():
     return False
 
 
-def run(budget_s=BUDGET_S, test_lines=TEST_LINES, work_dir=None):
+def run_peer(corpus_dir, work, budget_s, test_lines, log, peer_flags=PEER_FLAGS):
+  """The keras-hub pipeline's result dict (benchmarks/translate_peer.py), same model size."""
+  peer_json = os.path.join(work, "peer.json")
+  hp = _hparams()
+  _check([sys.executable, "-m", "benchmarks.translate_peer", "--corpus_dir=" + corpus_dir,
+          "--work_dir=" + os.path.join(work, "peer"), "--budget_s=%g" % budget_s,
+          "--test_lines=%d" % test_lines, "--layers=%d" % hp.num_hidden_layers,
+          "--hidden_size=%d" % hp.hidden_size, "--filter_size=%d" % hp.filter_size,
+          "--num_heads=%d" % hp.num_heads, "--dropout=%g" % hp.layer_prepostprocess_dropout,
+          "--vocab_size=%d" % registry_problem().approx_vocab_size,
+          "--batch_tokens=%d" % hp.batch_size, "--max_length=%d" % hp.max_length,
+          "--warmup_steps=%d" % hp.learning_rate_warmup_steps,
+          "--label_smoothing=%g" % hp.label_smoothing, "--results=" + peer_json]
+         + peer_flags.split(), log)
+  with open(peer_json, encoding="utf-8") as f:
+    return json.load(f)
+
+
+def registry_problem():
+  from t2t_lite import registry  # pylint: disable=g-import-not-at-top
+  _register()
+  return registry.problem(PROBLEM)
+
+
+def run(budget_s=BUDGET_S, test_lines=TEST_LINES, work_dir=None, peer_flags=PEER_FLAGS):
   """The rows for BENCHMARKS.md."""
   corpus_dir, own_corpus = _corpus()
   if corpus_dir is None:
@@ -223,54 +254,64 @@ def run(budget_s=BUDGET_S, test_lines=TEST_LINES, work_dir=None):
   rows = []
   try:
     data_dir = os.path.join(work, "data")
-    _check(_script("t2t_datagen.py") + ["--t2t_usr_dir=" + USR_DIR, "--problem=" + PROBLEM,
-                                        "--data_dir=" + data_dir, "--tmp_dir=" + corpus_dir],
-           log)
-    rows += packing_rows(packing_throughput(data_dir))
+    _check(_script("t2t_datagen.py") + ["--problem=" + PROBLEM, "--data_dir=" + data_dir,
+                                        "--tmp_dir=" + corpus_dir], log)
+    pack = packing_throughput(data_dir)
+    rows += packing_rows(pack)
     sources = _read(os.path.join(corpus_dir, "inputs.test.txt"), test_lines)
     references = _read(os.path.join(corpus_dir, "targets.test.txt"), test_lines)
-    output_dir, t2t_seconds, averaged = train_t2t(work, budget_s, log)
-    t2t_bleu, t2t_decode_s, t2t_ckpt = decode_t2t(output_dir, data_dir, sources, references)
-    avg_dir = os.path.join(output_dir, "avg")
-    avg_bleu, _, avg_ckpt = decode_t2t(avg_dir, data_dir, sources, references)
-    t2t_rate = len(sources) / t2t_decode_s
-    details = "t2t_lite %s after %.0f s (%s): BLEU %.2f; last %d checkpoints averaged: %.2f" % (
-        HPARAMS_SET, t2t_seconds, t2t_ckpt, t2t_bleu, averaged, avg_bleu)
-    del avg_ckpt
+    output_dir, t2t_seconds, t2t_steps = train_t2t(work, budget_s, log)
+    t2t = decode_t2t(output_dir, data_dir, sources, references)
+    raw = decode_t2t(output_dir, data_dir, sources, references,
+                     hparams_overrides="ema_momentum=0.0")
+    sharded = decode_t2t(output_dir, data_dir, sources, references,
+                         DECODE_HPARAMS + ",xla=true,shards=0")
+    t2t_rate = len(sources) / t2t["seconds"]
+    t2t_tokens = pack["packed"][1] * t2t_steps / t2t_seconds
+    details = ("t2t_lite %s on %s after %.0f s (step %d): BLEU %.2f (the weights without "
+               "their moving average: %.2f), output/reference words %.2f" % (
+                   HPARAMS_SET, PROBLEM, t2t_seconds, t2t_steps, t2t["bleu"], raw["bleu"],
+                   t2t["length_ratio"]))
     if not _peer_available():
       rows.append(common.row("translation BLEU (beam 4), t2t_lite / keras-hub", 0.0, "x",
                              ">= %gx" % BLEU_TARGET, False,
                              details + "; keras-hub skipped: pip install -e '.[bench]'"))
       return rows
-    peer_json = os.path.join(work, "peer.json")
-    hp = _hparams()
-    _check([sys.executable, "-m", "benchmarks.translate_peer", "--corpus_dir=" + corpus_dir,
-            "--work_dir=" + os.path.join(work, "peer"), "--budget_s=%g" % budget_s,
-            "--test_lines=%d" % test_lines, "--layers=%d" % hp.num_hidden_layers,
-            "--hidden_size=%d" % hp.hidden_size, "--filter_size=%d" % hp.filter_size,
-            "--num_heads=%d" % hp.num_heads, "--dropout=%g" % hp.layer_prepostprocess_dropout,
-            "--learning_rate=%g" % hp.learning_rate_constant,
-            "--warmup_steps=%d" % hp.learning_rate_warmup_steps,
-            "--label_smoothing=%g" % hp.label_smoothing, "--results=" + peer_json], log)
-    with open(peer_json, encoding="utf-8") as f:
-      peer = json.load(f)
-    bleu_ratio = t2t_bleu / max(peer["bleu"], 1e-9)
+    peer = run_peer(corpus_dir, work, budget_s, test_lines, log, peer_flags)
+    bleu_ratio = t2t["bleu"] / max(peer["bleu"], 1e-9)
     rows.append(common.row(
         "translation BLEU (beam 4) after %.0f s of training, t2t_lite / keras-hub" % budget_s,
         bleu_ratio, "x", ">= %gx" % BLEU_TARGET, bleu_ratio >= BLEU_TARGET,
-        "%s; keras-hub: BLEU %.2f after %d steps (%.0f s of fit, %.0f real target tokens a "
-        "step); sacreBLEU on the first %d test sentences of held-out catalogs" % (
-            details, peer["bleu"], peer["steps"], peer["train_seconds"],
-            peer["real_target_tokens_per_step"], len(sources))))
-    decode_ratio = t2t_rate / peer["decode_sentences_per_second"]
+        "%s; keras-hub (%s): BLEU %.2f after %d steps (%.0f s of fit), output/reference words "
+        "%.2f; sacreBLEU on the first %d test sentences of held-out catalogs" % (
+            details, peer_flags, peer["bleu"], peer["steps"], peer["train_seconds"],
+            peer.get("output_to_reference_length", 0.0), len(sources))))
+    tokens_ratio = t2t_tokens / peer["real_target_tokens_per_second"]
     rows.append(common.row(
-        "beam-4 decoding sentences/s, t2t_lite / keras-hub BeamSampler", decode_ratio, "x",
-        ">= %gx" % DECODE_TARGET, decode_ratio >= DECODE_TARGET,
-        "t2t_lite Decoder %.1f sentences/s (%.1f s), keras-hub cached TransformerDecoder + "
-        "BeamSampler in an XLA tf.function %.1f/s (%.1f s); %d sentences, 32 a batch, the "
-        "trained models of the row above" % (
-            t2t_rate, t2t_decode_s, peer["decode_sentences_per_second"],
-            peer["decode_seconds"], len(sources))))
+        "real target tokens trained on per second, t2t_lite / keras-hub", tokens_ratio, "x",
+        ">= %gx" % THROUGHPUT_TARGET, tokens_ratio >= THROUGHPUT_TARGET,
+        "t2t_lite %.0f/s (%d steps x %.0f real target tokens in %.0f s of its whole process); "
+        "keras-hub %.0f/s (%d steps x %.0f in %.0f s of fit; %.0f%% of its target slots real)"
+        % (t2t_tokens, t2t_steps, pack["packed"][1], t2t_seconds,
+           peer["real_target_tokens_per_second"], peer["steps"],
+           peer["real_target_tokens_per_step"], peer["train_seconds"],
+           100 * peer.get("real_target_share", 0.0))))
+    peer_rate = peer["decode_sentences_per_second"]
+    decode_ratio = t2t_rate / peer_rate
+    rows.append(common.row(
+        "beam-4 decoding sentences/s, one stream each, t2t_lite / keras-hub", decode_ratio,
+        "x", ">= %gx" % DECODE_TARGET, decode_ratio >= DECODE_TARGET,
+        "t2t_lite Decoder (%s) %.1f sentences/s (%.1f s); keras-hub cached decoders + "
+        "BeamSampler in an XLA tf.function %.1f/s (%.1f s); %d sentences, 32 a batch, sorted "
+        "by length on both sides, the trained models of the rows above" % (
+            DECODE_HPARAMS, t2t_rate, t2t["seconds"], peer_rate, peer["decode_seconds"],
+            len(sources))))
+    shard_rate = len(sources) / sharded["seconds"]
+    rows.append(common.row(
+        "beam-4 decoding sentences/s, t2t_lite in a shard per core (xla=true) / keras-hub's "
+        "one stream", shard_rate / peer_rate, "x", "(printed)", True,
+        "t2t_lite %.1f sentences/s (%.1f s), same decodes as one stream: BLEU %.2f" % (
+            shard_rate, sharded["seconds"], sharded["bleu"])))
     return rows
   finally:
     if own_corpus:
@@ -289,8 +330,11 @@ def main(argv):
       kwargs["test_lines"] = int(value)
     elif name == "--work_dir":
       kwargs["work_dir"] = value
+    elif name == "--peer_flags":
+      kwargs["peer_flags"] = value
     else:
-      sys.exit("unknown argument %s (--budget_s, --test_lines, --work_dir)" % arg)
+      sys.exit("unknown argument %s (--budget_s, --test_lines, --work_dir, --peer_flags)"
+               % arg)
   common.print_rows(run(**kwargs))
   return 0
 

@@ -4,23 +4,26 @@
     python -m benchmarks.translate_peer --corpus_dir=/tmp/ende --work_dir=/tmp/peer \\
         --budget_s=1200 --results=/tmp/peer/result.json
 
-The pipeline follows keras-hub's own translation guide, with the choices a user who wants BLEU
-would make on a CPU:
+Built the way keras-hub's users build it, tuned as they would tune it for BLEU on a CPU:
 
-- vocabulary: `keras_hub.tokenizers.compute_sentence_piece_proto` over both sides of the
-  training text (one shared vocabulary of `--vocab_size` pieces, the size t2t_lite gets) and
-  `SentencePieceTokenizer` (detokenizes losslessly, so sacreBLEU scores real text; the guide's
-  WordPiece tokenizer puts spaces around punctuation, which would cost the peer BLEU for a
-  reason that has nothing to do with its model);
-- model: `TokenAndPositionEmbedding`, `--layers` x `TransformerEncoder` and
-  `TransformerDecoder` (keras-hub's defaults: post-norm, its initializers), a Dense softmax,
-  every sequence padded to `--length` pieces (`StartEndPacker`);
-- training: `model.fit(jit_compile=True, steps_per_execution=10)`, Adam with linear warmup and
-  inverse-square-root decay (the schedule t2t_lite's set uses), masked cross-entropy with label
-  smoothing 0.1 as t2t_lite's; stopped after `--budget_s` seconds of `fit`;
-- decoding: keras-hub's `BeamSampler(num_beams=4)` (or `GreedySampler`) over the decoder's
-  key/value caches (`self_attention_cache` / `cross_attention_cache`), in one XLA-compiled
-  `tf.function`, `--decode_batch` sentences a batch; sacreBLEU on the detokenized output.
+- vocabulary: one SentencePiece model over both sides of the training text
+  (`sentencepiece.SentencePieceTrainer`, keras-hub's model type, unigram, with byte fallback so
+  names and rare characters survive; pad 0, unk 1, start 2, end 3) read by keras-hub's
+  `SentencePieceTokenizer`, which detokenizes losslessly for sacreBLEU;
+- batches: `tf.data.Dataset.bucket_by_sequence_length` under a token budget (`--batch_tokens`
+  per batch, the size of t2t_lite's batches), so batches are mostly real tokens; sources end
+  in the end token in training and at test time alike;
+- model (benchmarks/peer_seq2seq.py): pre-norm keras-hub Transformer blocks (the setting that
+  trains stably at this rate), Adam (0.9, 0.98, 1e-9) with a linear warmup to a
+  `--learning_rate` peak and inverse-square-root decay, label smoothing 0.1;
+  `model.fit(steps_per_execution=10)` with the compile options `--jit_compile` and
+  `--mixed_precision` (choose its fastest on the machine); stopped after `--budget_s` seconds of
+  `fit`;
+- decoding: keras-hub's `BeamSampler` / `GreedySampler` over the decoder's caches, XLA-compiled,
+  per-row constants out of the reordered state, finished beams frozen (peer_seq2seq); the test
+  sentences sorted by length and batched `--decode_batch` at a time, each batch padded to its
+  own longest source (a multiple of 8) with an output bound of that + `--extra_length`, every
+  shape compiled before the clock starts.
 
 Prints and writes (to --results) one JSON object: steps, training seconds, real target tokens
 trained on, BLEU, decoding seconds and sentences/s.
@@ -32,6 +35,11 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from benchmarks import peer_seq2seq  # noqa: E402
+
+PAD, UNK, START, END = 0, 1, 2, 3
+_QUANTUM = 8
+
 
 def parse_args(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -40,21 +48,27 @@ def parse_args(argv=None):
   parser.add_argument("--work_dir", required=True)
   parser.add_argument("--budget_s", type=float, default=1200.0, help="seconds of model.fit")
   parser.add_argument("--vocab_size", type=int, default=8192)
-  parser.add_argument("--length", type=int, default=64, help="pieces a sequence is padded to")
-  parser.add_argument("--layers", type=int, default=3)
+  parser.add_argument("--model_type", default="unigram", help="SentencePiece model type")
+  parser.add_argument("--max_length", type=int, default=128,
+                      help="training pairs longer than this (in pieces) are dropped")
+  parser.add_argument("--batch_tokens", type=int, default=2048,
+                      help="tokens a batch (longest sequence x sequences)")
+  parser.add_argument("--layers", type=int, default=2)
   parser.add_argument("--hidden_size", type=int, default=256)
   parser.add_argument("--filter_size", type=int, default=1024)
   parser.add_argument("--num_heads", type=int, default=4)
   parser.add_argument("--dropout", type=float, default=0.1)
-  parser.add_argument("--normalize_first", action="store_true", help="pre-norm blocks")
-  parser.add_argument("--batch_sequences", type=int, default=64)
-  parser.add_argument("--learning_rate", type=float, default=2.0,
-                      help="the constant of constant * rsqrt(hidden) * min(s/warmup, 1) * "
-                      "rsqrt(max(s, warmup))")
-  parser.add_argument("--warmup_steps", type=int, default=1000)
+  parser.add_argument("--post_norm", action="store_true", help="keras-hub's post-norm blocks")
+  parser.add_argument("--learning_rate", type=float, default=1e-3, help="peak rate")
+  parser.add_argument("--warmup_steps", type=int, default=400)
   parser.add_argument("--label_smoothing", type=float, default=0.1)
+  parser.add_argument("--jit_compile", type=int, default=0, choices=(0, 1))
+  parser.add_argument("--mixed_precision", default="",
+                      help="a Keras global dtype policy, e.g. mixed_bfloat16")
   parser.add_argument("--beam_size", type=int, default=4)
   parser.add_argument("--decode_batch", type=int, default=32)
+  parser.add_argument("--extra_length", type=int, default=50,
+                      help="output bound: a batch's longest source + this")
   parser.add_argument("--test_lines", type=int, default=1000, help="-1: every test line")
   parser.add_argument("--seed", type=int, default=1)
   parser.add_argument("--threads", type=int, default=0, help="0: TensorFlow's default")
@@ -70,90 +84,52 @@ def read_lines(path, limit=-1):
 
 def build_tokenizer(args):
   import keras_hub  # pylint: disable=g-import-not-at-top
-  proto = os.path.join(args.work_dir, "spm.model")
-  if not os.path.exists(proto):
-    keras_hub.tokenizers.compute_sentence_piece_proto(
-        [os.path.join(args.corpus_dir, name) for name in ("inputs.train.txt",
-                                                          "targets.train.txt")],
-        args.vocab_size, proto_output_file=proto)
-  return keras_hub.tokenizers.SentencePieceTokenizer(proto)
+  import sentencepiece  # pylint: disable=g-import-not-at-top
+  prefix = os.path.join(args.work_dir, "spm")
+  if not os.path.exists(prefix + ".model"):
+    sentencepiece.SentencePieceTrainer.train(
+        input=",".join(os.path.join(args.corpus_dir, name)
+                       for name in ("inputs.train.txt", "targets.train.txt")),
+        model_prefix=prefix, vocab_size=args.vocab_size, model_type=args.model_type,
+        byte_fallback=True, pad_id=PAD, unk_id=UNK, bos_id=START, eos_id=END,
+        num_threads=os.cpu_count() or 1, minloglevel=2)
+  return keras_hub.tokenizers.SentencePieceTokenizer(prefix + ".model")
+
+
+def bucket_boundaries(max_length):
+  bounds, b = [], 8
+  while b < max_length + 2:
+    bounds.append(b)
+    b = b + 8 if b < 32 else b * 3 // 2
+  return bounds + [max_length + 2]
 
 
 def train_dataset(args, tokenizer):
-  import keras_hub  # pylint: disable=g-import-not-at-top
+  """Bucketed batches of ({"inputs", "decoder_inputs"}, targets), about --batch_tokens each."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   sources = read_lines(os.path.join(args.corpus_dir, "inputs.train.txt"))
   targets = read_lines(os.path.join(args.corpus_dir, "targets.train.txt"))
-  bos, eos = tokenizer.token_to_id("<s>"), tokenizer.token_to_id("</s>")
-  encoder_packer = keras_hub.layers.StartEndPacker(args.length, end_value=eos)
-  decoder_packer = keras_hub.layers.StartEndPacker(args.length + 1, start_value=bos,
-                                                   end_value=eos)
 
   def prepare(source, target):
-    inputs = encoder_packer(tokenizer(source))
-    sequence = decoder_packer(tokenizer(target))
-    return {"inputs": inputs, "decoder_inputs": sequence[:, :-1]}, sequence[:, 1:]
+    src = tf.concat([tokenizer(source), [END]], 0)
+    seq = tf.concat([[START], tokenizer(target), [END]], 0)
+    return {"inputs": src, "decoder_inputs": seq[:-1]}, seq[1:]
 
+  def length(features, labels):
+    return tf.maximum(tf.shape(features["inputs"])[0], tf.shape(labels)[0])
+
+  bounds = bucket_boundaries(args.max_length)
+  sizes = [max(1, args.batch_tokens // b) for b in bounds] + [1]
   ds = tf.data.Dataset.from_tensor_slices((sources, targets)).shuffle(
       len(sources), seed=args.seed, reshuffle_each_iteration=True).repeat()
-  ds = ds.batch(args.batch_sequences, drop_remainder=True).map(
-      prepare, num_parallel_calls=tf.data.AUTOTUNE)
+  ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+  ds = ds.filter(lambda f, t: length(f, t) <= args.max_length + 1)
+  ds = ds.bucket_by_sequence_length(length, bounds, sizes, drop_remainder=True,
+                                    pad_to_bucket_boundary=bool(args.jit_compile))
   return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def build_model(args, vocab_size):
-  import keras  # pylint: disable=g-import-not-at-top
-  import keras_hub  # pylint: disable=g-import-not-at-top
-  layers = {
-      "source_embedding": keras_hub.layers.TokenAndPositionEmbedding(
-          vocab_size, args.length, args.hidden_size, mask_zero=True, name="source_embedding"),
-      "target_embedding": keras_hub.layers.TokenAndPositionEmbedding(
-          vocab_size, args.length, args.hidden_size, mask_zero=True, name="target_embedding"),
-      "encoders": [keras_hub.layers.TransformerEncoder(
-          args.filter_size, args.num_heads, dropout=args.dropout,
-          normalize_first=args.normalize_first, name="encoder_%d" % i)
-                   for i in range(args.layers)],
-      "decoders": [keras_hub.layers.TransformerDecoder(
-          args.filter_size, args.num_heads, dropout=args.dropout,
-          normalize_first=args.normalize_first, name="decoder_%d" % i)
-                   for i in range(args.layers)],
-      "logits": keras.layers.Dense(vocab_size, name="logits"),
-  }
-  if args.normalize_first:
-    layers["encoder_norm"] = keras.layers.LayerNormalization(epsilon=1e-5, name="encoder_norm")
-    layers["decoder_norm"] = keras.layers.LayerNormalization(epsilon=1e-5, name="decoder_norm")
-  inputs = keras.Input((None,), dtype="int32", name="inputs")
-  decoder_inputs = keras.Input((None,), dtype="int32", name="decoder_inputs")
-  x = layers["source_embedding"](inputs)
-  for encoder in layers["encoders"]:
-    x = encoder(x)
-  if args.normalize_first:
-    x = layers["encoder_norm"](x)
-  y = layers["target_embedding"](decoder_inputs)
-  for decoder in layers["decoders"]:
-    y = decoder(y, x)
-  if args.normalize_first:
-    y = layers["decoder_norm"](y)
-  model = keras.Model({"inputs": inputs, "decoder_inputs": decoder_inputs},
-                      layers["logits"](y))
-  return model, layers
-
-
-def make_loss(label_smoothing, vocab_size):
-  from keras import ops  # pylint: disable=g-import-not-at-top
-
-  def masked_loss(targets, logits):
-    weights = ops.cast(ops.not_equal(targets, 0), "float32")
-    one_hot = ops.one_hot(targets, vocab_size)
-    if label_smoothing:
-      one_hot = one_hot * (1.0 - label_smoothing) + label_smoothing / vocab_size
-    ce = ops.categorical_crossentropy(one_hot, logits, from_logits=True)
-    return ops.sum(ce * weights) / ops.maximum(ops.sum(weights), 1.0)
-
-  return masked_loss
-
-
-def rsqrt_schedule(args):
+def warmup_rsqrt(args):
   import keras  # pylint: disable=g-import-not-at-top
   from keras import ops  # pylint: disable=g-import-not-at-top
 
@@ -162,101 +138,49 @@ def rsqrt_schedule(args):
     def __call__(self, step):
       s = ops.cast(step, "float32") + 1.0
       warmup = float(args.warmup_steps)
-      return (args.learning_rate * args.hidden_size ** -0.5 * ops.minimum(1.0, s / warmup) *
-              ops.rsqrt(ops.maximum(s, warmup)))
+      return args.learning_rate * ops.minimum(s / warmup, ops.sqrt(warmup / s))
 
   return WarmupRsqrt()
 
 
-def make_decode_fn(args, layers, bos, eos):
-  """A jit-compiled tf.function: padded source ids [B, length] -> target ids [B, length+1]
-  (BOS first), with keras-hub's sampler over the decoder's caches."""
-  import keras_hub  # pylint: disable=g-import-not-at-top
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from keras import ops  # pylint: disable=g-import-not-at-top
-  heads, key_dim = args.num_heads, args.hidden_size // args.num_heads
-  max_length = args.length + 1
-  sampler = (keras_hub.samplers.BeamSampler(num_beams=args.beam_size) if args.beam_size > 1
-             else keras_hub.samplers.GreedySampler())
-
-  def run_decoders(token_ids, index, memory, memory_mask, self_caches, cross_caches,
-                   cross_index):
-    x = layers["target_embedding"](token_ids, start_index=index)
-    new_self, new_cross = [], []
-    for decoder, self_cache, cross_cache in zip(layers["decoders"], self_caches, cross_caches):
-      x, self_cache, cross_cache = decoder(
-          x, encoder_sequence=memory, encoder_padding_mask=memory_mask,
-          self_attention_cache=self_cache, self_attention_cache_update_index=index,
-          cross_attention_cache=cross_cache, cross_attention_cache_update_index=cross_index)
-      new_self.append(self_cache)
-      new_cross.append(cross_cache)
-    if args.normalize_first:
-      x = layers["decoder_norm"](x)
-    return layers["logits"](x)[:, 0], tuple(new_self), tuple(new_cross)
-
-  def decode(source):
-    batch = tf.shape(source)[0]
-    memory_mask = ops.not_equal(source, 0)
-    memory = layers["source_embedding"](source)
-    for encoder in layers["encoders"]:
-      memory = encoder(memory, padding_mask=memory_mask)
-    if args.normalize_first:
-      memory = layers["encoder_norm"](memory)
-    zeros_self = tf.zeros([batch, 2, max_length, heads, key_dim])
-    zeros_cross = tf.zeros([batch, 2, tf.shape(source)[1], heads, key_dim])
-    prompt = tf.concat([tf.fill([batch, 1], bos),
-                        tf.zeros([batch, max_length - 1], tf.int32)], 1)
-    # Fill the caches from the start token (position 0): keras-hub's CausalLM prefill.
-    _, self_caches, cross_caches = run_decoders(
-        prompt[:, :1], 0, memory, memory_mask, (zeros_self,) * len(layers["decoders"]),
-        (zeros_cross,) * len(layers["decoders"]), 0)
-
-    def next_fn(prompt, cache, index):
-      self_caches, cross_caches, memory, memory_mask = cache
-      token = ops.slice(prompt, [0, index - 1], [ops.shape(prompt)[0], 1])  # static [B, 1]
-      logits, self_caches, cross_caches = run_decoders(
-          token, index - 1, memory, memory_mask, self_caches,
-          cross_caches, None)
-      return logits, None, (self_caches, cross_caches, memory, memory_mask)
-
-    return sampler(next_fn, prompt, cache=(self_caches, cross_caches, memory, memory_mask),
-                   index=1, stop_token_ids=[eos])
-
-  return tf.function(decode, jit_compile=True)
-
-
 def decode_lines(args, tokenizer, decode_fn, lines):
-  """(decoded strings, seconds) for `lines`, in batches of --decode_batch (the first batch
-  is run once before the clock starts, to compile)."""
+  """(decoded strings in input order, seconds): sorted by length, batched, each shape
+  compiled before the clock starts."""
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  eos = tokenizer.token_to_id("</s>")
   tokenized = tokenizer(tf.constant(lines))
   tokenized = tokenized.to_list() if hasattr(tokenized, "to_list") else tokenized
-  ids = [list(x)[:args.length] for x in tokenized]
+  ids = [[int(t) for t in x] + [END] for x in tokenized]
+  order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
   batches = []
-  for start in range(0, len(ids), args.decode_batch):
-    chunk = ids[start:start + args.decode_batch]
-    chunk += [[]] * (args.decode_batch - len(chunk))  # one shape: one compilation
-    padded = np.zeros([args.decode_batch, args.length], np.int32)
-    for row, seq in enumerate(chunk):
+  for start in range(0, len(order), args.decode_batch):
+    chunk = order[start:start + args.decode_batch]
+    width = -(-max(len(ids[i]) for i in chunk) // _QUANTUM) * _QUANTUM
+    bound = min(width + args.extra_length, args.max_length + 2)
+    padded = np.zeros([len(chunk), width], np.int32)
+    for row, i in enumerate(chunk):
+      seq = ids[i][:width]
       padded[row, :len(seq)] = seq
-    batches.append(padded)
-  decode_fn(tf.constant(batches[0])).numpy()  # compile
+    batches.append((chunk, tf.constant(padded), tf.zeros([len(chunk), bound], tf.int32)))
+  compiled = set()
+  for _, source, bound in batches:
+    key = (tuple(source.shape), tuple(bound.shape))
+    if key not in compiled:
+      decode_fn(source, bound).numpy()
+      compiled.add(key)
   start = time.time()
-  outputs = [decode_fn(tf.constant(b)).numpy() for b in batches]
+  outputs = [(chunk, decode_fn(source, bound).numpy()) for chunk, source, bound in batches]
   seconds = time.time() - start
-  texts = []
-  for out in outputs:
-    for row in out:
-      pieces = []
-      for token in row[1:]:
-        if token == eos or token == 0:
+  pieces = [None] * len(lines)
+  for chunk, out in outputs:
+    for row, i in enumerate(chunk):
+      seq = []
+      for token in out[row][1:]:
+        if token in (END, PAD):
           break
-        pieces.append(int(token))
-      texts.append(pieces)
-  texts = texts[:len(lines)]
-  decoded = [_text(tokenizer.detokenize([t])) if t else "" for t in texts]
+        seq.append(int(token))
+      pieces[i] = seq
+  decoded = [_text(tokenizer.detokenize([p])) if p else "" for p in pieces]
   return decoded, seconds
 
 
@@ -271,17 +195,21 @@ def run(args):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   if args.threads:
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+  if args.mixed_precision:
+    keras.mixed_precision.set_global_policy(args.mixed_precision)
   keras.utils.set_random_seed(args.seed)
   os.makedirs(args.work_dir, exist_ok=True)
   start = time.time()
   tokenizer = build_tokenizer(args)
   vocab_seconds = time.time() - start
   vocab_size = tokenizer.vocabulary_size()
-  model, layers = build_model(args, vocab_size)
-  model.compile(keras.optimizers.Adam(rsqrt_schedule(args), beta_1=0.9, beta_2=0.98,
+  model, parts = peer_seq2seq.build_model(
+      vocab_size, args.max_length + 2, args.layers, args.hidden_size, args.filter_size,
+      args.num_heads, args.dropout, normalize_first=not args.post_norm)
+  model.compile(keras.optimizers.Adam(warmup_rsqrt(args), beta_1=0.9, beta_2=0.98,
                                       epsilon=1e-9),
-                make_loss(args.label_smoothing, vocab_size), jit_compile=True,
-                steps_per_execution=10)
+                peer_seq2seq.masked_loss(vocab_size, args.label_smoothing),
+                jit_compile=bool(args.jit_compile), steps_per_execution=10)
   dataset = train_dataset(args, tokenizer)
 
   class Budget(keras.callbacks.Callback):
@@ -302,16 +230,17 @@ def run(args):
   model.fit(dataset, steps_per_epoch=1000, epochs=10 ** 6, callbacks=[budget], verbose=0)
   train_seconds = time.time() - budget.fit_start
   steps = int(model.optimizer.iterations.numpy())
-  # Real (non-pad) target tokens a step trains on, from 50 batches of the same pipeline.
-  tokens_per_batch = []
-  for _, targets in dataset.take(50):
-    tokens_per_batch.append(int(tf.reduce_sum(tf.cast(targets > 0, tf.int64))))
-  mean_tokens = sum(tokens_per_batch) / len(tokens_per_batch)
+  # Real (non-pad) target tokens a step trains on, and all its target slots, from 200
+  # batches of the same pipeline.
+  real = slots = 0
+  for _, targets in dataset.take(200):
+    real += int(tf.reduce_sum(tf.cast(targets > 0, tf.int64)))
+    slots += int(tf.size(targets))
+  mean_tokens = real / 200
 
   sources = read_lines(os.path.join(args.corpus_dir, "inputs.test.txt"), args.test_lines)
   references = read_lines(os.path.join(args.corpus_dir, "targets.test.txt"), args.test_lines)
-  bos, eos = tokenizer.token_to_id("<s>"), tokenizer.token_to_id("</s>")
-  decode_fn = make_decode_fn(args, layers, bos, eos)
+  decode_fn = peer_seq2seq.make_decode_fn(parts, START, END, args.beam_size, jit_compile=True)
   decoded, decode_seconds = decode_lines(args, tokenizer, decode_fn, sources)
   bleu = sacrebleu.corpus_bleu(decoded, [references]).score
   with open(os.path.join(args.work_dir, "test.decodes"), "w", encoding="utf-8") as f:
@@ -320,11 +249,18 @@ def run(args):
       "pipeline": "keras-hub", "steps": steps, "train_seconds": round(train_seconds, 1),
       "vocab_seconds": round(vocab_seconds, 1), "vocab_size": vocab_size,
       "real_target_tokens_per_step": round(mean_tokens, 1),
+      "real_target_share": round(real / max(slots, 1), 3),
       "real_target_tokens_per_second": round(mean_tokens * steps / train_seconds, 1),
       "bleu": round(bleu, 2), "test_lines": len(sources), "beam_size": args.beam_size,
       "decode_seconds": round(decode_seconds, 2),
       "decode_sentences_per_second": round(len(sources) / decode_seconds, 2),
+      "output_to_reference_length": round(
+          sum(len(d.split()) for d in decoded) / max(1, sum(len(r.split())
+                                                             for r in references)), 3),
       "params": int(model.count_params()),
+      "settings": {"jit_compile": args.jit_compile, "mixed_precision": args.mixed_precision,
+                   "learning_rate": args.learning_rate, "batch_tokens": args.batch_tokens,
+                   "normalize_first": not args.post_norm},
   }
   print("RESULT " + json.dumps(result), flush=True)
   if args.results:

@@ -241,38 +241,40 @@ def transformer_tpu():
 @registry.register_hparams
 def transformer_translate_cpu():
   """Translation trained on a CPU in minutes: transformer_small (2 layers, 256 wide, 1024
-  filter, 4 heads) with a batch and a warmup sized for a run of about a thousand steps.
+  filter, 4 heads) with a batch, a warmup and a moving average sized for a run of a few
+  thousand steps, bfloat16 compute where the CPU has it (README's "Translate" recipe).
 
-      t2t-datagen --t2t_usr_dir=benchmarks/translate_usr.py --problem=text2text_tmpdir_sp8k \\
-          --data_dir=~/t2t_data/ende --tmp_dir=~/ende
-      t2t-trainer --t2t_usr_dir=benchmarks/translate_usr.py --problem=text2text_tmpdir_sp8k \\
-          --model=transformer --hparams_set=transformer_translate_cpu \\
+      t2t-datagen --problem=text2text_tmpdir --tmp_dir=~/ende --data_dir=~/t2t_data/ende
+      t2t-trainer --problem=text2text_tmpdir --model=transformer \\
+          --hparams_set=transformer_translate_cpu --schedule=train --train_steps=3000 \\
           --data_dir=~/t2t_data/ende --output_dir=~/t2t_train/ende_cpu
 
-  Result on this machine (2 cores), `python -m benchmarks.translate --budget_s=900`: the
-  gettext corpus (benchmarks/gettext_corpus.py, 56,507 training pairs), SentencePiece 8k,
-  t2t-trainer stopped by SIGTERM after 900 s at step 1310: sacreBLEU 11.85 on the first 1000
-  test sentences (held-out catalogs, beam 4, alpha 0.6), 14.04 with the last 3 checkpoints
-  averaged (t2t-avg-all --n=3, steps 1000-1310); the keras-hub pipeline of the same size and
-  schedule reached 3.80 in the same budget (BENCHMARKS.md, "translate"). The same packed
-  batches train 1.29x faster with --hparams=xla_compile=true (3388 against 2627 real target
-  tokens/s); the BLEU above was measured without it. (All these figures predate the
-  attention projections without biases and `optimizers.FusedAdam`, 2026-12-02; not rerun.)
+  `python -m benchmarks.translate` measures it against a keras-hub pipeline of the same size
+  (BENCHMARKS.md, "translate").
 
-  What it changes from transformer_small, and why (measured on the gettext corpus, 2 cores):
-  - batch_size 2048 tokens (small: 4096): a step of 2048 tokens took 0.73 s, one of 4096 with
-    3 layers 1.6-2.9 s; a budget of minutes is better spent on more, smaller steps.
-  - max_length 128, so packed rows of 128 tokens (text problems pack rows of max_length):
-    sentences are short (15 pieces on average) and attention over a row costs its length.
+  What it changes from transformer_small, and why (the gettext corpus, 2 cores):
+  - batch_size 2048 tokens (small: 4096): a budget of minutes is better spent on more,
+    smaller steps.
+  - max_length 128, so packed rows of 128 tokens: sentences are short (15 pieces on average)
+    and attention over a row costs its length.
   - warmup 400 steps at learning_rate_constant 1.0 (peak 0.003 at hidden 256), not 4000 at
-    2.0: a run of a thousand steps cannot spend 4000 warming up.
+    2.0: a run of a few thousand steps cannot spend 4000 warming up.
+  - Adam's beta2 0.98 (transformer_base_v1's): the second moments follow the fast-changing
+    gradients of a short, high-rate run.
+  - ema_momentum 0.995: decoding, evaluation and export read a moving average of the last
+    ~200 steps' weights, which the noisy weights of a short run at a high rate sit around.
+  - mixed_precision auto: bfloat16 compute where the CPU computes it natively (AVX512-BF16,
+    AMX), float32 elsewhere.
   Kept from transformer_base: dropout 0.1, label smoothing 0.1, shared embeddings and softmax,
-  Adam (0.9, 0.997, 1e-9), the noam schedule (its decay needs no train_steps, so a run can be
-  stopped at any time).
+  the noam schedule (its decay needs no train_steps, so a run can be stopped at any time:
+  SIGTERM saves a checkpoint and exits).
   """
   hparams = transformer_small()
   hparams.batch_size = 2048
   hparams.max_length = 128
   hparams.learning_rate_warmup_steps = 400
   hparams.learning_rate_constant = 1.0
+  hparams.optimizer_adam_beta2 = 0.98
+  hparams.ema_momentum = 0.995
+  hparams.mixed_precision = "auto"
   return hparams
