@@ -2,6 +2,7 @@
 
     pip install -e '.[bench]'                  # keras-hub, for the peer
     python -m benchmarks.translate [--budget_s=1200] [--test_lines=1000] [--work_dir=DIR]
+    python -m benchmarks.translate --work_dir=DIR --decode_only   # decode DIR's models again
 
 The corpus: English->German pairs from the gettext catalogs of this machine
 (benchmarks/gettext_corpus.py; split by catalog, so no test sentence is seen in training).
@@ -217,8 +218,10 @@ def _peer_available():
     return False
 
 
-def run_peer(corpus_dir, work, budget_s, test_lines, log, peer_flags=PEER_FLAGS):
-  """The keras-hub pipeline's result dict (benchmarks/translate_peer.py), same model size."""
+def run_peer(corpus_dir, work, budget_s, test_lines, log, peer_flags=PEER_FLAGS,
+             decode_only=False):
+  """The keras-hub pipeline's result dict (benchmarks/translate_peer.py), same model size;
+  with decode_only, the model its earlier run in `work` saved, decoded again."""
   peer_json = os.path.join(work, "peer.json")
   hp = _hparams()
   _check([sys.executable, "-m", "benchmarks.translate_peer", "--corpus_dir=" + corpus_dir,
@@ -230,7 +233,7 @@ def run_peer(corpus_dir, work, budget_s, test_lines, log, peer_flags=PEER_FLAGS)
           "--batch_tokens=%d" % hp.batch_size, "--max_length=%d" % hp.max_length,
           "--warmup_steps=%d" % hp.learning_rate_warmup_steps,
           "--label_smoothing=%g" % hp.label_smoothing, "--results=" + peer_json]
-         + peer_flags.split(), log)
+         + peer_flags.split() + (["--decode_only"] if decode_only else []), log)
   with open(peer_json, encoding="utf-8") as f:
     return json.load(f)
 
@@ -241,8 +244,10 @@ def registry_problem():
   return registry.problem(PROBLEM)
 
 
-def run(budget_s=BUDGET_S, test_lines=TEST_LINES, work_dir=None, peer_flags=PEER_FLAGS):
-  """The rows for BENCHMARKS.md."""
+def run(budget_s=BUDGET_S, test_lines=TEST_LINES, work_dir=None, peer_flags=PEER_FLAGS,
+        decode_only=False):
+  """The rows for BENCHMARKS.md. decode_only: decode again the two models a run left in
+  work_dir (its training figures kept), e.g. after a change to decoding."""
   corpus_dir, own_corpus = _corpus()
   if corpus_dir is None:
     return [common.row("translation BLEU, t2t_lite / keras-hub", 0.0, "x",
@@ -256,11 +261,22 @@ def run(budget_s=BUDGET_S, test_lines=TEST_LINES, work_dir=None, peer_flags=PEER
     data_dir = os.path.join(work, "data")
     _check(_script("t2t_datagen.py") + ["--problem=" + PROBLEM, "--data_dir=" + data_dir,
                                         "--tmp_dir=" + corpus_dir], log)
-    pack = packing_throughput(data_dir)
-    rows += packing_rows(pack)
     sources = _read(os.path.join(corpus_dir, "inputs.test.txt"), test_lines)
     references = _read(os.path.join(corpus_dir, "targets.test.txt"), test_lines)
-    output_dir, t2t_seconds, t2t_steps = train_t2t(work, budget_s, log)
+    trained_json = os.path.join(work, "t2t_train.json")
+    if decode_only:  # the training figures of the run already in work_dir
+      with open(trained_json, encoding="utf-8") as f:
+        trained = json.load(f)
+      pack = {"packed": tuple(trained["packed"])}
+      output_dir = os.path.join(work, "t2t_train")
+    else:
+      pack = packing_throughput(data_dir)
+      rows += packing_rows(pack)
+      output_dir, seconds, steps = train_t2t(work, budget_s, log)
+      trained = {"seconds": seconds, "steps": steps, "packed": list(pack["packed"])}
+      with open(trained_json, "w", encoding="utf-8") as f:
+        json.dump(trained, f)
+    t2t_seconds, t2t_steps = trained["seconds"], trained["steps"]
     t2t = decode_t2t(output_dir, data_dir, sources, references)
     raw = decode_t2t(output_dir, data_dir, sources, references,
                      hparams_overrides="ema_momentum=0.0")
@@ -277,7 +293,7 @@ def run(budget_s=BUDGET_S, test_lines=TEST_LINES, work_dir=None, peer_flags=PEER
                              ">= %gx" % BLEU_TARGET, False,
                              details + "; keras-hub skipped: pip install -e '.[bench]'"))
       return rows
-    peer = run_peer(corpus_dir, work, budget_s, test_lines, log, peer_flags)
+    peer = run_peer(corpus_dir, work, budget_s, test_lines, log, peer_flags, decode_only)
     bleu_ratio = t2t["bleu"] / max(peer["bleu"], 1e-9)
     rows.append(common.row(
         "translation BLEU (beam 4) after %.0f s of training, t2t_lite / keras-hub" % budget_s,
@@ -332,9 +348,11 @@ def main(argv):
       kwargs["work_dir"] = value
     elif name == "--peer_flags":
       kwargs["peer_flags"] = value
+    elif name == "--decode_only":
+      kwargs["decode_only"] = True
     else:
-      sys.exit("unknown argument %s (--budget_s, --test_lines, --work_dir, --peer_flags)"
-               % arg)
+      sys.exit("unknown argument %s (--budget_s, --test_lines, --work_dir, --peer_flags, "
+               "--decode_only)" % arg)
   common.print_rows(run(**kwargs))
   return 0
 

@@ -58,7 +58,7 @@ def define_once(define, name, *args, **kwargs):
     define(name, *args, **kwargs)
 
 
-_define = define_once  # the short name of this module's own definitions below
+_define = define_once  # the short name of this module's own definitions below (private)
 
 
 # What to run.

@@ -34,7 +34,7 @@ PROG = "t2t-avg-all"
 
 def _define_flags():
   from t2t_lite import flags as t2t_flags  # pylint: disable=g-import-not-at-top
-  define = t2t_flags._define  # pylint: disable=protected-access  (define-once helper)
+  define = t2t_flags.define_once
   define(flags.DEFINE_string, "model_dir", None,
          "t2t-avg-all: the training run whose checkpoints to average.")
   define(flags.DEFINE_integer, "n", 8, "t2t-avg-all: how many checkpoints to average.")

@@ -42,7 +42,7 @@ PROG = "t2t-bleu"
 
 def _define_flags():
   from t2t_lite import flags as t2t_flags  # pylint: disable=g-import-not-at-top
-  define = t2t_flags._define  # pylint: disable=protected-access  (define-once helper)
+  define = t2t_flags.define_once
   define(flags.DEFINE_string, "translation", None,
          "t2t-bleu: the file of translations to score.")
   define(flags.DEFINE_string, "reference", None, "t2t-bleu: the reference translation file.")

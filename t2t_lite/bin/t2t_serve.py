@@ -30,12 +30,11 @@ import sys
 
 from absl import flags
 
+from t2t_lite import flags as t2t_flags
 from t2t_lite.bin import common
 
 
-def _define(define, name, *args, **kwargs):
-  if name not in flags.FLAGS:
-    define(name, *args, **kwargs)
+_define = t2t_flags.define_once
 
 
 _define(flags.DEFINE_string, "export_dir", None,
@@ -127,7 +126,6 @@ def main(argv):
   import asyncio
 
   from t2t_lite import constants
-  from t2t_lite import flags as t2t_flags
   from t2t_lite import serving
   from t2t_lite.errors import ConfigError
 

@@ -115,7 +115,8 @@ def check_decodable(model):
     raise ConfigError(
         "model %s cannot be decoded: it has no %s (t2t-decoder needs a model with encode, "
         "init_decode_cache and decode_step, such as transformer)." %
-        (type(model).__name__, ", ".join(missing)))
+        (model.__name__ if isinstance(model, type) else type(model).__name__,
+         ", ".join(missing)))
 
 
 def decode_ids(model, inputs, beam_size=1, alpha=0.6, extra_length=50, eos_id=EOS_ID,

@@ -1,6 +1,6 @@
 """The training checkpoint of a run: model, optimizer, step, dropout state and data position.
 
-    ckpt = TrainingCheckpoint(output_dir, model, optimizer, step, data_iterator, max_to_keep=20)
+    ckpt = TrainingCheckpoint(output_dir, model, optimizer, step, data_iterator)
     ckpt.restore_newest()     # the newest complete checkpoint, or None on a fresh output_dir
     ckpt.save()               # OUTPUT_DIR/ckpt-STEP
 
@@ -29,7 +29,8 @@ class TrainingCheckpoint:
     max_to_keep: checkpoints kept by the manager.
   """
 
-  def __init__(self, output_dir, model, optimizer, step, data_iterator=None, max_to_keep=20):
+  def __init__(self, output_dir, model, optimizer, step, data_iterator=None,
+               max_to_keep=constants.DEFAULT_KEEP_CHECKPOINT_MAX):
     objects = dict(model=model, step=step)
     if optimizer is not None:
       objects["optimizer"] = optimizer
