@@ -3,6 +3,9 @@
     python -m benchmarks.run_all            # all of them
     python -m benchmarks.run_all attention  # some of them: their sections are replaced, the
                                             # others kept as they were
+    python -m benchmarks.run_all translate --work_dir=DIR --decode_only
+                                            # arguments after a module's name go to it (a
+                                            # module with `parse_args(args) -> run() kwargs`)
 
 Each benchmark module has `run()` returning rows (see common.row): a figure measured side by
 side with its baseline in one process, the target it is held to, and whether it met it.
@@ -22,8 +25,20 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 OUTPUT = os.path.join(os.path.dirname(_HERE), "BENCHMARKS.md")
 
 
+def _wanted(args):
+  """[module names], {module name: its arguments} from `NAME [--arg ...] NAME ...`."""
+  wanted, module_args = [], {}
+  for arg in args:
+    if arg.startswith("-") and wanted:
+      module_args.setdefault(wanted[-1], []).append(arg)
+    else:
+      wanted.append(arg)
+  return wanted, module_args
+
+
 def main(argv):
-  wanted = argv[1:] or MODULES
+  wanted, module_args = _wanted(argv[1:])
+  wanted = wanted or MODULES
   unknown = [m for m in wanted if m not in MODULES]
   if unknown:
     sys.exit("unknown benchmark(s) %s; known: %s" % (", ".join(unknown), ", ".join(MODULES)))
@@ -35,9 +50,13 @@ def main(argv):
       continue
     print("== benchmarks.%s" % name, flush=True)
     start = time.time()
-    rows = importlib.import_module("benchmarks." + name).run()
+    module = importlib.import_module("benchmarks." + name)
+    args = module_args.get(name, [])
+    if args and not hasattr(module, "parse_args"):
+      sys.exit("benchmarks.%s takes no arguments (%s)" % (name, " ".join(args)))
+    rows = module.run(**(module.parse_args(args) if args else {}))
     common.print_rows(rows)
-    sections.append((name, rows, time.time() - start))
+    sections.append((name, rows, time.time() - start, args))
   kept = _sections(OUTPUT) if len(wanted) < len(MODULES) else {}
   lines = [
       "# Benchmarks",
@@ -55,14 +74,15 @@ def main(argv):
       "Earlier runs: [docs/HISTORY.md](docs/HISTORY.md).",
       "",
   ]
-  measured = {name: (rows, seconds) for name, rows, seconds in sections}
+  measured = {name: (rows, seconds, args) for name, rows, seconds, args in sections}
   for name in MODULES:
     if name not in measured:
       lines += kept.get(name, [])
       continue
-    rows, seconds = measured[name]
+    rows, seconds, args = measured[name]
     lines += ["## %s" % name, "",
-              "Command: `python -m benchmarks.%s` (took %.0f s here)." % (name, seconds), "",
+              "Command: `python -m benchmarks.%s` (took %.0f s here)." % (
+                  " ".join([name] + args), seconds), "",
               "| measurement | value | unit | target | met | details |",
               "|---|---|---|---|---|---|"]
     for r in rows:

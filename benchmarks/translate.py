@@ -165,7 +165,7 @@ def train_t2t(work, budget_s, log):
   if proc.returncode != 0:
     raise RuntimeError("t2t-trainer failed (exit %d); see %s" % (proc.returncode, log))
   from t2t_lite import output_dir as output_dir_lib  # pylint: disable=g-import-not-at-top
-  newest = output_dir_lib.checkpoint_paths(output_dir)[-1]
+  newest = output_dir_lib.checkpoint_paths(output_dir)[0]  # newest first
   return output_dir, seconds, int(newest.rsplit("-", 1)[1])
 
 
@@ -267,13 +267,14 @@ def run(budget_s=BUDGET_S, test_lines=TEST_LINES, work_dir=None, peer_flags=PEER
     if decode_only:  # the training figures of the run already in work_dir
       with open(trained_json, encoding="utf-8") as f:
         trained = json.load(f)
-      pack = {"packed": tuple(trained["packed"])}
+      pack = trained["pack"]
+      rows += packing_rows(pack)
       output_dir = os.path.join(work, "t2t_train")
     else:
       pack = packing_throughput(data_dir)
       rows += packing_rows(pack)
       output_dir, seconds, steps = train_t2t(work, budget_s, log)
-      trained = {"seconds": seconds, "steps": steps, "packed": list(pack["packed"])}
+      trained = {"seconds": seconds, "steps": steps, "pack": pack}
       with open(trained_json, "w", encoding="utf-8") as f:
         json.dump(trained, f)
     t2t_seconds, t2t_steps = trained["seconds"], trained["steps"]
@@ -284,8 +285,10 @@ def run(budget_s=BUDGET_S, test_lines=TEST_LINES, work_dir=None, peer_flags=PEER
                          DECODE_HPARAMS + ",xla=true,shards=0")
     t2t_rate = len(sources) / t2t["seconds"]
     t2t_tokens = pack["packed"][1] * t2t_steps / t2t_seconds
-    details = ("t2t_lite %s on %s after %.0f s (step %d): BLEU %.2f (the weights without "
+    details = ("%st2t_lite %s on %s after %.0f s (step %d): BLEU %.2f (the weights without "
                "their moving average: %.2f), output/reference words %.2f" % (
+                   "the models a full run of this benchmark trained, decoded again: "
+                   if decode_only else "",
                    HPARAMS_SET, PROBLEM, t2t_seconds, t2t_steps, t2t["bleu"], raw["bleu"],
                    t2t["length_ratio"]))
     if not _peer_available():
@@ -336,9 +339,10 @@ def run(budget_s=BUDGET_S, test_lines=TEST_LINES, work_dir=None, peer_flags=PEER
       shutil.rmtree(work, ignore_errors=True)
 
 
-def main(argv):
+def parse_args(args):
+  """run()'s keyword arguments from command-line arguments (also what run_all passes on)."""
   kwargs = {}
-  for arg in argv[1:]:
+  for arg in args:
     name, _, value = arg.partition("=")
     if name == "--budget_s":
       kwargs["budget_s"] = float(value)
@@ -353,7 +357,11 @@ def main(argv):
     else:
       sys.exit("unknown argument %s (--budget_s, --test_lines, --work_dir, --peer_flags, "
                "--decode_only)" % arg)
-  common.print_rows(run(**kwargs))
+  return kwargs
+
+
+def main(argv):
+  common.print_rows(run(**parse_args(argv[1:])))
   return 0
 
 

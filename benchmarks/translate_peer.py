@@ -67,6 +67,8 @@ def parse_args(argv=None):
                       help="a Keras global dtype policy, e.g. mixed_bfloat16")
   parser.add_argument("--beam_size", type=int, default=4)
   parser.add_argument("--decode_batch", type=int, default=32)
+  parser.add_argument("--decode_jit_compile", type=int, default=1, choices=(0, 1),
+                      help="compile the decode with XLA (1) or run it as a tf.function (0)")
   parser.add_argument("--extra_length", type=int, default=50,
                       help="output bound: a batch's longest source + this")
   parser.add_argument("--test_lines", type=int, default=1000, help="-1: every test line")
@@ -275,7 +277,8 @@ def finish(args, tokenizer, parts, trained):
   import sacrebleu  # pylint: disable=g-import-not-at-top
   sources = read_lines(os.path.join(args.corpus_dir, "inputs.test.txt"), args.test_lines)
   references = read_lines(os.path.join(args.corpus_dir, "targets.test.txt"), args.test_lines)
-  decode_fn = peer_seq2seq.make_decode_fn(parts, START, END, args.beam_size, jit_compile=True)
+  decode_fn = peer_seq2seq.make_decode_fn(parts, START, END, args.beam_size,
+                                          jit_compile=bool(args.decode_jit_compile))
   decoded, decode_seconds = decode_lines(args, tokenizer, decode_fn, sources)
   bleu = sacrebleu.corpus_bleu(decoded, [references]).score
   with open(os.path.join(args.work_dir, "test.decodes"), "w", encoding="utf-8") as f:

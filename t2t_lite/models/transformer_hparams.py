@@ -246,11 +246,12 @@ def transformer_translate_cpu():
 
       t2t-datagen --problem=text2text_tmpdir --tmp_dir=~/ende --data_dir=~/t2t_data/ende
       t2t-trainer --problem=text2text_tmpdir --model=transformer \\
-          --hparams_set=transformer_translate_cpu --schedule=train --train_steps=3000 \\
+          --hparams_set=transformer_translate_cpu --schedule=train --train_steps=2850 \\
           --data_dir=~/t2t_data/ende --output_dir=~/t2t_train/ende_cpu
 
-  `python -m benchmarks.translate` measures it against a keras-hub pipeline of the same size
-  (BENCHMARKS.md, "translate").
+  `python -m benchmarks.translate` runs that recipe for 20 minutes of training beside a
+  keras-hub pipeline of the same size: sacreBLEU 18.44 against 13.63 on 1000 held-out test
+  sentences, 2 cores, 2026-12-04 (BENCHMARKS.md, "translate").
 
   What it changes from transformer_small, and why (the gettext corpus, 2 cores):
   - batch_size 2048 tokens (small: 4096): a budget of minutes is better spent on more,
