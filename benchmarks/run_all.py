@@ -19,7 +19,8 @@ import time
 from benchmarks import common
 
 # In the order they appear in BENCHMARKS.md.
-MODULES = ["attention", "input_pipeline", "train", "decode", "vocab", "translate", "peer"]
+MODULES = ["attention", "input_pipeline", "train", "decode", "vocab", "translate", "peer",
+           "serve"]
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 OUTPUT = os.path.join(os.path.dirname(_HERE), "BENCHMARKS.md")

@@ -189,14 +189,25 @@ def _run(export_dir, max_requests, max_seconds):
   return rows
 
 
-def main(argv):
+def _parser():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--export_dir", default=None)
   parser.add_argument("--decode_hparams", default="beam_size=1,extra_length=20")
   parser.add_argument("--max_requests", type=int, default=200)
   parser.add_argument("--max_seconds", type=float, default=15.0)
   parser.add_argument("--per_request_server", default=None, help=argparse.SUPPRESS)
-  args = parser.parse_args(argv[1:])
+  return parser
+
+
+def parse_args(args):
+  """run()'s keyword arguments from command-line arguments (what run_all passes on)."""
+  a = _parser().parse_args(args)
+  return {"export_dir": a.export_dir, "max_requests": a.max_requests,
+          "max_seconds": a.max_seconds, "decode_hparams": a.decode_hparams}
+
+
+def main(argv):
+  args = _parser().parse_args(argv[1:])
   if args.per_request_server:
     per_request_server(args.per_request_server)
     return 0

@@ -143,14 +143,14 @@ def packing_rows(pack):
   return rows
 
 
-def train_t2t(work, budget_s, log):
+def train_t2t(work, budget_s, log, seed=1):
   """Runs README's t2t-trainer command for budget_s seconds (then SIGTERM); returns
   (output_dir, seconds, steps)."""
   output_dir = os.path.join(work, "t2t_train")
   cmd = _script("t2t_trainer.py") + [
       "--problem=" + PROBLEM, "--model=transformer", "--hparams_set=" + HPARAMS_SET,
       "--data_dir=" + os.path.join(work, "data"), "--output_dir=" + output_dir,
-      "--schedule=train", "--train_steps=1000000", "--random_seed=1"]
+      "--schedule=train", "--train_steps=1000000", "--random_seed=%d" % seed]
   with open(log, "a", encoding="utf-8") as f:
     f.write("$ %s\n" % " ".join(cmd))
     f.flush()
@@ -219,7 +219,7 @@ def _peer_available():
 
 
 def run_peer(corpus_dir, work, budget_s, test_lines, log, peer_flags=PEER_FLAGS,
-             decode_only=False):
+             decode_only=False, seed=1):
   """The keras-hub pipeline's result dict (benchmarks/translate_peer.py), same model size;
   with decode_only, the model its earlier run in `work` saved, decoded again."""
   peer_json = os.path.join(work, "peer.json")
@@ -232,7 +232,8 @@ def run_peer(corpus_dir, work, budget_s, test_lines, log, peer_flags=PEER_FLAGS,
           "--vocab_size=%d" % registry_problem().approx_vocab_size,
           "--batch_tokens=%d" % hp.batch_size, "--max_length=%d" % hp.max_length,
           "--warmup_steps=%d" % hp.learning_rate_warmup_steps,
-          "--label_smoothing=%g" % hp.label_smoothing, "--results=" + peer_json]
+          "--label_smoothing=%g" % hp.label_smoothing, "--results=" + peer_json,
+          "--seed=%d" % seed]
          + peer_flags.split() + (["--decode_only"] if decode_only else []), log)
   with open(peer_json, encoding="utf-8") as f:
     return json.load(f)
@@ -245,7 +246,7 @@ def registry_problem():
 
 
 def run(budget_s=BUDGET_S, test_lines=TEST_LINES, work_dir=None, peer_flags=PEER_FLAGS,
-        decode_only=False):
+        decode_only=False, seed=1):
   """The rows for BENCHMARKS.md. decode_only: decode again the two models a run left in
   work_dir (its training figures kept), e.g. after a change to decoding."""
   corpus_dir, own_corpus = _corpus()
@@ -273,7 +274,7 @@ def run(budget_s=BUDGET_S, test_lines=TEST_LINES, work_dir=None, peer_flags=PEER
     else:
       pack = packing_throughput(data_dir)
       rows += packing_rows(pack)
-      output_dir, seconds, steps = train_t2t(work, budget_s, log)
+      output_dir, seconds, steps = train_t2t(work, budget_s, log, seed)
       trained = {"seconds": seconds, "steps": steps, "pack": pack}
       with open(trained_json, "w", encoding="utf-8") as f:
         json.dump(trained, f)
@@ -296,7 +297,8 @@ def run(budget_s=BUDGET_S, test_lines=TEST_LINES, work_dir=None, peer_flags=PEER
                              ">= %gx" % BLEU_TARGET, False,
                              details + "; keras-hub skipped: pip install -e '.[bench]'"))
       return rows
-    peer = run_peer(corpus_dir, work, budget_s, test_lines, log, peer_flags, decode_only)
+    peer = run_peer(corpus_dir, work, budget_s, test_lines, log, peer_flags, decode_only,
+                    seed)
     bleu_ratio = t2t["bleu"] / max(peer["bleu"], 1e-9)
     rows.append(common.row(
         "translation BLEU (beam 4) after %.0f s of training, t2t_lite / keras-hub" % budget_s,
@@ -354,9 +356,11 @@ def parse_args(args):
       kwargs["peer_flags"] = value
     elif name == "--decode_only":
       kwargs["decode_only"] = True
+    elif name == "--seed":
+      kwargs["seed"] = int(value)
     else:
       sys.exit("unknown argument %s (--budget_s, --test_lines, --work_dir, --peer_flags, "
-               "--decode_only)" % arg)
+               "--decode_only, --seed)" % arg)
   return kwargs
 
 
