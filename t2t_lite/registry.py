@@ -176,6 +176,26 @@ def problem_class(name):
   raise _PROBLEMS.unknown(name)
 
 
+def problem_name_of(cls):
+  """The name a Problem class is registered under (its snake_case name if not registered).
+
+  Only a REGISTERED_NAME set on the class itself counts: a subclass inherits its parent's
+  attribute, so the registry is asked which name maps to exactly this class.
+  """
+  def registered_as(name):
+    try:
+      return problem_class(name) is cls
+    except UnknownNameError:
+      return False
+
+  own = vars(cls).get("REGISTERED_NAME")
+  default = default_name(cls)
+  for name in ((own,) if own else ()) + (default,) + tuple(list_problems()):
+    if registered_as(name):
+      return name
+  return own or default
+
+
 def problem(name):
   """A new instance of the named problem; `NAME_rev` and `NAME_copy` are understood."""
   if name in _PROBLEMS:

@@ -16,8 +16,9 @@ and gets, for free:
 - `get_hparams(model_hparams, data_dir)`: the problem hparams the model is built with.
 - `dataset(mode, data_dir, hparams)`: a batched `tf.data.Dataset` of feature dicts (the
   pipeline and its batching rules: `t2t_lite.data.pipeline`).
-- `data_exists(data_dir)`, `data_files(data_dir, split)`, `check_shards(data_dir)`,
-  `reading_errors(data_dir)` (corrupt shards: `t2t_lite.data.integrity`).
+- `data_exists(data_dir)`, `data_files(data_dir, split)` (the shard look-up:
+  `t2t_lite.data.problem_files`), `check_shards(data_dir)`, `reading_errors(data_dir)`
+  (corrupt shards: `t2t_lite.data.integrity`).
 
 A Problem keeps no state besides its class attributes and the _rev / _copy modifiers: every
 method that reads data takes the data_dir, and no answer depends on an earlier call.
@@ -29,13 +30,12 @@ A corrupt shard fails the iteration of `dataset()` with a message naming it, in 
 import tensorflow as tf
 
 from t2t_lite import common_hparams
-from t2t_lite import errors
 from t2t_lite import registry
 from t2t_lite.constants import ModeKeys
-from t2t_lite.data import generator_utils
 from t2t_lite.data import integrity
 from t2t_lite.data import packing
 from t2t_lite.data import pipeline
+from t2t_lite.data import problem_files
 from t2t_lite.data import text_encoder
 from t2t_lite.hparams import HParams
 
@@ -74,7 +74,7 @@ class Problem:
   @property
   def base_name(self):
     """The registered name without the _rev / _copy modifiers."""
-    return registered_name(type(self))
+    return registry.problem_name_of(type(self))
 
   @property
   def name(self):
@@ -223,10 +223,10 @@ class Problem:
   # -- files -------------------------------------------------------------------------
 
   def data_filepattern(self, data_dir, split):
-    return generator_utils.shard_pattern(data_dir, self.dataset_filename(), split)
+    return problem_files.data_filepattern(self, data_dir, split)
 
   def datagen_command(self, data_dir):
-    return "t2t-datagen --problem=%s --data_dir=%s" % (self.dataset_filename(), data_dir)
+    return problem_files.datagen_command(self, data_dir)
 
   def data_files(self, data_dir, split):
     """The complete shards of a split.
@@ -234,34 +234,11 @@ class Problem:
     Raises:
       DataNotFoundError: none there, or fewer than the count their names announce.
     """
-    if not data_dir:
-      raise errors.DataNotFoundError(
-          "problem %s needs --data_dir (where its data is, or goes). Create the data with: "
-          "t2t-datagen --problem=%s --data_dir=DIR" % (self.name, self.dataset_filename()))
-    paths, count = generator_utils.find_shards(data_dir, self.dataset_filename(), split)
-    pattern = self.data_filepattern(data_dir, split)
-    if not paths:
-      raise errors.DataNotFoundError(
-          "no %s data for problem %s in data_dir %s (looked for %s). Create it with: %s"
-          % (split, self.name, data_dir, pattern, self.datagen_command(data_dir)))
-    if len(paths) != count:
-      raise errors.DataNotFoundError(
-          "incomplete %s data for problem %s in data_dir %s: %d of the %d shards matching %s "
-          "are there (an interrupted generation?). Complete it with: %s"
-          % (split, self.name, data_dir, len(paths), count, pattern,
-             self.datagen_command(data_dir)))
-    return paths
+    return problem_files.data_files(self, data_dir, split)
 
   def data_exists(self, data_dir, splits=None):
     """True when every split (default: all of dataset_splits) has all its shards."""
-    if not data_dir:
-      return False
-    splits = splits or [s["split"] for s in self.dataset_splits()]
-    for split in splits:
-      paths, count = generator_utils.find_shards(data_dir, self.dataset_filename(), split)
-      if not paths or len(paths) != count:
-        return False
-    return True
+    return problem_files.data_exists(self, data_dir, splits)
 
   def check_shards(self, data_dir, splits=None):
     """Reads every shard of the splits (default: all) through; returns {split: examples}.
@@ -382,29 +359,8 @@ class Problem:
     return integrity.reported(ds, self, data_dir, [split])
 
 
-def registered_name(cls):
-  """The name a Problem class is registered under (its snake_case name if not registered).
-
-  Only a REGISTERED_NAME set on the class itself counts: a subclass inherits its parent's
-  attribute, so the registry is asked which name maps to exactly this class.
-  """
-  name = vars(cls).get("REGISTERED_NAME")
-  if name and _registered_as(name, cls):
-    return name
-  default = registry.default_name(cls)
-  if _registered_as(default, cls):
-    return default
-  for candidate in registry.list_problems():
-    if _registered_as(candidate, cls):
-      return candidate
-  return name or default
-
-
-def _registered_as(name, cls):
-  try:
-    return registry.problem_class(name) is cls
-  except errors.T2TUserError:
-    return False
+# The name a Problem class is registered under; the registry answers it.
+registered_name = registry.problem_name_of
 
 
 def _swapped(d):

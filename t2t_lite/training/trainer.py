@@ -11,16 +11,14 @@ metrics and one replica's steps): it holds the built model, its optimizer, the g
 the training data iterator, all in one checkpoint (`training/checkpoints.py`) in output_dir, so
 a run on an output_dir that has checkpoints continues from the newest one: same step, same
 weights, same position in the data. It runs `iterations_per_loop` train steps per
-`tf.function` call (the step optionally XLA-compiled), inside whatever tf.distribute strategy
-is in use; the Task's step divides each replica's loss by the token count of the global batch,
-so any number of replicas computes the same update. Summaries go to output_dir/train and
-output_dir/eval, the latest evaluation to output_dir/eval_results.json.
+`tf.function` call (the step optionally XLA-compiled; `training/train_loop.py`), inside
+whatever tf.distribute strategy is in use; the Task's step divides each replica's loss by the
+token count of the global batch, so any number of replicas computes the same update. Summaries
+go to output_dir/train and output_dir/eval, the latest evaluation to
+output_dir/eval_results.json.
 """
-import contextlib
 import math
 import os
-import signal
-import threading
 import time
 
 import keras
@@ -38,9 +36,9 @@ from t2t_lite.task import Task
 from t2t_lite.training import averaging
 from t2t_lite.training import evaluation
 from t2t_lite.training import optimizers
+from t2t_lite.training import train_loop
 from t2t_lite.training.checkpoints import TrainingCheckpoint
-from t2t_lite.utils import format_elapsed, make_relative_timing_fn, setup_directories
-from t2t_lite.utils import hardware
+from t2t_lite.utils import hardware, make_relative_timing_fn
 
 
 class TrainingDivergedError(T2TUserError, FloatingPointError):
@@ -149,24 +147,6 @@ class Trainer:
     names the file (the Problem finds it), not a bare error mid-training."""
     return self.problem.reading_errors(self.data_dir)
 
-  @contextlib.contextmanager
-  def _summary_writer(self, name):
-    """A tf.summary writer for OUTPUT_DIR/name, closed on exit; a failed write of the summaries
-    is an OutputWriteError. (The folder is made here, not in __init__, so a schedule that run()
-    rejects leaves the output_dir untouched.)"""
-    path = os.path.join(self.output_dir, name)
-    try:
-      writer = tf.summary.create_file_writer(setup_directories(self.output_dir, [name])[name])
-    except output_dir_lib.write_errors() as e:
-      raise output_dir_lib.write_failed("the summaries in", path, e) from None
-    try:
-      yield writer
-    finally:
-      try:
-        writer.close()
-      except output_dir_lib.write_errors() as e:
-        raise output_dir_lib.write_failed("the summaries in", path, e) from None
-
   # ---------------------------------------------------------------- state
   def _ensure_train_iterator(self):
     if self._train_iterator is None:
@@ -202,44 +182,12 @@ class Trainer:
     """`train_loop(iterator, num_steps) -> (loss_sum, weight_sum, tokens)`: num_steps steps
     of the Task's train step under the strategy in one tf.function call (the step itself
     XLA-compiled with hparams.xla_compile)."""
-    # The step is traced as plain Python, never converted by autograph (as keras's own
-    # fit does): Task and model code has no Python control flow on tensors (it runs on every
-    # Keras backend), and converting it took 2.3 s of the 4.4 s trace of transformer_tiny's
-    # step.
-    @tf.autograph.experimental.do_not_convert
-    def step_fn(features):
-      return self.task.train_step(self.model, self.optimizer, features)
-    if common_hparams.get(self.hparams, "xla_compile"):
-      step_fn = tf.function(step_fn, jit_compile=True, autograph=False)
-    strategy = self.strategy
+    return train_loop.make_train_loop(
+        self.task, self.model, self.optimizer, self.strategy, self.global_step,
+        xla_compile=common_hparams.get(self.hparams, "xla_compile"))
 
-    @tf.function
-    def train_loop(iterator, num_steps):
-      loss_sum = tf.constant(0.0)
-      weight_sum = tf.constant(0.0)
-      tokens = tf.constant(0.0)
-      for _ in tf.range(num_steps):
-        l, w, t = strategy.run(step_fn, args=(next(iterator),))
-        loss_sum += strategy.reduce(tf.distribute.ReduceOp.SUM, l, axis=None)
-        weight_sum += strategy.reduce(tf.distribute.ReduceOp.SUM, w, axis=None)
-        tokens += strategy.reduce(tf.distribute.ReduceOp.SUM, t, axis=None)
-        self.global_step.assign_add(1)
-      return loss_sum, weight_sum, tokens
-
-    return train_loop
-
-  def _install_sigterm(self):
-    if threading.current_thread() is not threading.main_thread():
-      return None
-
-    def handler(signum, frame):  # pylint: disable=unused-argument
-      logging.warning("SIGTERM: saving a checkpoint after the current step, then stopping.")
-      self._stop_requested = True
-
-    try:
-      return signal.signal(signal.SIGTERM, handler)
-    except ValueError:
-      return None
+  def _request_stop(self):
+    self._stop_requested = True
 
   def train(self, train_steps=None, eval_every=None, eval_steps=DEFAULT_EVAL_STEPS):
     """Trains to `train_steps`, evaluating every `eval_every` steps if given.
@@ -257,9 +205,8 @@ class Trainer:
     window_start, window_step = time.time(), step
     results = {}
     last_saved = step
-    previous_handler = self._install_sigterm()
-    try:
-      with self._summary_writer(constants.TRAIN_SUMMARY_DIR) as writer, \
+    with train_loop.stop_on_sigterm(self._request_stop):
+      with train_loop.summary_writer(self.output_dir, constants.TRAIN_SUMMARY_DIR) as writer, \
           hardware.graph_options_scope(self._graph_options):
         while step < train_steps and not self._stop_requested:
           n = min(per_loop, train_steps - step)
@@ -280,9 +227,10 @@ class Trainer:
           window_weight += weight_sum
           window_tokens += float(tokens)
           if step % self.log_step_count_steps == 0 or step >= train_steps:
-            self._log_train(writer, step, train_steps, window_loss / max(window_weight, 1.0),
-                            window_tokens, step - window_step, time.time() - window_start,
-                            (time.time() - start_time) / max(1, step - start_step))
+            train_loop.log_train(
+                writer, self._log_time, self.optimizer, step, train_steps,
+                window_loss / max(window_weight, 1.0), window_tokens, step - window_step,
+                time.time() - window_start, (time.time() - start_time) / max(1, step - start_step))
             window_loss = window_weight = window_tokens = 0.0
             window_start, window_step = time.time(), step
           if self.save_checkpoints_steps and step % self.save_checkpoints_steps == 0:
@@ -294,24 +242,7 @@ class Trainer:
           self.save()
       if self.average_last_checkpoints and step >= train_steps:
         self.average_checkpoints()
-    finally:
-      if previous_handler is not None:
-        signal.signal(signal.SIGTERM, previous_handler)
     return results
-
-  def _log_train(self, writer, step, train_steps, loss, tokens, steps, seconds, sec_per_step):
-    seconds = max(seconds, 1e-9)
-    lr = self.optimizer.learning_rate
-    lr = float(lr(self.optimizer.iterations) if callable(lr) else lr)
-    with writer.as_default(step=step):
-      tf.summary.scalar("loss", loss)
-      tf.summary.scalar("learning_rate", lr)
-      tf.summary.scalar("steps_per_sec", steps / seconds)
-      tf.summary.scalar("tokens_per_sec", tokens / seconds)
-    eta = format_elapsed(int(sec_per_step * max(0, train_steps - step)))
-    # One line, logged by the relative-timing function: "Timing: H:MM:SS.ffffff step ...".
-    self._log_time("step %d/%d loss %.4f lr %.3g tokens/s %.0f ETA %s" % (
-        step, train_steps, loss, lr, tokens / seconds, eta))
 
   @property
   def stopped_by_signal(self):
@@ -335,10 +266,11 @@ class Trainer:
           keep_best_by=self.keep_best_by)
     # With hparams.ema_momentum the moving average of the weights is what is evaluated (and
     # kept as OUTPUT_DIR/best); training continues from the weights themselves.
+    def writer():
+      return train_loop.summary_writer(self.output_dir, constants.EVAL_SUMMARY_DIR)
     with self._reading_errors(), self.ema_weights(), \
         hardware.graph_options_scope(self._graph_options):
-      return self._evaluator.evaluate(
-          eval_steps, lambda: self._summary_writer(constants.EVAL_SUMMARY_DIR), self._log_time)
+      return self._evaluator.evaluate(eval_steps, writer, self._log_time)
 
   def ema_weights(self):
     """A context in which the model holds the optimizer's moving average of its weights
