@@ -89,6 +89,23 @@ def import_registrations(usr_dirs):
   usr_dir.import_usr_dirs(usr_dirs)
 
 
+def start(argv):
+  """What t2t-trainer and t2t-decoder do first: the `--hp_NAME VALUE` arguments of argv into
+  --hparams, then the built-in registrations and each --t2t_usr_dir imported. Returns True
+  when --registry_help asked for the list of registered names, which it has printed (the
+  script then returns 0)."""
+  from absl import flags as absl_flags
+
+  from t2t_lite import flags as t2t_flags
+  from t2t_lite import registry
+  t2t_flags.set_hparams_from_args(argv[1:])
+  import_registrations(absl_flags.FLAGS.t2t_usr_dir)
+  if absl_flags.FLAGS.registry_help:
+    print(registry.help_string())
+    return True
+  return False
+
+
 def require_flags(*names):
   """A ConfigError naming the first of `names` that is unset."""
   from absl import flags as absl_flags

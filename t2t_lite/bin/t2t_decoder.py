@@ -44,15 +44,11 @@ def main(argv):
   from absl import logging
 
   from t2t_lite import constants
-  from t2t_lite import flags as t2t_flags
   from t2t_lite import output_dir as output_dir_lib
   from t2t_lite import registry
 
   FLAGS = flags.FLAGS  # pylint: disable=invalid-name
-  t2t_flags.set_hparams_from_args(argv[1:])
-  common.import_registrations(FLAGS.t2t_usr_dir)
-  if FLAGS.registry_help:
-    print(registry.help_string())
+  if common.start(argv):
     return 0
 
   from t2t_lite import decoding  # pylint: disable=g-import-not-at-top

@@ -29,10 +29,7 @@ def main(argv):
   from t2t_lite.constants import TRAINING_SCHEDULES
 
   FLAGS = flags.FLAGS  # pylint: disable=invalid-name
-  t2t_flags.set_hparams_from_args(argv[1:])
-  common.import_registrations(FLAGS.t2t_usr_dir)
-  if FLAGS.registry_help:
-    print(registry.help_string())
+  if common.start(argv):
     return 0
 
   from t2t_lite.training import distribute  # pylint: disable=g-import-not-at-top

@@ -31,9 +31,9 @@ import os
 import tensorflow as tf
 
 from t2t_lite import errors
-from t2t_lite.constants import EOS, EOS_ID, NUM_RESERVED_TOKENS, PAD, PAD_ID, RESERVED_TOKENS
+from t2t_lite.constants import EOS, EOS_ID, NUM_RESERVED_TOKENS, PAD, PAD_ID
 from t2t_lite.data import subword_vocab
-from t2t_lite.data.text_encoder import TextEncoder
+from t2t_lite.data.text_encoder import TextEncoder, decode_tokens
 
 UNK = "<unk>"
 BYTE_FALLBACK_MIN_VOCAB = 4096
@@ -160,14 +160,9 @@ class SentencePieceEncoder(TextEncoder):
     return self._sp.decode([i for i in map(int, ids) if NUM_RESERVED_TOKENS <= i < size])
 
   def decode_list(self, ids, strip_extraneous=True):
-    out = []
-    for i in map(int, ids):
-      if i < NUM_RESERVED_TOKENS:
-        if not strip_extraneous:
-          out.append(RESERVED_TOKENS[i])
-      else:
-        out.append(self._sp.id_to_piece(i) if i < self.vocab_size else "<%d?>" % i)
-    return out
+    size = self.vocab_size
+    return decode_tokens(ids, strip_extraneous, lambda i: (
+        self._sp.id_to_piece(i) if i < size else "<%d?>" % i))
 
   @property
   def vocab_size(self):

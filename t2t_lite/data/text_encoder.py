@@ -42,6 +42,20 @@ def _strip_reserved(ids):
   return [int(i) for i in ids if int(i) >= NUM_RESERVED_TOKENS]
 
 
+def decode_tokens(ids, strip_extraneous, token, num_reserved_ids=NUM_RESERVED_TOKENS):
+  """The strings of `ids`, as every encoder's `decode_list` gives them: `token(i)` for an id
+  at or above num_reserved_ids; a reserved id by its name ("<pad>", "<EOS>", or the number of
+  an extra reserved id), or nothing when `strip_extraneous`."""
+  out = []
+  for i in map(int, ids):
+    if i < num_reserved_ids:
+      if not strip_extraneous:
+        out.append(RESERVED_TOKENS[i] if i < NUM_RESERVED_TOKENS else str(i))
+    else:
+      out.append(token(i))
+  return out
+
+
 class TextEncoder:
   """Space-separated integers shifted by the reserved ids: "0 7" <-> [2, 9].
 
@@ -66,15 +80,8 @@ class TextEncoder:
     return " ".join(self.decode_list(ids, strip_extraneous))
 
   def decode_list(self, ids, strip_extraneous=True):
-    out = []
-    for i in ids:
-      i = int(i)
-      if i < self._num_reserved_ids:
-        if not strip_extraneous:
-          out.append(RESERVED_TOKENS[i] if i < NUM_RESERVED_TOKENS else str(i))
-        continue
-      out.append(str(i - self._num_reserved_ids))
-    return out
+    return decode_tokens(ids, strip_extraneous, lambda i: str(i - self._num_reserved_ids),
+                         self._num_reserved_ids)
 
   @property
   def vocab_size(self):
@@ -116,16 +123,10 @@ class SymbolEncoder(TextEncoder):
     return ids
 
   def decode_list(self, ids, strip_extraneous=True):
-    out = []
-    for i in ids:
-      i = int(i)
-      if i < NUM_RESERVED_TOKENS:
-        if not strip_extraneous:
-          out.append(RESERVED_TOKENS[i])
-        continue
+    def name(i):
       k = i - NUM_RESERVED_TOKENS
-      out.append(self._names[k] if k < self.num_symbols else "<%d?>" % i)
-    return out
+      return self._names[k] if k < self.num_symbols else "<%d?>" % i
+    return decode_tokens(ids, strip_extraneous, name)
 
 
 class ByteTextEncoder(TextEncoder):
@@ -145,15 +146,7 @@ class ByteTextEncoder(TextEncoder):
                  if i < 256 + NUM_RESERVED_TOKENS).decode("utf-8", "replace")
 
   def decode_list(self, ids, strip_extraneous=True):
-    out = []
-    for i in ids:
-      i = int(i)
-      if i < NUM_RESERVED_TOKENS:
-        if not strip_extraneous:
-          out.append(RESERVED_TOKENS[i])
-      else:
-        out.append(chr(i - NUM_RESERVED_TOKENS))
-    return out
+    return decode_tokens(ids, strip_extraneous, lambda i: chr(i - NUM_RESERVED_TOKENS))
 
 
 class TokenTextEncoder(TextEncoder):
@@ -211,13 +204,9 @@ class TokenTextEncoder(TextEncoder):
     return ids
 
   def decode_list(self, ids, strip_extraneous=True):
-    out = []
-    for i in ids:
-      i = int(i)
-      if strip_extraneous and i < NUM_RESERVED_TOKENS:
-        continue
-      out.append(self._id_to_token[i] if 0 <= i < len(self._id_to_token) else "<%d?>" % i)
-    return out
+    # The vocabulary's first tokens are RESERVED_TOKENS: its reserved ids' names.
+    return decode_tokens(ids, strip_extraneous, lambda i: (
+        self._id_to_token[i] if i < len(self._id_to_token) else "<%d?>" % i))
 
   @property
   def vocab_size(self):
@@ -315,16 +304,11 @@ class SubwordTextEncoder(TextEncoder):
       return [self._t2t.subtokens[i] if i < len(self._t2t.subtokens) else "<%d?>" % i
               for i in map(int, ids) if i >= NUM_RESERVED_TOKENS or not strip_extraneous]
     subwords = self._enc.subwords
-    out = []
-    for i in ids:
-      i = int(i)
-      if i < NUM_RESERVED_TOKENS:
-        if not strip_extraneous:
-          out.append(RESERVED_TOKENS[i])
-        continue
+
+    def subword(i):
       j = i - 2  # tfds id i-1; its subwords start at tfds id 1
-      out.append(subwords[j] if j < len(subwords) else self._enc.decode([i - 1]))
-    return out
+      return subwords[j] if j < len(subwords) else self._enc.decode([i - 1])
+    return decode_tokens(ids, strip_extraneous, subword)
 
   @property
   def vocab_size(self):
