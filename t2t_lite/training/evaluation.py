@@ -3,7 +3,7 @@
     evaluator = Evaluator(task, model, strategy, output_dir, global_step,
                           bleu_samples=200, dev_bleu=decoding.DevBleu(decode_hparams),
                           keep_best_by="bleu")
-    results = evaluator.evaluate(eval_steps=100, reading_errors=..., summary_writer=..., log=...)
+    results = evaluator.evaluate(eval_steps=100, summary_writer=..., log=...)
 
 Each evaluation
 
