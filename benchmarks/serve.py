@@ -1,25 +1,41 @@
-"""Serving: t2t-serve (dynamic batching grouped by length) against the server a Keras user
-would write instead (one model call per request behind a plain aiohttp handler), same
-SavedModel, same HTTP library, side by side in one run.
+"""Serving: t2t-serve (dynamic batching) against the server a Keras user would write instead
+(one model call per request behind a plain aiohttp handler), same SavedModel, same HTTP
+library, side by side in one run.
 
+    python -m benchmarks.serve --export_dir=/tmp/demo_export   # the demo's trained model
     python -m benchmarks.serve                         # a random-weight transformer_tiny export
-    python -m benchmarks.serve --export_dir=DIR        # an existing decoder export
-    python -m benchmarks.serve --max_requests=40 --max_seconds=3   # a short smoke run (~40 s)
+    python -m benchmarks.serve --max_requests=40 --max_seconds=3 --mixed_requests=200  # smoke
 
 Each server runs in its own process on 127.0.0.1 (a free port); this process is the load: 1, 8
 and 32 concurrent clients, each sending one input per request (algorithmic inputs of 4 to 40
 symbols, the same sequence for both servers) and the next as soon as the answer comes, for
---max_requests requests or --max_seconds seconds per cell, whichever ends first, after a
-warm-up. Rows: requests per second, p50 and p99 latency, and the throughput ratio
-t2t-serve / per-request server at each concurrency. Both answer the same inputs with the same
-outputs (checked). Everything is loopback and bounded; nothing else is contacted.
+--max_requests requests or --max_seconds seconds per cell, whichever ends first; both servers
+run throughout and their cells alternate, so a shared machine's load falls on both alike.
+Before the cells each server gets the same warm-up: --warmup_requests other inputs at each concurrency
+(the export compiles an XLA op for each new input shape on its first call, so a cold server
+measures compilation). Rows: requests per second, p50 and p99 latency, the batch sizes
+t2t-serve formed (from its /metrics), and the throughput ratio t2t-serve / per-request server
+at each concurrency. Both answer the same inputs with the same outputs (checked).
 
-The export: --export_dir, else transformer_tiny (random weights, so every decode runs to its
-extra_length) on algorithmic_reverse_binary40 exported with --decode_hparams
-(default beam_size=1,extra_length=20) to a temporary directory.
+Then --mixed_requests requests (default 10,000) go to t2t-serve from 32 clients, one in ten
+bad (malformed JSON, a wrong field, a non-string, an empty string, an input over
+--max_input_length, a body over --max_request_bytes, an unknown token), mixed with good ones
+answered by the per-request server above: every good one must come back 200 with that
+server's answer, every bad one 400 naming its problem; anything else is lost or wrong.
+
+Targets (the issue's): at 32 clients >= 4x the requests/s of the per-request server; at 8
+clients t2t-serve's p99 latency <= 2x its p50; nothing lost or wrong in the mixed run.
+Everything is loopback and bounded; nothing else is contacted.
+
+The export: --export_dir (the demo's: `bash scripts/quickstart.sh demo`, then export its run
+with t2t-decoder --export_saved_model), else transformer_tiny (random weights, so every
+decode runs to its extra_length) on algorithmic_reverse_binary40 exported with
+--decode_hparams (default beam_size=1,extra_length=20) to a temporary directory.
 """
 import argparse
 import asyncio
+import collections
+import json
 import os
 import random
 import re
@@ -27,6 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -38,6 +55,10 @@ if _ROOT not in sys.path:
 from benchmarks import common  # noqa: E402
 
 CONCURRENCY = (1, 8, 32)
+TARGET_SPEEDUP = 4.0  # t2t-serve / per-request requests/s at 32 clients
+MAX_TAIL = 2.0  # t2t-serve's p99 / p50 latency at 8 clients
+MAX_INPUT_LENGTH = 64  # t2t-serve's limits in the run (the inputs have 4 to 40 symbols)
+MAX_REQUEST_BYTES = 1 << 16
 PROBLEM = "algorithmic_reverse_binary40"
 NAME = "bench"
 READY = re.compile(r"at (http://127\.0\.0\.1:\d+)")
@@ -127,44 +148,126 @@ async def load(url, inputs, clients, max_requests, max_seconds):
     return latencies, time.monotonic() - started, answers
 
 
+def batch_sizes(url):
+  """(model calls, inputs decoded) so far, from t2t-serve's /metrics."""
+  with urllib.request.urlopen(url + "/metrics", timeout=30) as response:
+    text = response.read().decode()
+  values = []
+  for name in ("t2t_serving_batch_size_count", "t2t_serving_batch_size_sum"):
+    match = re.search(r"^%s (\S+)$" % name, text, re.M)
+    values.append(float(match.group(1)) if match else 0.0)
+  return tuple(values)
+
+
+def bad_requests(max_input_length, max_request_bytes):
+  """(body bytes, a phrase the 400's error must hold), one of each kind of bad request."""
+  return [
+      (b"{not json", "malformed JSON"),
+      (b'{"instance": ["1 0"]}', "unknown field"),
+      (b'{"instances": ["1 0", 3]}', "must be a string"),
+      (b'{"instances": [""]}', "empty string"),
+      (json.dumps({"instances": [" ".join(["1"] * (max_input_length + 1))]}).encode(),
+       "this server takes at most %d" % max_input_length),
+      (json.dumps({"instances": ["1 0 " * (max_request_bytes // 4 + 1)]}).encode(),
+       "over this server's limit"),
+      (b'{"instances": ["1 zebra 0"]}', "unknown token"),
+  ]
+
+
+async def mixed_load(url, requests, clients, max_seconds):
+  """Sends `requests` ((body, expected status, what the answer must hold)) from `clients`
+  loops; (counts by outcome, seconds)."""
+  import aiohttp  # pylint: disable=g-import-not-at-top
+  counts = collections.Counter()
+  queue = collections.deque(requests)
+  deadline = time.monotonic() + max_seconds
+  connector = aiohttp.TCPConnector(limit=clients)
+  timeout = aiohttp.ClientTimeout(total=60)
+  async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+
+    async def client():
+      while queue and time.monotonic() < deadline:
+        body, status, want = queue.popleft()
+        kind = "good" if status == 200 else "bad"
+        try:
+          async with session.post(url + "/v1/models/%s:predict" % NAME, data=body,
+                                  headers={"Content-Type": "application/json"}) as response:
+            answer = await response.json()
+            code = response.status
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+          counts["lost"] += 1
+          continue
+        if code != status:
+          counts["lost" if code >= 500 else "wrong"] += 1
+        elif status == 200:
+          counts["right " + kind if answer["predictions"][0]["outputs"] == want
+                 else "wrong"] += 1
+        else:
+          counts["right " + kind if want in answer.get("error", "") else "wrong"] += 1
+
+    started = time.monotonic()
+    await asyncio.gather(*[client() for _ in range(clients)])
+    counts["not sent"] = len(queue)
+    return counts, time.monotonic() - started
+
+
 def percentile(values, q):
   ordered = sorted(values)
   return ordered[min(len(ordered) - 1, int(q / 100.0 * len(ordered)))]
 
 
 def run(export_dir=None, max_requests=200, max_seconds=15.0,
-        decode_hparams="beam_size=1,extra_length=20"):
+        decode_hparams="beam_size=1,extra_length=20", warmup_requests=200,
+        mixed_requests=10000, mixed_seconds=600.0):
   """The rows (see common.row); without `export_dir`, a random-weight export is made in a
   temporary directory."""
+  args = (max_requests, max_seconds, warmup_requests, mixed_requests, mixed_seconds)
   if export_dir is None:
     with tempfile.TemporaryDirectory() as tmp:
-      return _run(make_export(os.path.join(tmp, "export"), decode_hparams), max_requests,
-                  max_seconds)
-  return _run(export_dir, max_requests, max_seconds)
+      return _run(make_export(os.path.join(tmp, "export"), decode_hparams), *args)
+  return _run(export_dir, *args)
 
 
-def _run(export_dir, max_requests, max_seconds):
+def _run(export_dir, max_requests, max_seconds, warmup_requests, mixed_requests,
+         mixed_seconds):
   rng = random.Random(0)
   inputs = [" ".join(rng.choice("01") for _ in range(rng.randint(4, 40)))
-            for _ in range(max_requests + 64)]
+            for _ in range(max_requests + warmup_requests)]
+  measured, warm = inputs[:max_requests], inputs[max_requests:]
   servers = {
       "t2t-serve": [sys.executable, "-m", "t2t_lite.bin.t2t_serve", "--export_dir=" + export_dir,
-                    "--port=0", "--model_name=" + NAME, "--max_input_length=0"],
+                    "--port=0", "--model_name=" + NAME,
+                    "--max_input_length=%d" % MAX_INPUT_LENGTH,
+                    "--max_request_bytes=%d" % MAX_REQUEST_BYTES],
       "per-request server": [sys.executable, "-m", "benchmarks.serve",
                              "--per_request_server=" + export_dir],
   }
-  results, answers = {}, {}
-  for name, command in servers.items():
-    proc, url = start(command)
-    try:
-      asyncio.run(load(url, inputs[:8], 2, 8, max_seconds))  # warm-up
-      for clients in CONCURRENCY:
+  results, answers, batches = {}, {}, {}
+  procs, urls = [], {}
+  try:  # both servers run throughout; each cell loads one of them, the other one idles
+    for name, command in servers.items():
+      proc, urls[name] = start(command)
+      procs.append(proc)
+    for clients in CONCURRENCY:  # the same warm-up for both
+      for name, url in urls.items():
+        asyncio.run(load(url, warm, clients, warmup_requests, max_seconds))
+    for clients in CONCURRENCY:  # side by side at each concurrency
+      for name, url in urls.items():
+        before = batch_sizes(url) if name == "t2t-serve" else None
         latencies, seconds, outputs = asyncio.run(
-            load(url, inputs[:max_requests], clients, max_requests, max_seconds))
+            load(url, measured, clients, max_requests, max_seconds))
         results[name, clients] = (len(latencies) / seconds, latencies)
         answers.setdefault(name, {}).update(outputs)
-    finally:
+        if before is not None:
+          after = batch_sizes(url)
+          batches[clients] = (after[1] - before[1]) / max(after[0] - before[0], 1)
+    if mixed_requests:  # good inputs with the per-request server's answers
+      mixed = _mixed_run(urls["t2t-serve"], answers["per-request server"], mixed_requests,
+                         mixed_seconds)
+  finally:
+    for proc in procs:
       proc.terminate()
+    for proc in procs:
       proc.wait(30)
   shared = set(answers["t2t-serve"]) & set(answers["per-request server"])
   same = sum(answers["t2t-serve"][t] == answers["per-request server"][t] for t in shared)
@@ -173,6 +276,8 @@ def _run(export_dir, max_requests, max_seconds):
     for name in servers:
       throughput, latencies = results[name, clients]
       details = "%d requests" % len(latencies)
+      if name == "t2t-serve":
+        details += ", %.1f inputs per model call" % batches[clients]
       rows.append(common.row("serve: %s, %d clients, requests/s" % (name, clients),
                              throughput, "req/s", "-", True, details))
       rows.append(common.row("serve: %s, %d clients, p50 latency" % (name, clients),
@@ -180,13 +285,45 @@ def _run(export_dir, max_requests, max_seconds):
       rows.append(common.row("serve: %s, %d clients, p99 latency" % (name, clients),
                              1000 * percentile(latencies, 99), "ms", "-", True))
     ratio = results["t2t-serve", clients][0] / results["per-request server", clients][0]
+    target = TARGET_SPEEDUP if clients == max(CONCURRENCY) else None
     rows.append(common.row("serve: t2t-serve / per-request throughput, %d clients" % clients,
-                           ratio, "x", ">= 1" if clients > 1 else "-",
-                           ratio >= 1 or clients == 1))
+                           ratio, "x", ">= %g" % target if target else "-",
+                           target is None or ratio >= target))
+  latencies = results["t2t-serve", 8][1]
+  spread = percentile(latencies, 99) / percentile(latencies, 50)
+  rows.append(common.row("serve: t2t-serve p99 / p50 latency, 8 clients", spread, "x",
+                         "<= %g" % MAX_TAIL, spread <= MAX_TAIL))
   rows.append(common.row("serve: same outputs from both servers", same / max(len(shared), 1),
                          "fraction", "1.0", same == len(shared),
                          "%d inputs answered by both" % len(shared)))
+  if mixed_requests:
+    rows.append(mixed)
   return rows
+
+
+def _mixed_run(url, reference, count, max_seconds):
+  """The row of `count` requests to t2t-serve, one in ten bad, from 32 clients."""
+  rng = random.Random(1)
+  good = sorted(reference)
+  bad = bad_requests(MAX_INPUT_LENGTH, MAX_REQUEST_BYTES)
+  requests = []
+  for i in range(count):
+    if i % 10 == 9:
+      body, phrase = bad[(i // 10) % len(bad)]
+      requests.append((body, 400, phrase))
+    else:
+      text = rng.choice(good)
+      requests.append((json.dumps({"instances": [text]}).encode(), 200, reference[text]))
+  rng.shuffle(requests)
+  counts, seconds = asyncio.run(mixed_load(url, requests, max(CONCURRENCY), max_seconds))
+  right = counts["right good"] + counts["right bad"]
+  return common.row(
+      "serve: %d requests, 10%% bad, %d clients: answered right" % (count, max(CONCURRENCY)),
+      right / count, "fraction", "1.0", right == count,
+      "%d good answered right, %d bad answered 400, %d wrong, %d lost, %d not sent in "
+      "%.0f s; %.1f req/s" % (counts["right good"], counts["right bad"], counts["wrong"],
+                              counts["lost"], counts["not sent"], seconds,
+                              (count - counts["not sent"]) / seconds))
 
 
 def _parser():
@@ -195,15 +332,27 @@ def _parser():
   parser.add_argument("--decode_hparams", default="beam_size=1,extra_length=20")
   parser.add_argument("--max_requests", type=int, default=200)
   parser.add_argument("--max_seconds", type=float, default=15.0)
+  parser.add_argument("--warmup_requests", type=int, default=200)
+  parser.add_argument("--mixed_requests", type=int, default=10000)
+  parser.add_argument("--mixed_seconds", type=float, default=600.0)
   parser.add_argument("--per_request_server", default=None, help=argparse.SUPPRESS)
   return parser
 
 
 def parse_args(args):
   """run()'s keyword arguments from command-line arguments (what run_all passes on)."""
-  a = _parser().parse_args(args)
+  parser = _parser()
+  a = parser.parse_args(args)
+  if a.max_requests < 1 or a.max_seconds <= 0 or a.mixed_seconds <= 0:
+    parser.error("--max_requests must be >= 1, --max_seconds and --mixed_seconds > 0")
+  if a.warmup_requests < 0 or a.mixed_requests < 0:
+    parser.error("--warmup_requests and --mixed_requests must be >= 0")
+  if a.export_dir and not os.path.exists(os.path.join(a.export_dir, "saved_model.pb")):
+    parser.error("--export_dir=%s holds no saved_model.pb" % a.export_dir)
   return {"export_dir": a.export_dir, "max_requests": a.max_requests,
-          "max_seconds": a.max_seconds, "decode_hparams": a.decode_hparams}
+          "max_seconds": a.max_seconds, "decode_hparams": a.decode_hparams,
+          "warmup_requests": a.warmup_requests, "mixed_requests": a.mixed_requests,
+          "mixed_seconds": a.mixed_seconds}
 
 
 def main(argv):
@@ -211,9 +360,9 @@ def main(argv):
   if args.per_request_server:
     per_request_server(args.per_request_server)
     return 0
+  kwargs = parse_args(argv[1:])
   print(common.machine_description())
-  common.print_rows(run(args.export_dir, args.max_requests, args.max_seconds,
-                        args.decode_hparams))
+  common.print_rows(run(**kwargs))
   return 0
 
 

@@ -227,18 +227,35 @@ def test_concurrent_requests_are_decoded_in_one_batch(model):
   assert count == 2 and ones == 1  # /metrics shows the batch of 4
 
 
-def test_inputs_are_grouped_by_length(model):
-  long_ = ["1 0 1 1 0 1 0 1 1 1", "0 1 1 0 1 0 1 1 0 0", "1 0 1 0 1"]  # 10, 10, 5 words
-  short = ["1 0", "0 1", "1 1", "1 0 1"]  # 2, 2, 2, 3 words
-  with holding_the_model(model, max_batch_size=8, batch_timeout_micros=0) as held:
-    mixed = held.post(long_ + short)
-    held.release_when_queued(7)
-    code, answer = mixed.result(WAIT)
+def test_inputs_are_grouped_by_length_when_more_wait_than_a_batch_takes(model):
+  long_ = ["1 0 1 1 0 1 0 1 1 1", "0 1 1 0 1 0 1 1 0 0", "1 0 1 0 1 0 1 1 0"]  # 10, 10, 9
+  short = ["1 0", "0 1 1", "1 1"]  # 2, 3, 2 words
+  mixed = [x for pair in zip(long_, short) for x in pair]
+  with holding_the_model(model, max_batch_size=3, batch_timeout_micros=0) as held:
+    answer = held.post(mixed)
+    held.release_when_queued(6)
+    code, answer = answer.result(WAIT)
   assert code == 200
   assert [p["outputs"] for p in answer["predictions"]] == [
-      w["outputs"] for w in model.predict(long_ + short)]
-  # The oldest input's batch first; each batch's longest input at most twice its shortest.
+      w["outputs"] for w in model.predict(mixed)]
+  # The oldest input's batch first, with the inputs closest to it in length.
   assert held.gated.batches[1:] == [long_, short]
+
+
+def test_a_batch_takes_all_that_wait_padded_to_an_allowed_size(model):
+  lines = ["1 0 1 1 0 1 0 1 1 1", "0 1", "1 1 0", "0 0 1 1 0 1 1 0 1 0", "1 0 1"]
+  with holding_the_model(model, max_batch_size=8, batch_timeout_micros=0,
+                         allowed_batch_sizes=(1, 4, 8)) as held:
+    answer = held.post(lines)
+    held.release_when_queued(5)
+    code, answer = answer.result(WAIT)
+    sizes = metric(held.url, "t2t_serving_batch_size_sum")
+  assert code == 200
+  assert [p["outputs"] for p in answer["predictions"]] == [
+      w["outputs"] for w in model.predict(lines)]
+  # One call for inputs of 2 to 10 words, padded with copies of the shortest.
+  assert held.gated.batches[1:] == [lines + ["0 1"] * 3]
+  assert sizes == 1 + 5  # /metrics counts the inputs, not the padding
 
 
 def test_a_full_queue_answers_503_at_once(model):
@@ -281,15 +298,22 @@ def test_bad_requests_answer_400_naming_the_problem(model, body, message):
 
 def test_a_bad_input_fails_alone_in_its_batch(model):
   with holding_the_model(model, max_batch_size=8, batch_timeout_micros=0) as held:
-    good = [held.post([x]) for x in ("1 0", "0 1")]
+    good = []
+    for i, x in enumerate(("1 0", "0 1")):
+      good.append(held.post([x]))
+      wait_until(lambda i=i: held.server.batcher.queued == i + 1)
     bad = held.post(["1 zebra"])
     held.release_when_queued(3)
     answers = [f.result(WAIT) for f in good]
     bad_code, bad_answer = bad.result(WAIT)
   assert [code for code, _ in answers] == [200, 200]
+  assert [a["predictions"][0]["outputs"] for _, a in answers] == [
+      w["outputs"] for w in model.predict(["1 0", "0 1"])]
   assert bad_code == 400, bad_answer
   assert "input 0: unknown token in the input: zebra" in bad_answer["error"], bad_answer
-  assert len(held.gated.batches[1]) == 3  # they were decoded together, then the batch retried
+  # Decoded together (padded to 4), then the failed batch retried in halves.
+  assert held.gated.batches[1:] == [["1 0", "0 1", "1 zebra", "1 0"], ["1 0", "0 1"],
+                                    ["1 zebra"]]
 
 
 def test_flag_and_export_errors(run, tmp_path):  # noqa: F811
@@ -299,6 +323,10 @@ def test_flag_and_export_errors(run, tmp_path):  # noqa: F811
   with flag_values(export_dir=str(tmp_path), port=70000):
     with pytest.raises(ConfigError, match="--port=70000"):
       t2t_serve.main(["t2t-serve"])
+  for sizes in (["4", "8"], ["1", "x"], ["2", "1", "32"]):
+    with flag_values(export_dir=str(tmp_path), allowed_batch_sizes=sizes):
+      with pytest.raises(ConfigError, match="--allowed_batch_sizes="):
+        t2t_serve.main(["t2t-serve"])
   with flag_values(export_dir=str(tmp_path / "none"), output_dir=None):
     with pytest.raises(serving.ExportNotFoundError, match="no SavedModel in"):
       t2t_serve.main(["t2t-serve"])

@@ -16,7 +16,9 @@ Flags: --host=127.0.0.1, --port=8501 (0: any free port; the line "t2t-serve: ser
 http://HOST:PORT/..." says which), --model_name=default (the NAME in /v1/models/NAME);
 TensorFlow Serving's batching knobs --max_batch_size=32, --batch_timeout_micros=2000,
 --max_enqueued_batches=16 (a request that does not fit in the queue gets 503 at once),
---num_batch_threads=1; limits --max_input_length=-1 (in --input_unit=words|bytes; -1: the
+--num_batch_threads=1, --allowed_batch_sizes (default 1,2,4,... up to --max_batch_size: a
+batch is padded up to the next, so the model sees few shapes, each warmed up before the port
+opens; 'none': no padding); limits --max_input_length=-1 (in --input_unit=words|bytes; -1: the
 run's hparams max_length when served from --output_dir, else 1024; 0: none),
 --max_request_bytes=1048576; --shutdown_timeout_secs=30.
 
@@ -48,6 +50,10 @@ _define(flags.DEFINE_integer, "batch_timeout_micros", 2000,
 _define(flags.DEFINE_integer, "max_enqueued_batches", 16,
         "t2t-serve: the queue holds max_batch_size * max_enqueued_batches inputs; beyond, 503.")
 _define(flags.DEFINE_integer, "num_batch_threads", 1, "t2t-serve: batches run at once.")
+_define(flags.DEFINE_list, "allowed_batch_sizes", None,
+        "t2t-serve: batch sizes the model is called with (a batch is padded up to the next; "
+        "increasing, the last one --max_batch_size; default 1,2,4,... and --max_batch_size; "
+        "'none': no padding).")
 _define(flags.DEFINE_integer, "max_input_length", -1,
         "t2t-serve: the longest input in --input_unit (-1: the run's max_length, else 1024; "
         "0: no limit).")
@@ -73,10 +79,30 @@ def _check_flags(FLAGS):  # pylint: disable=invalid-name
       raise ConfigError("--%s must be >= 1, not %d." % (name, FLAGS[name].value))
   if FLAGS.batch_timeout_micros < 0:
     raise ConfigError("--batch_timeout_micros must be >= 0.")
+  _allowed_batch_sizes(FLAGS)
   if FLAGS.max_input_length < -1:
     raise ConfigError("--max_input_length must be >= -1.")
   if not FLAGS.model_name or "/" in FLAGS.model_name or ":" in FLAGS.model_name:
     raise ConfigError("--model_name=%r: give a name without '/' or ':'." % FLAGS.model_name)
+
+
+def _allowed_batch_sizes(FLAGS):  # pylint: disable=invalid-name
+  """--allowed_batch_sizes as ServerOptions takes it: None (the default), () or ints."""
+  from t2t_lite.errors import ConfigError
+  values = FLAGS.allowed_batch_sizes
+  if values is None:
+    return None
+  if [v.strip().lower() for v in values] == ["none"]:
+    return ()
+  try:
+    sizes = [int(v) for v in values]
+  except ValueError:
+    raise ConfigError("--allowed_batch_sizes=%s: give increasing integers ending with "
+                      "--max_batch_size, or 'none'." % ",".join(values)) from None
+  if sizes != sorted(set(sizes)) or sizes[0] < 1 or sizes[-1] != FLAGS.max_batch_size:
+    raise ConfigError("--allowed_batch_sizes=%s must increase and end with "
+                      "--max_batch_size=%d." % (",".join(values), FLAGS.max_batch_size))
+  return tuple(sizes)
 
 
 def export_first(output_dir, export_dir):
@@ -146,11 +172,12 @@ def main(argv):
       batch_timeout_micros=FLAGS.batch_timeout_micros,
       max_enqueued_batches=FLAGS.max_enqueued_batches,
       num_batch_threads=FLAGS.num_batch_threads,
+      allowed_batch_sizes=_allowed_batch_sizes(FLAGS),
       max_input_length=_max_input_length(output_dir), input_unit=FLAGS.input_unit,
       max_request_bytes=FLAGS.max_request_bytes,
       shutdown_timeout=FLAGS.shutdown_timeout_secs)
   model = serving.ExportedModel(export_dir)
-  model.warm_up()
+  model.warm_up(options.allowed_batch_sizes or (1, options.max_batch_size))
   server = serving.ModelServer(model, options)
 
   def ready(host, port):

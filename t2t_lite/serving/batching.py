@@ -3,18 +3,24 @@
 TensorFlow Serving's batching knobs, with its names:
 
 - `max_batch_size`: the most inputs one call of the model decodes;
-- `batch_timeout_micros`: how long the oldest waiting input may wait for its batch to fill;
+- `batch_timeout_micros`: how long a batch waits to fill, counted from when it could run
+  (its oldest input has come and a batch thread is free);
 - `max_enqueued_batches`: the queue holds at most max_batch_size * max_enqueued_batches
   inputs; a request that does not fit fails at once (`QueueFullError`, HTTP 503) instead of
   waiting behind a backlog;
-- `num_batch_threads`: how many batches run at the same time.
+- `num_batch_threads`: how many batches run at the same time;
+- `allowed_batch_sizes`: a batch is padded up to the next of these sizes (with copies of its
+  shortest input, whose answers are dropped), so the model sees a few batch shapes, each
+  prepared once, instead of every size up to max_batch_size.
 
-Inputs are grouped by length: a batch takes the oldest waiting input and, closest in length
-first, only inputs that keep the batch's longest input at most twice its shortest, so a short
-sentence never decodes padded to the longest one in the queue (a window around the oldest
-input's length rather than fixed buckets, so that inputs either side of a bucket boundary
-still share a batch). A batch whose call fails is retried one input at a time, so one
-bad input fails alone and the others in its batch still get their answers.
+A batch takes the oldest waiting input and, closest in length to it first, as many other
+waiting inputs as it holds. So when more inputs wait than one batch takes, those of similar
+length decode together and a short sentence does not wait for the longest one in the queue;
+but a batch never leaves with fewer inputs than are waiting: a second call costs a whole
+pass of the decoding loop (its per-step work does not shrink with the batch), more than the
+padded positions it would save. A batch whose call fails is retried in halves, and a failing
+half in halves again, so a bad input fails alone, found in about 2 log2(batch size) calls,
+and the others in its batch still get their answers.
 """
 import asyncio
 import collections
@@ -26,12 +32,6 @@ class QueueFullError(Exception):
   """The batching queue cannot take a request's inputs now."""
 
 
-def similar_lengths(shortest, longest):
-  """Whether inputs of these lengths may share a batch: the longest at most twice the
-  shortest."""
-  return longest <= 2 * max(1, shortest)
-
-
 _Item = collections.namedtuple("_Item", "text length future enqueued")
 
 
@@ -40,8 +40,9 @@ class Batcher:
 
   Args:
     run_batch: list of str -> list of results, one per input (a blocking call).
-    max_batch_size, batch_timeout_micros, max_enqueued_batches, num_batch_threads: see the
-      module docstring.
+    max_batch_size, batch_timeout_micros, max_enqueued_batches, num_batch_threads,
+      allowed_batch_sizes: see the module docstring (allowed_batch_sizes: increasing, the
+      last one max_batch_size; None or empty: no padding).
     length: str -> int, an input's length for grouping.
     on_batch: optional callback(batch_size, seconds) after each batch.
 
@@ -50,13 +51,20 @@ class Batcher:
   """
 
   def __init__(self, run_batch, max_batch_size=32, batch_timeout_micros=2000,
-               max_enqueued_batches=16, num_batch_threads=1, length=len, on_batch=None):
+               max_enqueued_batches=16, num_batch_threads=1, allowed_batch_sizes=None,
+               length=len, on_batch=None):
     if max_batch_size < 1 or max_enqueued_batches < 1 or num_batch_threads < 1:
       raise ValueError("max_batch_size, max_enqueued_batches and num_batch_threads must be "
                        ">= 1.")
     if batch_timeout_micros < 0:
       raise ValueError("batch_timeout_micros must be >= 0.")
+    allowed = list(allowed_batch_sizes or ())
+    if allowed and (allowed != sorted(set(allowed)) or allowed[0] < 1 or
+                    allowed[-1] != max_batch_size):
+      raise ValueError("allowed_batch_sizes must increase and end with max_batch_size (%d), "
+                       "not %s" % (max_batch_size, allowed))
     self.max_batch_size = max_batch_size
+    self.allowed_batch_sizes = allowed
     self.capacity = max_batch_size * max_enqueued_batches
     self._timeout = batch_timeout_micros / 1e6
     self._run_batch = run_batch
@@ -71,6 +79,17 @@ class Batcher:
     self._slots = None
     self._task = None
     self._executor = None
+
+  def padded_size(self, size):
+    """The batch size the model is called with for `size` inputs."""
+    return next((allowed for allowed in self.allowed_batch_sizes if allowed >= size), size)
+
+  def _call(self, texts):
+    """run_batch on `texts` padded to an allowed size (copies of the shortest input)."""
+    padding = self.padded_size(len(texts)) - len(texts)
+    if padding:
+      texts = texts + [min(texts, key=self._length)] * padding
+    return list(self._run_batch(texts))[:len(texts) - padding]
 
   @property
   def queued(self):
@@ -107,25 +126,12 @@ class Batcher:
     self._wakeup.set()
     return asyncio.gather(*futures, return_exceptions=True)
 
-  def _similar_count(self, oldest):
-    return sum(1 for item in self._pending
-               if similar_lengths(min(item.length, oldest.length),
-                                  max(item.length, oldest.length)))
-
   def _take(self, oldest):
-    """The oldest input and, closest in length first, the inputs that keep the batch's
-    lengths within a factor of two; in queue order."""
-    shortest = longest = oldest.length
-    chosen = {id(oldest)}
+    """The oldest input and, closest in length to it first (then oldest first), as many
+    other waiting inputs as the batch takes; in queue order."""
     others = sorted((item for item in self._pending if item is not oldest),
                     key=lambda item: (abs(item.length - oldest.length), item.enqueued))
-    for item in others:
-      if len(chosen) == self.max_batch_size:
-        break
-      low, high = min(shortest, item.length), max(longest, item.length)
-      if similar_lengths(low, high):
-        chosen.add(id(item))
-        shortest, longest = low, high
+    chosen = {id(oldest)} | {id(item) for item in others[:self.max_batch_size - 1]}
     batch = [item for item in self._pending if id(item) in chosen]
     self._pending = collections.deque(
         item for item in self._pending if id(item) not in chosen)
@@ -134,6 +140,7 @@ class Batcher:
   async def _loop(self):
     while True:
       await self._slots.acquire()
+      free = time.monotonic()
       while not self._pending:
         if self._closing:
           self._slots.release()
@@ -141,9 +148,13 @@ class Batcher:
         self._wakeup.clear()
         await self._wakeup.wait()
       oldest = self._pending[0]
-      deadline = oldest.enqueued + self._timeout
+      # The batch may wait to fill for the timeout from when it could run: after the oldest
+      # input came, and after a batch thread was free for it. Under load, inputs wait while
+      # the model decodes, so a deadline from their arrival alone has passed by then, and
+      # the clients whose answers just went out could never join the next batch.
+      deadline = max(oldest.enqueued, free) + self._timeout
       while (not (self._closing or self._no_wait) and
-             self._similar_count(oldest) < self.max_batch_size):
+             len(self._pending) < self.max_batch_size):
         left = deadline - time.monotonic()
         if left <= 0:
           break
@@ -164,15 +175,7 @@ class Batcher:
       live = [item for item in batch if not item.future.done()]  # not cancelled meanwhile
       if not live:
         return
-      try:
-        results = await loop.run_in_executor(self._executor, self._run_batch,
-                                             [item.text for item in live])
-        outcomes = list(zip(live, results))
-      except Exception as e:  # pylint: disable=broad-except
-        if len(live) == 1:
-          outcomes = [(live[0], e)]
-        else:  # find the input that failed: the others still get their answers
-          outcomes = [(item, await self._run_one(loop, item.text)) for item in live]
+      outcomes = await self._outcomes(loop, live)
       for item, outcome in outcomes:
         if item.future.done():
           continue
@@ -185,11 +188,20 @@ class Batcher:
     finally:
       self._slots.release()
 
-  async def _run_one(self, loop, text):
+  async def _outcomes(self, loop, items):
+    """[(item, result or exception)] of one call on `items`; when it fails, of each half
+    in turn, so the inputs that fail are found in a few calls and the others still get
+    their answers."""
     try:
-      return (await loop.run_in_executor(self._executor, self._run_batch, [text]))[0]
+      results = await loop.run_in_executor(self._executor, self._call,
+                                           [item.text for item in items])
+      return list(zip(items, results))
     except Exception as e:  # pylint: disable=broad-except
-      return e
+      if len(items) == 1:
+        return [(items[0], e)]
+    half = (len(items) + 1) // 2
+    return (await self._outcomes(loop, items[:half]) +
+            await self._outcomes(loop, items[half:]))
 
   def flush(self):
     """From now on, batches run without waiting for the batch timeout (the server is

@@ -134,6 +134,8 @@ class ExportedModel:
 
   def warm_up(self, batch_sizes=(1, 2, 8)):
     """Runs the signature once per batch size on empty inputs (valid for every encoder: EOS
-    alone), so the first request does not pay for TensorFlow's first-call work."""
+    alone), so the first request does not pay for TensorFlow's first-call work. (Work done
+    per input shape, such as compiling an XLA op the export holds, recurs for each new
+    input length; only inputs of that length could warm it.)"""
     for size in batch_sizes:
       self.predict([""] * size)

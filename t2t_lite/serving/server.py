@@ -56,8 +56,10 @@ class ServerOptions:
 
   Args:
     model_name: the NAME in /v1/models/NAME.
-    max_batch_size, batch_timeout_micros, max_enqueued_batches, num_batch_threads:
-      TensorFlow Serving's batching knobs (see `batching`).
+    max_batch_size, batch_timeout_micros, max_enqueued_batches, num_batch_threads,
+      allowed_batch_sizes: TensorFlow Serving's batching knobs (see `batching`);
+      allowed_batch_sizes None: the powers of two below max_batch_size and max_batch_size;
+      empty: no padding.
     max_input_length: the longest input, in `input_unit`s (0: no limit).
     input_unit: "words" or "bytes".
     max_request_bytes: the largest request body.
@@ -68,6 +70,7 @@ class ServerOptions:
   batch_timeout_micros: int = 2000
   max_enqueued_batches: int = 16
   num_batch_threads: int = 1
+  allowed_batch_sizes: tuple = None
   max_input_length: int = 1024
   input_unit: str = "words"
   max_request_bytes: int = 1 << 20
@@ -77,6 +80,17 @@ class ServerOptions:
     if self.input_unit not in INPUT_UNITS:
       raise ValueError("input_unit must be one of %s, not %r" % (INPUT_UNITS,
                                                                  self.input_unit))
+    if self.allowed_batch_sizes is None:
+      self.allowed_batch_sizes = default_allowed_batch_sizes(self.max_batch_size)
+    self.allowed_batch_sizes = tuple(self.allowed_batch_sizes)
+
+
+def default_allowed_batch_sizes(max_batch_size):
+  """1, 2, 4, ... below max_batch_size, then max_batch_size."""
+  sizes = [1]
+  while sizes[-1] * 2 < max_batch_size:
+    sizes.append(sizes[-1] * 2)
+  return tuple(sorted(set(sizes + [max_batch_size])))
 
 
 class Metrics:
@@ -200,6 +214,7 @@ class ModelServer:
         batch_timeout_micros=self.options.batch_timeout_micros,
         max_enqueued_batches=self.options.max_enqueued_batches,
         num_batch_threads=self.options.num_batch_threads,
+        allowed_batch_sizes=self.options.allowed_batch_sizes,
         length=lambda text: input_length(text, self.options.input_unit),
         on_batch=self.metrics.on_batch)
     self.metrics.queued.set_function(lambda: self.batcher.queued)
