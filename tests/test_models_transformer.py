@@ -212,15 +212,22 @@ def pack(rows_of_examples, length):
 
 @pytest.mark.parametrize("pos,norm", [("timing", "n"), ("emb", "")])
 def test_packed_rows_give_each_example_its_unpacked_logits(pos, norm):
+  assert_packed_rows_match_unpacked(no_dropout(
+      pos=pos, max_length=32, layer_preprocess_sequence=norm,
+      layer_postprocess_sequence="da" if norm else "dan"))
+
+
+def assert_packed_rows_match_unpacked(hp, prepare=lambda model: None):
+  """Three examples packed in two rows give the logits each gives alone (`prepare(model)`
+  runs on the built model first)."""
   rng = np.random.default_rng(13)
   examples = []
   for n_in, n_out in ((3, 4), (5, 2), (2, 3)):
     examples.append((list(rng.integers(2, VOCAB_IN, n_in - 1)) + [1],
                      list(rng.integers(2, VOCAB_OUT, n_out - 1)) + [1]))
-  hp = no_dropout(pos=pos, max_length=32, layer_preprocess_sequence=norm,
-                  layer_postprocess_sequence="da" if norm else "dan")
   packed = pack([examples[:2], examples[2:]], length=12)
   model = build(hp, seq2seq_problem(), packed)
+  prepare(model)
   logits = numpy(model(packed, training=False))
   for (row, segment), (inputs, targets) in zip([(0, 1), (0, 2), (1, 1)], examples):
     alone = numpy(model({"inputs": np.array([inputs]), "targets": np.array([targets])},

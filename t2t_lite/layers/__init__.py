@@ -14,6 +14,9 @@ from t2t_lite.layers.dropout import Dropout
 from t2t_lite.layers.dropout import dropout
 from t2t_lite.layers.embedding import TokenEmbedding
 from t2t_lite.layers.embedding import get_timing_signal_1d
+from t2t_lite.layers.positions import RelativePositionBias
+from t2t_lite.layers.positions import length_relative_positions
+from t2t_lite.layers.positions import random_positions
 from t2t_lite.layers.transformer import TransformerDecoderBlock
 from t2t_lite.layers.transformer import TransformerEncoderBlock
 
@@ -24,9 +27,12 @@ __all__ = [
     "MultiHeadAttention",
     "MultiHeadCrossAttention",
     "MultiHeadSelfAttention",
+    "RelativePositionBias",
     "TokenEmbedding",
     "TransformerDecoderBlock",
     "TransformerEncoderBlock",
     "dropout",
     "get_timing_signal_1d",
+    "length_relative_positions",
+    "random_positions",
 ]

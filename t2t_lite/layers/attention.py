@@ -62,6 +62,8 @@ class MultiHeadSelfAttention(MultiHeadAttentionBase):
     kernel_initializer: initializer of the projection kernels; default `FanInUniform()`.
     bias_initializer: initializer of the biases; default "zeros".
     seed: int seed of the attention dropout.
+    length_scale: 0 (off), or L > 1: each query row's logits times log(n) / log(L), n its
+      number of unmasked keys (attention as sharp over many more keys than trained on).
     **kwargs: `keras.layers.Layer` arguments (name, dtype, ...).
 
   Call arguments:
@@ -80,6 +82,8 @@ class MultiHeadSelfAttention(MultiHeadAttentionBase):
     cache_index: int or scalar int tensor, the position of x's first step in the cache
       (default 0). Keys at positions >= cache_index + length are never attended to.
     return_attention_scores: also return the attention probabilities [B, N, T, key_length].
+    attention_bias: optional float32 [batch or 1, num_heads, length, key_length] added to the
+      attention logits (e.g. `layers.RelativePositionBias`).
 
   Returns:
     output [batch, length, output_dim]; (output, scores), (output, cache) or
@@ -168,7 +172,7 @@ class MultiHeadSelfAttention(MultiHeadAttentionBase):
     return new_cache, start
 
   def call(self, x, mask=None, attention_mask=None, use_causal_mask=False, training=None,
-           cache=None, cache_index=None, return_attention_scores=False):
+           cache=None, cache_index=None, return_attention_scores=False, attention_bias=None):
     name = type(self).__name__
     self._check_input("x", x, self._hidden_size)
     batch, length = static_shape(x)[:2]
@@ -208,7 +212,8 @@ class MultiHeadSelfAttention(MultiHeadAttentionBase):
       combined = and_masks(combined, attention_mask)
 
     context, scores = self._attend(query, key, value, combined, training,
-                                   return_attention_scores, heads_first=heads_first)
+                                   return_attention_scores, heads_first=heads_first,
+                                   bias=attention_bias)
     if heads_first:
       context = ops.transpose(context, (0, 2, 1, 3))
     output = self._project_output(context, combined)

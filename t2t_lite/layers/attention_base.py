@@ -57,7 +57,7 @@ class MultiHeadAttentionBase(keras.layers.Layer):
 
   def __init__(self, num_heads, key_dim=None, value_dim=None, dropout=0.0, use_bias=True,
                output_dim=None, kernel_initializer=None, bias_initializer="zeros", seed=None,
-               **kwargs):
+               length_scale=0.0, **kwargs):
     super().__init__(**kwargs)
     if not isinstance(num_heads, int) or num_heads <= 0:
       raise ValueError("%s: `num_heads` must be a positive int; received num_heads=%r." %
@@ -80,6 +80,10 @@ class MultiHeadAttentionBase(keras.layers.Layer):
         kernel_initializer if kernel_initializer is not None else FanInUniform())
     self.bias_initializer = keras.initializers.get(bias_initializer)
     self.seed = seed
+    if length_scale and length_scale <= 1:
+      raise ValueError("%s: `length_scale` must be 0 (off) or > 1; received %r." %
+                       (type(self).__name__, length_scale))
+    self.length_scale = float(length_scale or 0.0)
     self.seed_generator = keras.random.SeedGenerator(seed) if dropout > 0 else None
     self.supports_masking = True
     # keras.ops.dot_product_attention takes [B, T, N, dim]; on the TensorFlow backend it is an
@@ -122,8 +126,9 @@ class MultiHeadAttentionBase(keras.layers.Layer):
     shape = ops.shape(x)
     return ops.reshape(x, (shape[0], shape[1], self.num_heads, dim))
 
-  def _attend(self, query, key, value, mask, training, return_scores, heads_first=False):
-    """softmax(Q K^T / sqrt(key_dim)) V over every head.
+  def _attend(self, query, key, value, mask, training, return_scores, heads_first=False,
+              bias=None):
+    """softmax(Q K^T / sqrt(key_dim) + bias) V over every head.
 
     Args:
       query: [B, T, N, key_dim]; key: [B, S, N, key_dim]; value: [B, S, N, value_dim]; or,
@@ -132,6 +137,7 @@ class MultiHeadAttentionBase(keras.layers.Layer):
       training: whether dropout on the attention probabilities is active.
       return_scores: whether to return the probabilities too.
       heads_first: the layout of query, key, value and of the returned context.
+      bias: optional float32 [B or 1, N, T, S] added to the logits (relative positions).
 
     Returns:
       (context [B, T, N, value_dim] (or [B, N, T, value_dim] with heads_first), probabilities
@@ -140,13 +146,15 @@ class MultiHeadAttentionBase(keras.layers.Layer):
     scale = 1.0 / math.sqrt(self._key_dim)
     head_mask = None if mask is None else ops.expand_dims(mask, 1)  # [B|1, 1, T, S]
     use_dropout = self.dropout > 0 and bool(training)
-    if not use_dropout and not return_scores and not self._own_kernels:
+    fused = (not use_dropout and not return_scores and bias is None and
+             not self.length_scale)
+    if fused and not self._own_kernels:
       # Other backends map ops.dot_product_attention to fused kernels; it takes [B, T, N, dim].
       if heads_first:
         query, key, value = (ops.transpose(t, (0, 2, 1, 3)) for t in (query, key, value))
       context = ops.dot_product_attention(query, key, value, mask=head_mask, scale=scale)
       return (ops.transpose(context, (0, 2, 1, 3)) if heads_first else context), None
-    if not heads_first and not use_dropout and not return_scores:
+    if fused and not heads_first:
       context = ops.dot_product_attention(query, key, value, mask=head_mask, scale=scale)
       return context, None
     # The steps of keras.ops.dot_product_attention, written out so that dropout and the scores
@@ -158,6 +166,10 @@ class MultiHeadAttentionBase(keras.layers.Layer):
     else:
       logits = ops.einsum("btnh,bsnh->bnts", query, key)
       logits = ops.multiply(ops.cast(logits, "float32"), scale)
+    if bias is not None:
+      logits = logits + ops.cast(bias, "float32")
+    if self.length_scale:
+      logits = logits * self._length_factor(head_mask, ops.shape(key)[2 if heads_first else 1])
     if head_mask is not None:
       logits = ops.where(head_mask, logits, MASK_VALUE)
     probs = ops.cast(ops.softmax(logits, axis=-1), key.dtype)
@@ -171,6 +183,16 @@ class MultiHeadAttentionBase(keras.layers.Layer):
     else:
       context = ops.einsum("bnts,bsnh->btnh", attend_probs, value)
     return context, (probs if return_scores else None)
+
+  def _length_factor(self, head_mask, key_length):
+    """log(n) / log(length_scale) per query row, n its number of keys (scalable softmax,
+    Nakanishi 2025): logits that make an attention sharp over `length_scale` keys keep it as
+    sharp over more keys, where an unscaled softmax spreads thinner as n grows."""
+    if head_mask is None:
+      keys = ops.cast(key_length, "float32")
+    else:
+      keys = ops.sum(ops.cast(head_mask, "float32"), axis=-1, keepdims=True)
+    return ops.log(ops.maximum(keys, 1.0)) / math.log(self.length_scale)
 
   def _project_output(self, context, mask):
     """[B, T, N, value_dim] -> [B, T, output_dim]; rows with no key to attend to are zeros."""
@@ -197,6 +219,7 @@ class MultiHeadAttentionBase(keras.layers.Layer):
         "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
         "bias_initializer": keras.initializers.serialize(self.bias_initializer),
         "seed": self.seed,
+        "length_scale": self.length_scale,
     })
     return config
 

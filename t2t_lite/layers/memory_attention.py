@@ -38,6 +38,10 @@ class MultiHeadCrossAttention(MultiHeadAttentionBase):
     kernel_initializer: initializer of the projection kernels; default `FanInUniform()`.
     bias_initializer: initializer of the biases; default "zeros".
     seed: int seed of the attention dropout.
+    length_scale: 0 (off), or L > 1: each query row's logits times log(n) / log(L), n its
+      number of unmasked keys (attention as sharp over many more keys than trained on).
+    position_heads: how many heads (the first ones) attend by `attention_bias` alone, their
+      queries zeroed: pointers to memory positions that no content can distract.
     **kwargs: `keras.layers.Layer` arguments (name, dtype, ...).
 
   Call arguments:
@@ -53,6 +57,8 @@ class MultiHeadCrossAttention(MultiHeadAttentionBase):
     memory_kv: optional {"key": [B, N, S, key_dim], "value": [B, N, S, value_dim]} from
       `compute_memory_kv(memory)`; it replaces the key/value projection of `memory`.
     return_attention_scores: also return the probabilities [B, N, length, memory_length].
+    attention_bias: optional float32 [batch or 1, num_heads, length, memory_length] added to
+      the attention logits (positions relative to the memory's).
 
   Example:
 
@@ -62,6 +68,18 @@ class MultiHeadCrossAttention(MultiHeadAttentionBase):
   >>> kv = layer.compute_memory_kv(memory)        # once per sequence when decoding
   >>> y_step = layer(x[:, :1], None, memory_kv=kv)
   """
+
+  def __init__(self, num_heads, position_heads=0, **kwargs):
+    super().__init__(num_heads, **kwargs)
+    if not 0 <= int(position_heads) <= num_heads:
+      raise ValueError("%s: `position_heads` must be in [0, num_heads]; received %r." %
+                       (type(self).__name__, position_heads))
+    self.position_heads = int(position_heads)
+
+  def get_config(self):
+    config = super().get_config()
+    config["position_heads"] = self.position_heads
+    return config
 
   def build(self, x_shape, memory_shape=None):
     self._check_input("x", ShapeOnly(x_shape))
@@ -112,7 +130,7 @@ class MultiHeadCrossAttention(MultiHeadAttentionBase):
     return dense_2d(self._kv_dense, ops.cast(memory, self.compute_dtype))
 
   def call(self, x, memory, mask=None, memory_mask=None, training=None, memory_kv=None,
-           return_attention_scores=False, attention_mask=None):
+           return_attention_scores=False, attention_mask=None, attention_bias=None):
     name = type(self).__name__
     self._check_input("x", x, self._hidden_size)
     # With `memory_kv` (decoding: one query position a step) the keys and values are heads
@@ -133,6 +151,10 @@ class MultiHeadCrossAttention(MultiHeadAttentionBase):
     batch, length = static_shape(x)[:2]
     memory_length = static_shape(key)[2 if heads_first else 1]
     query = self._split_heads(dense_2d(self._query_dense, x), self._key_dim)
+    if self.position_heads:
+      # The first `position_heads` heads read no content: their logits are attention_bias's.
+      keep = ops.cast(ops.arange(self.num_heads) >= self.position_heads, query.dtype)
+      query = query * ops.reshape(keep, (self.num_heads, 1))
     if heads_first:
       query = ops.transpose(query, (0, 2, 1, 3))
     if mask is not None:
@@ -145,7 +167,8 @@ class MultiHeadCrossAttention(MultiHeadAttentionBase):
       check_mask_shape("attention_mask", attention_mask, (batch, length, memory_length), name)
       combined = and_masks(combined, attention_mask)
     context, scores = self._attend(query, key, value, combined, training,
-                                   return_attention_scores, heads_first=heads_first)
+                                   return_attention_scores, heads_first=heads_first,
+                                   bias=attention_bias)
     if heads_first:
       context = ops.transpose(context, (0, 2, 1, 3))
     output = self._project_output(context, combined)

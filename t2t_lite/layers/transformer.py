@@ -22,7 +22,8 @@ class _TransformerBlockBase(keras.layers.Layer):
 
   def __init__(self, num_heads, filter_size, dropout=0.0, attention_dropout=0.0,
                relu_dropout=0.0, activation="relu", layer_norm_epsilon=1e-6, norm_first=True,
-               kernel_initializer=None, seed=None, attention_use_bias=True, **kwargs):
+               kernel_initializer=None, seed=None, attention_use_bias=True,
+               attention_length_scale=0.0, memory_position_heads=0, **kwargs):
     super().__init__(**kwargs)
     self.num_heads = num_heads
     self.filter_size = filter_size
@@ -37,6 +38,8 @@ class _TransformerBlockBase(keras.layers.Layer):
                                keras.initializers.get(kernel_initializer))
     self.seed = seed
     self.attention_use_bias = bool(attention_use_bias)
+    self.attention_length_scale = float(attention_length_scale or 0.0)
+    self.memory_position_heads = int(memory_position_heads or 0)
     self.supports_masking = True
     self._hidden_size = None
     self._cross_attention = None
@@ -117,6 +120,8 @@ class _TransformerBlockBase(keras.layers.Layer):
                                keras.initializers.serialize(self.kernel_initializer)),
         "seed": self.seed,
         "attention_use_bias": self.attention_use_bias,
+        "attention_length_scale": self.attention_length_scale,
+        "memory_position_heads": self.memory_position_heads,
     })
     return config
 
@@ -139,6 +144,8 @@ class TransformerEncoderBlock(_TransformerBlockBase):
     seed: optional int; seeds the block's dropouts.
     attention_use_bias: whether the attention projections have biases (tensor2tensor's have
       none; the feed-forward layers always do).
+    attention_length_scale: the attentions' `length_scale` (0: off).
+    memory_position_heads: the attention over memory's `position_heads` (decoder only).
     **kwargs: `keras.layers.Layer` arguments (name, dtype, ...).
 
   Call arguments:
@@ -147,6 +154,8 @@ class TransformerEncoderBlock(_TransformerBlockBase):
     training: whether dropout is active.
     attention_mask: optional boolean [batch, length, length], True where position i may attend
       to position j (e.g. the same example of a packed row).
+    attention_bias: optional float32 [batch or 1, num_heads, length, length] added to the
+      attention logits (relative positions, `layers.RelativePositionBias`).
 
   Example:
 
@@ -163,15 +172,17 @@ class TransformerEncoderBlock(_TransformerBlockBase):
     self._attention = MultiHeadSelfAttention(
         self.num_heads, dropout=self.attention_dropout, kernel_initializer=self._initializer(),
         use_bias=self.attention_use_bias, seed=self._seed(3), dtype=self.dtype_policy,
+        length_scale=self.attention_length_scale,
         name="self_attention")
     self._attention.build(x_shape)
     self._attention_dropout = self._dropout(self.dropout, 4, "attention_output_dropout")
     self._build_ffn(x_shape)
     self.built = True
 
-  def call(self, x, mask=None, training=None, attention_mask=None):
+  def call(self, x, mask=None, training=None, attention_mask=None, attention_bias=None):
     y = self._attention(self._sublayer_input(x, self._attention_norm), mask=mask,
-                        attention_mask=attention_mask, training=training)
+                        attention_mask=attention_mask, training=training,
+                        attention_bias=attention_bias)
     x = self._residual(x, self._attention_dropout(y, training=training), self._attention_norm)
     return self._ffn(x, training)
 
@@ -198,6 +209,8 @@ class TransformerDecoderBlock(_TransformerBlockBase):
     seed: optional int; seeds the block's dropouts.
     attention_use_bias: whether the attention projections have biases (tensor2tensor's have
       none; the feed-forward layers always do).
+    attention_length_scale: the attentions' `length_scale` (0: off).
+    memory_position_heads: the attention over memory's `position_heads` (decoder only).
     **kwargs: `keras.layers.Layer` arguments (name, dtype, ...).
 
   Call arguments:
@@ -215,6 +228,9 @@ class TransformerDecoderBlock(_TransformerBlockBase):
       causal mask), e.g. the same example of a packed row.
     memory_attention_mask: optional boolean [batch, length, memory_length] for the attention
       over memory.
+    attention_bias, memory_attention_bias: optional float32 [batch or 1, num_heads, length,
+      key_length] added to the logits of the self-attention (key_length: the cache's length
+      with a cache) and of the attention over memory (relative positions).
 
   Example:
 
@@ -236,6 +252,7 @@ class TransformerDecoderBlock(_TransformerBlockBase):
     self._self_attention = MultiHeadSelfAttention(
         self.num_heads, dropout=self.attention_dropout, kernel_initializer=self._initializer(),
         use_bias=self.attention_use_bias, seed=self._seed(3), dtype=self.dtype_policy,
+        length_scale=self.attention_length_scale,
         name="self_attention")
     self._self_attention.build(x_shape)
     self._self_attention_dropout = self._dropout(self.dropout, 4, "self_attention_dropout")
@@ -243,6 +260,7 @@ class TransformerDecoderBlock(_TransformerBlockBase):
     self._cross_attention = MultiHeadCrossAttention(
         self.num_heads, dropout=self.attention_dropout, kernel_initializer=self._initializer(),
         use_bias=self.attention_use_bias, seed=self._seed(5), dtype=self.dtype_policy,
+        length_scale=self.attention_length_scale, position_heads=self.memory_position_heads,
         name="cross_attention")
     self._cross_attention_dropout = self._dropout(self.dropout, 6, "cross_attention_dropout")
     if memory_shape is not None:
@@ -286,10 +304,12 @@ class TransformerDecoderBlock(_TransformerBlockBase):
     return self._cross_attention.compute_memory_kv(memory)
 
   def call(self, x, memory=None, mask=None, memory_mask=None, training=None, cache=None,
-           cache_index=None, memory_kv=None, attention_mask=None, memory_attention_mask=None):
+           cache_index=None, memory_kv=None, attention_mask=None, memory_attention_mask=None,
+           attention_bias=None, memory_attention_bias=None):
     y = self._self_attention(self._sublayer_input(x, self._self_attention_norm), mask=mask,
                              attention_mask=attention_mask, use_causal_mask=True,
-                             training=training, cache=cache, cache_index=cache_index)
+                             training=training, cache=cache, cache_index=cache_index,
+                             attention_bias=attention_bias)
     if cache is not None:
       y, cache = y
     x = self._residual(x, self._self_attention_dropout(y, training=training),
@@ -301,7 +321,8 @@ class TransformerDecoderBlock(_TransformerBlockBase):
             tuple(memory.shape))
       y = self._cross_attention(self._sublayer_input(x, self._cross_attention_norm), memory,
                                 mask=mask, memory_mask=memory_mask, training=training,
-                                memory_kv=memory_kv, attention_mask=memory_attention_mask)
+                                memory_kv=memory_kv, attention_mask=memory_attention_mask,
+                                attention_bias=memory_attention_bias)
       x = self._residual(x, self._cross_attention_dropout(y, training=training),
                          self._cross_attention_norm)
     x = self._ffn(x, training)

@@ -26,8 +26,6 @@ For decoding (t2t_lite.decoding) the model exposes `encode`, `init_decode_cache`
 `decode_step`; the cache is a nest of fixed-shape tensors, so a whole greedy or beam search
 runs inside one `tf.while_loop` under `tf.function` (and XLA / TPU).
 """
-import dataclasses
-
 import keras
 from keras import ops
 
@@ -38,7 +36,14 @@ from t2t_lite.layers.attention_masks import same_segment_mask
 from t2t_lite.models import base
 # Registers the hparams sets (transformer_base, transformer_tiny, ...) with the model; its
 # transformer_common is where the defaults of the hparams read here live.
-from t2t_lite.models import transformer_hparams
+from t2t_lite.models import transformer_hparams  # noqa: F401
+from t2t_lite.models import transformer_length_hparams  # noqa: F401
+# The arguments' one home; importable from here as before.
+from t2t_lite.models.transformer_args import LEGACY_HPARAMS  # noqa: F401
+from t2t_lite.models.transformer_args import TransformerArgs
+from t2t_lite.models.transformer_args import resolve_hparams
+from t2t_lite.models.transformer_args import run_encoder
+from t2t_lite.models.transformer_positions import PositionScheme
 
 
 def shift_right(targets):
@@ -63,168 +68,6 @@ def drop_keras_mask(x):
     except AttributeError:
       x = ops.add(x, ops.zeros((), x.dtype))
   return x
-
-
-# Hparams that a run saved before they existed lacks in its hparams.json, each with the value
-# that rebuilds the model such a run trained (so that its checkpoints restore): the one home of
-# these legacy fallbacks. Any other hparam a partial HParams lacks takes the hparams set's
-# value (`resolve_hparams`).
-LEGACY_HPARAMS = {
-    # Added with the post-norm and tensor2tensor options; the model before them was pre-norm,
-    # scaled its embeddings by sqrt(hidden_size) and drew fan-in uniform kernels.
-    "layer_preprocess_sequence": "n",
-    "layer_postprocess_sequence": "da",
-    "multiply_embedding_mode": "sqrt_depth",
-    "initializer": "fan_in_uniform",
-    "initializer_gain": 1.0,
-    # The sets dropped the attention biases later (False in transformer_common); a run saved
-    # before holds them in its checkpoints.
-    "attention_use_bias": True,
-}
-
-
-def resolve_hparams(hparams, hparams_set=None):
-  """The complete dict of hparams a transformer model reads.
-
-  `hparams`' own values; for a key it lacks, LEGACY_HPARAMS's value, else that of
-  `hparams_set()` (default `transformer_hparams.transformer_common`, which starts from
-  `basic_params1`).
-  """
-  values = (hparams_set or transformer_hparams.transformer_common)().values()
-  values.update(LEGACY_HPARAMS)
-  values.update(base.hparams_to_dict(hparams))
-  return values
-
-
-@dataclasses.dataclass(frozen=True)
-class TransformerArgs:
-  """The explicit arguments of a transformer's layers, mapped from an HParams by `from_hparams`.
-
-  The fields have no defaults of their own: every default lives in the hparams set
-  (`transformer_hparams.transformer_common`), or in LEGACY_HPARAMS for a run saved before an
-  hparam existed. `Transformer` and `TransformerEncoder` build their embeddings, blocks and
-  final layer norms from one of these (`embedding_args`, `block_args`, `encoder_stack`).
-
-  Fields (hparam in brackets):
-    hidden_size, num_heads, filter_size: sizes (`hidden_size`, `num_heads`, `filter_size`).
-    num_encoder_layers, num_decoder_layers: blocks per stack (`num_encoder_layers` /
-      `num_decoder_layers`, or `num_hidden_layers` where 0).
-    dropout: on the embeddings and each sublayer's output (`layer_prepostprocess_dropout`).
-    attention_dropout, relu_dropout: on the attention probabilities and inside the
-      feed-forward network (`attention_dropout`, `relu_dropout`).
-    activation: the feed-forward activation (`ffn_activation`).
-    layer_norm_epsilon: (`norm_epsilon`).
-    norm_first: pre-norm blocks and a final layer norm per stack (`layer_preprocess_sequence`,
-      `layer_postprocess_sequence`: "n"/"da"), or post-norm (""/"dan").
-    position: "sinusoidal", "learned" or None (`pos`: "timing", "emb", "none").
-    max_length: the learned positions' table size, None for 0 (`max_length`).
-    scale_embeddings: multiply embeddings by sqrt(hidden_size) (`multiply_embedding_mode`).
-    initializer, initializer_gain: the dense kernels' initializer (`kernel_initializer()`).
-    attention_use_bias: biases in the attention projections (`attention_use_bias`).
-  """
-  hidden_size: int
-  num_heads: int
-  filter_size: int
-  num_encoder_layers: int
-  num_decoder_layers: int
-  dropout: float
-  attention_dropout: float
-  relu_dropout: float
-  activation: str
-  layer_norm_epsilon: float
-  norm_first: bool
-  position: object
-  max_length: object
-  scale_embeddings: bool
-  initializer: str
-  initializer_gain: float
-  attention_use_bias: bool
-
-  @classmethod
-  def from_hparams(cls, hparams, hparams_set=None):
-    """The one mapping from an HParams (or dict; see `resolve_hparams`) to the arguments."""
-    hp = resolve_hparams(hparams, hparams_set)
-    args = cls(
-        hidden_size=int(hp["hidden_size"]),
-        num_heads=int(hp["num_heads"]),
-        filter_size=int(hp["filter_size"]),
-        num_encoder_layers=int(hp["num_encoder_layers"] or hp["num_hidden_layers"]),
-        num_decoder_layers=int(hp["num_decoder_layers"] or hp["num_hidden_layers"]),
-        dropout=float(hp["layer_prepostprocess_dropout"]),
-        attention_dropout=float(hp["attention_dropout"]),
-        relu_dropout=float(hp["relu_dropout"]),
-        activation=hp["ffn_activation"],
-        layer_norm_epsilon=float(hp["norm_epsilon"]),
-        norm_first=_norm_first(hp["layer_preprocess_sequence"],
-                               hp["layer_postprocess_sequence"]),
-        position=_position_type(hp["pos"]),
-        max_length=int(hp["max_length"] or 0) or None,
-        scale_embeddings=_embedding_scale(hp["multiply_embedding_mode"]),
-        initializer=hp["initializer"] or "fan_in_uniform",
-        initializer_gain=float(hp["initializer_gain"]),
-        attention_use_bias=bool(hp["attention_use_bias"]))
-    if args.hidden_size % args.num_heads:
-      raise ValueError("transformer: hidden_size=%d must be divisible by num_heads=%d." %
-                       (args.hidden_size, args.num_heads))
-    args.kernel_initializer()  # an unknown initializer name fails here, not at build
-    return args
-
-  def kernel_initializer(self):
-    """A new initializer of the dense kernels (None: the layers' default, `FanInUniform`).
-
-    "fan_in_uniform": t2t_lite's Dense default, uniform on +-1/sqrt(fan_in).
-    "uniform_unit_scaling": tensor2tensor's, VarianceScaling(initializer_gain, "fan_avg",
-    "uniform"), i.e. glorot_uniform at gain 1 (fans of the fused Q/K/V kernels are those of
-    the fused matrix). Any other name is a Keras initializer ("glorot_uniform", ...). A new
-    one per layer: one unseeded instance would draw the same values for equal shapes.
-    """
-    if self.initializer == "fan_in_uniform":
-      return None
-    if self.initializer == "uniform_unit_scaling":
-      return keras.initializers.VarianceScaling(
-          scale=self.initializer_gain, mode="fan_avg", distribution="uniform")
-    try:
-      return keras.initializers.get(self.initializer)
-    except ValueError:
-      raise ValueError("initializer=%r: expected 'fan_in_uniform', 'uniform_unit_scaling' or "
-                       "a Keras initializer name." % (self.initializer,)) from None
-
-  def embedding_args(self, dtype):
-    """`layers.TokenEmbedding` arguments other than the sizes and name."""
-    return dict(position=self.position, max_length=self.max_length,
-                scale=self.scale_embeddings, dropout=self.dropout, dtype=dtype)
-
-  def block_args(self, dtype):
-    """`layers.TransformerEncoderBlock` / `TransformerDecoderBlock` arguments but the name."""
-    return dict(num_heads=self.num_heads, filter_size=self.filter_size, dropout=self.dropout,
-                attention_dropout=self.attention_dropout, relu_dropout=self.relu_dropout,
-                activation=self.activation, layer_norm_epsilon=self.layer_norm_epsilon,
-                norm_first=self.norm_first, kernel_initializer=self.kernel_initializer(),
-                attention_use_bias=self.attention_use_bias, dtype=dtype)
-
-  def final_norm(self, dtype, name):
-    """The layer norm that ends a pre-norm stack; post-norm blocks end with their own."""
-    if self.norm_first:
-      return keras.layers.LayerNormalization(epsilon=self.layer_norm_epsilon, dtype=dtype,
-                                             name=name)
-    return keras.layers.Identity(dtype=dtype, name=name)
-
-  def encoder_stack(self, model, dtype):
-    """(blocks, final norm) of an encoder, the blocks tracked on `model` as encoder_block_i.
-
-    The encoder of `Transformer` and of `TransformerEncoder`; run it with `run_encoder`.
-    """
-    blocks = model.track_layers("encoder_block", [
-        layers.TransformerEncoderBlock(name="encoder_%d" % i, **self.block_args(dtype))
-        for i in range(self.num_encoder_layers)])
-    return blocks, self.final_norm(dtype, "encoder_norm")
-
-
-def run_encoder(blocks, norm, x, mask, training, attention_mask=None):
-  """Runs an `encoder_stack` over embedded inputs x [B, T, hidden] with the padding mask."""
-  for block in blocks:
-    x = block(x, mask=mask, attention_mask=attention_mask, training=training)
-  return norm(x)
 
 
 @registry.register_model("transformer")
@@ -312,12 +155,25 @@ class Transformer(base.T2TModel):
       self.output_projection = layers.Dense(self.target_vocab_size,
                                             kernel_initializer=args.kernel_initializer(),
                                             dtype=dtype, name="output_projection")
+    # None with the default positions, so that a model without them holds nothing new.
+    self.positions = None
+    if PositionScheme.needed(args):
+      self.positions = PositionScheme(
+          self.num_heads, args.random_position_range, args.relative_bias,
+          args.memory_relative_bias, args.relative_num_buckets, args.relative_max_distance,
+          args.relative_bias_scale, has_inputs=self.has_inputs, seed=hp.get("random_seed"), name="position_scheme")
 
   # --- the pieces ----------------------------------------------------------------------------
 
-  def _embed_inputs(self, inputs, training, position=None):
+  def _embedding_positions(self, ids, position, segmentation, training):
+    if self.positions is None:
+      return position
+    return self.positions.embedding_positions(ids, position, segmentation, training)
+
+  def _embed_inputs(self, inputs, training, position=None, segmentation=None):
     embedding = self.input_embedding or self.target_embedding
-    return embedding(inputs, positions=position, training=training)
+    positions = self._embedding_positions(inputs, position, segmentation, training)
+    return embedding(inputs, positions=positions, training=training)
 
   def encode(self, inputs, training=False, segmentation=None, position=None):
     """Runs the encoder.
@@ -338,9 +194,11 @@ class Transformer(base.T2TModel):
                        "is no encoder to run.")
     inputs = ops.cast(inputs, "int32")
     mask = ops.not_equal(inputs, PAD_ID)
-    x = self._embed_inputs(inputs, training, position)
+    x = self._embed_inputs(inputs, training, position, segmentation)
+    bias = None if self.positions is None else self.positions.encoder_bias_of(inputs, position)
     x = run_encoder(self.encoder_blocks, self.encoder_norm, x, mask, training,
-                    attention_mask=_same_segment(segmentation, segmentation))
+                    attention_mask=_same_segment(segmentation, segmentation),
+                    attention_bias=bias)
     return x, mask
 
   def _logits(self, x):
@@ -351,19 +209,35 @@ class Transformer(base.T2TModel):
     return self._float32(logits)
 
   def decode(self, decoder_input, encoder_output=None, encoder_mask=None, training=False,
-             segmentation=None, position=None, encoder_segmentation=None):
+             segmentation=None, position=None, encoder_segmentation=None,
+             encoder_position=None, target_mask=None):
     """Teacher-forced decoder over a whole (already shifted) sequence: float32 logits.
 
     `segmentation` and `position` describe packed target rows as in `encode`;
-    `encoder_segmentation` is the inputs' (each target example attends to its own inputs).
+    `encoder_segmentation` and `encoder_position` are the inputs' (each target example attends
+    to its own inputs). `target_mask` (bool [B, T], True at real targets) bounds randomized
+    positions in training.
     """
-    x = drop_keras_mask(self.target_embedding(decoder_input, positions=position,
+    self_bias = memory_bias = None
+    embed_positions = position
+    if self.positions is not None:
+      # The decoder input starts with PAD_ID: its real positions are the targets'.
+      real = decoder_input if target_mask is None else ops.cast(target_mask, "int32")
+      embed_positions = self.positions.embedding_positions(real, position, segmentation,
+                                                           training)
+      self_bias = self.positions.decoder_bias_of(decoder_input, position)
+      query = position if position is not None else ops.expand_dims(
+          ops.arange(ops.shape(decoder_input)[1], dtype="int32"), 0)
+      memory_bias = self.positions.memory_bias_of(query, encoder_mask, encoder_position,
+                                                  encoder_segmentation)
+    x = drop_keras_mask(self.target_embedding(decoder_input, positions=embed_positions,
                                               training=training))
     self_mask = _same_segment(segmentation, segmentation)
     memory_attention_mask = _same_segment(segmentation, encoder_segmentation)
     for block in self.decoder_blocks:
       x = block(x, memory=encoder_output, memory_mask=encoder_mask, training=training,
-                attention_mask=self_mask, memory_attention_mask=memory_attention_mask)
+                attention_mask=self_mask, memory_attention_mask=memory_attention_mask,
+                attention_bias=self_bias, memory_attention_bias=memory_bias)
     return self._logits(self.decoder_norm(x))
 
   def call(self, features, training=None):
@@ -378,18 +252,22 @@ class Transformer(base.T2TModel):
       # Each example of a packed row starts from PAD_ID, as an unpacked one does (not from
       # the previous example's EOS).
       decoder_input = ops.where(ops.equal(position, 0), PAD_ID, decoder_input)
-    encoder_output = encoder_mask = encoder_segmentation = None
+    encoder_output = encoder_mask = encoder_segmentation = encoder_position = None
     if self.has_inputs:
       encoder_segmentation = features.get("inputs_segmentation")
       if encoder_segmentation is not None:
         encoder_segmentation = ops.cast(encoder_segmentation, "int32")
       encoder_position = features.get("inputs_position")
+      if encoder_position is not None:
+        encoder_position = ops.cast(encoder_position, "int32")
       encoder_output, encoder_mask = self.encode(
           features["inputs"], training=training, segmentation=encoder_segmentation,
-          position=None if encoder_position is None else ops.cast(encoder_position, "int32"))
+          position=encoder_position)
     return self.decode(decoder_input, encoder_output, encoder_mask, training=training,
                        segmentation=segmentation, position=position,
-                       encoder_segmentation=encoder_segmentation)
+                       encoder_segmentation=encoder_segmentation,
+                       encoder_position=encoder_position,
+                       target_mask=ops.not_equal(targets, PAD_ID))
 
   # --- incremental decoding ------------------------------------------------------------------
 
@@ -447,25 +325,20 @@ class Transformer(base.T2TModel):
     new_self_attention = []
     memory_kv = cache.get("memory_kv")
     memory_mask = cache.get("memory_mask")
+    self_bias = memory_bias = None
+    if self.positions is not None and self.decoder_blocks:
+      cache_length = ops.shape(next(iter(cache["self_attention"][0].values())))[2]
+      self_bias, memory_bias = self.positions.step_biases(index, cache_length, memory_mask)
     for i, block in enumerate(self.decoder_blocks):
       x, layer_cache = block(
           x, memory_mask=memory_mask, training=False, cache=cache["self_attention"][i],
-          cache_index=index, memory_kv=None if memory_kv is None else memory_kv[i])
+          cache_index=index, memory_kv=None if memory_kv is None else memory_kv[i],
+          attention_bias=self_bias, memory_attention_bias=memory_bias)
       new_self_attention.append(layer_cache)
     logits = self._logits(self.decoder_norm(x))
     new_cache = dict(cache)
     new_cache["self_attention"] = new_self_attention
     return logits[:, 0, :], new_cache
-
-
-def _position_type(pos):
-  """tensor2tensor's `pos` hparam -> the TokenEmbedding's position argument."""
-  mapping = {"timing": "sinusoidal", "sinusoidal": "sinusoidal", "emb": "learned",
-             "learned": "learned", "none": None, "": None, None: None}
-  if pos not in mapping:
-    raise ValueError("pos=%r: expected 'timing' (sinusoidal), 'emb' (learned) or 'none'." %
-                     (pos,))
-  return mapping[pos]
 
 
 def _same_segment(query_segmentation, key_segmentation):
@@ -474,26 +347,3 @@ def _same_segment(query_segmentation, key_segmentation):
   if query_segmentation is None or key_segmentation is None:
     return None
   return same_segment_mask(query_segmentation, key_segmentation)
-
-
-def _norm_first(pre, post):
-  """tensor2tensor's layer_preprocess_sequence / layer_postprocess_sequence -> pre-norm?
-
-  ("n", "da"): layer norm before each sublayer, dropout and residual after it (pre-norm,
-  tensor2tensor's default since transformer_base_v2); ("", "dan"): dropout, residual, then
-  layer norm (post-norm: the paper's, transformer_base_v1's and keras-hub's).
-  """
-  if (pre, post) == ("n", "da"):
-    return True
-  if (pre, post) == ("", "dan"):
-    return False
-  raise ValueError("layer_preprocess_sequence=%r, layer_postprocess_sequence=%r: the "
-                   "transformer supports 'n'/'da' (pre-norm) and ''/'dan' (post-norm)." %
-                   (pre, post))
-
-
-def _embedding_scale(mode):
-  """tensor2tensor's multiply_embedding_mode: "sqrt_depth" scales embeddings by sqrt(hidden)."""
-  if mode not in ("sqrt_depth", "none", "", None):
-    raise ValueError("multiply_embedding_mode=%r: expected 'sqrt_depth' or 'none'." % (mode,))
-  return mode == "sqrt_depth"

@@ -21,7 +21,21 @@ def transformer_common():
   hparams.add_hparam("relu_dropout", 0.1)
   hparams.add_hparam("ffn_activation", "relu")
   hparams.add_hparam("norm_epsilon", 1e-6)
-  hparams.add_hparam("pos", "timing")  # timing (sinusoidal) | emb (learned) | none
+  # Positions: timing (sinusoidal) | emb (learned) | none | random (sinusoidal at a sorted
+  # random subset of [0, pos_random_range) in training) | relative (T5's bucketed bias in the
+  # self-attentions, relative_num_buckets up to relative_max_distance).
+  hparams.add_hparam("pos", "timing")
+  hparams.add_hparam("pos_random_range", 1024)
+  hparams.add_hparam("relative_num_buckets", 32)
+  hparams.add_hparam("relative_max_distance", 128)
+  hparams.add_hparam("relative_bias_scale", 1.0)  # the biases are this times their tables
+  # "relative": the attention over the inputs reads the decoder position against each input
+  # position counted from the input's start and from its end (t2t_lite.layers.positions).
+  hparams.add_hparam("memory_pos", "none")
+  # 0, or L: every attention's logits times log(n) / log(L), n the keys a query attends to.
+  hparams.add_hparam("attention_length_scale", 0.0)
+  # Heads of the attention over the inputs whose logits are memory_pos's bias alone.
+  hparams.add_hparam("memory_position_heads", 0)
   hparams.add_hparam("shared_embedding", False)  # one embedding for inputs and targets
   # tensor2tensor's names and defaults: pre-norm ("n" before each sublayer; dropout and
   # residual after it); ""/"dan" is post-norm (transformer_base_v1's).
