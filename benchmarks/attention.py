@@ -19,7 +19,7 @@ Timings are the best of several interleaved repetitions after a warm-up, so that
 slows both sides alike and the minimum is the undisturbed time.
 """
 import os
-import time
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -41,28 +41,6 @@ DECODE = {"batch": 8, "length": 128, "hidden": 512, "heads": 8, "target": 5.0}
 def _block(result):
   for t in tf.nest.flatten(result):
     t.numpy()
-
-
-def _time_interleaved(fns, args, repeats=7, inner=3, warmup=2):
-  """Best-of-`repeats` seconds per call of each fn, the fns interleaved in every repetition.
-
-  Returns two lists: wall-clock seconds and process CPU seconds (all threads) per call. On a
-  machine shared with other jobs the CPU time is the steadier measure of the work done.
-  """
-  for fn in fns:
-    for _ in range(warmup):
-      _block(fn(*args))
-  wall = [float("inf")] * len(fns)
-  cpu = [float("inf")] * len(fns)
-  for _ in range(repeats):
-    for i, fn in enumerate(fns):
-      start, start_cpu = time.perf_counter(), time.process_time()
-      for _ in range(inner):
-        result = fn(*args)
-      _block(result)
-      wall[i] = min(wall[i], (time.perf_counter() - start) / inner)
-      cpu[i] = min(cpu[i], (time.process_time() - start_cpu) / inner)
-  return wall, cpu
 
 
 def _train_step(layer, call, jit):
@@ -110,7 +88,7 @@ def _matmuls_alone_seconds(batch, length, hidden, heads, jit):
     # One element of each; the products are computed in full all the same.
     return tf.add_n([tf.reshape(p, [-1])[0] for p in products])
 
-  return common.best_time(lambda: run().numpy(), repeats=REPEATS, warmup=2)
+  return common.best_times([lambda: run().numpy()], repeats=REPEATS, warmup=2)[0][0]
 
 
 def _bench_training(results):
@@ -124,9 +102,9 @@ def _bench_training(results):
     np.testing.assert_allclose(ours(x), theirs(x, x), atol=1e-4)
     size = "B=%d,T=%d,D=%d,H=%d" % (batch, length, hidden, heads)
     for jit in (False, True):
-      (t_ours, t_keras), (c_ours, c_keras) = _time_interleaved(
-          [_train_step(ours, ours, jit), _train_step(theirs, lambda v: theirs(v, v), jit)], (x,),
-          repeats=REPEATS)
+      steps = [_train_step(ours, ours, jit), _train_step(theirs, lambda v: theirs(v, v), jit)]
+      (t_ours, t_keras), (c_ours, c_keras) = common.best_times(
+          [lambda step=step: step(x) for step in steps], repeats=REPEATS, inner=3, sync=_block)
       ratio = t_ours / t_keras
       results.append({
           "name": "attention_fwd_bwd_ratio_%s_%s" % (size, "xla" if jit else "graph"),
@@ -186,8 +164,9 @@ def _bench_decoding(results):
 
   # The first calls trace (the warm-up) and check that both decode alike.
   np.testing.assert_allclose(decode_cached(x), decode_recompute(x), atol=1e-4)
-  (t_cached, t_recompute), (c_cached, c_recompute) = _time_interleaved(
-      [decode_cached, decode_recompute], (x,), repeats=3, inner=1, warmup=0)
+  (t_cached, t_recompute), (c_cached, c_recompute) = common.best_times(
+      [lambda: decode_cached(x), lambda: decode_recompute(x)], repeats=3, warmup=0,
+      sync=_block)
   speedup = t_recompute / t_cached
   results.append({
       "name": "attention_cached_decoding_speedup",
@@ -209,7 +188,4 @@ def run():
 
 
 if __name__ == "__main__":
-  for r in run():
-    print("%-52s %8.3f %-5s target %-7s %-4s %s" % (
-        r["name"], r["value"], r["unit"], r["target"], "ok" if r["ok"] else "MISS",
-        r["details"]))
+  sys.exit(common.main(__doc__, run))

@@ -1,4 +1,5 @@
 """Helpers the benchmarks share: timing, the machine's peak matmul rate, result rows."""
+import collections
 import os
 import platform
 import time
@@ -6,25 +7,51 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
-def best_time(fn, repeats=5, warmup=2, min_seconds=0.0):
-  """Best wall time of `fn()` over `repeats` runs after `warmup` runs (seconds).
+Timing = collections.namedtuple("Timing", ["seconds", "cpu_seconds", "result"])
 
-  `fn` must block until its work is done (call .numpy() or similar on its result)."""
-  for _ in range(warmup):
-    fn()
-  best = float("inf")
-  for _ in range(repeats):
-    start = time.perf_counter()
-    fn()
-    best = min(best, time.perf_counter() - start)
-  if min_seconds and best < min_seconds:
-    # Too short to time reliably: time a loop instead.
-    n = max(2, int(min_seconds / max(best, 1e-6)))
-    start = time.perf_counter()
-    for _ in range(n):
+
+def timed(fn):
+  """One call of `fn()`: Timing(wall seconds, process CPU seconds (all threads), its result).
+
+  The result is handed back after the clock stops, so whatever dropping it costs (deleting a
+  tf.data iterator that fed a long tf.function call can block for seconds) is not timed. On a
+  machine shared with other jobs the CPU time is the steadier measure of the work done."""
+  wall, cpu = time.perf_counter(), time.process_time()
+  result = fn()
+  return Timing(time.perf_counter() - wall, time.process_time() - cpu, result)
+
+
+def best_times(fns, repeats=5, warmup=2, inner=1, sync=None):
+  """Best seconds per call of each of `fns` (functions of no arguments), interleaved: every
+  repetition runs each fn in turn, so that a busy spell on a shared machine slows one
+  repetition of each rather than deciding a ratio, and the minimum is the undisturbed time.
+
+  Each fn is called `warmup` times first (not timed), then `repeats` times `inner` calls in a
+  row; `sync(result)` (when given) blocks on the result of the warm-up calls and of the last
+  call of each row, inside the clock, for a fn that does not block until its work is done
+  itself (or call .numpy() on the result in the fn).
+
+  Returns:
+    ([best wall seconds per call of each fn], [best process CPU seconds per call of each]).
+  """
+  def run(fn, calls):
+    for _ in range(calls - 1):
       fn()
-    best = (time.perf_counter() - start) / n
-  return best
+    result = fn()
+    if sync is not None:
+      sync(result)
+
+  for fn in fns:
+    for _ in range(warmup):
+      run(fn, 1)
+  wall = [float("inf")] * len(fns)
+  cpu = [float("inf")] * len(fns)
+  for _ in range(repeats):
+    for i, fn in enumerate(fns):
+      t = timed(lambda fn=fn: run(fn, inner))
+      wall[i] = min(wall[i], t.seconds / inner)
+      cpu[i] = min(cpu[i], t.cpu_seconds / inner)
+  return wall, cpu
 
 
 def matmul_peak_flops(n=1024, dtype="float32", repeats=5, k=None, m=None, chain=8):
@@ -47,7 +74,7 @@ def matmul_peak_flops(n=1024, dtype="float32", repeats=5, k=None, m=None, chain=
     # read from it); one element of each is enough to wait for it.
     return tf.add_n([tf.matmul(left, right)[0, 0] for left in lefts])
 
-  seconds = best_time(lambda: run().numpy(), repeats=repeats, warmup=2)
+  (seconds,), _ = best_times([lambda: run().numpy()], repeats=repeats, warmup=2)
   return chain * 2.0 * n * k * m / seconds
 
 
@@ -71,6 +98,16 @@ def machine_description():
   return "%d cores (%s), Python %s, TensorFlow %s, Keras %s" % (
       os.cpu_count() or 0, cpu, platform.python_version(), tf.__version__,
       __import__("keras").__version__)
+
+
+def main(doc, run, argv=None):
+  """`python -m benchmarks.NAME` for a benchmark without options: --help prints its docstring
+  `doc`; otherwise it runs `run()` and prints the rows."""
+  import argparse  # pylint: disable=g-import-not-at-top
+  argparse.ArgumentParser(description=doc,
+                          formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
+  print_rows(run())
+  return 0
 
 
 def print_rows(rows):

@@ -28,7 +28,6 @@ greedy search: `t2t_lite.decoding.exact_match_rate`.
 import argparse
 import os
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -52,22 +51,22 @@ DEMO = {"problem": "algorithmic_reverse_binary40", "model": "transformer",
         "data_dir": os.path.join("t2t_work", "data"), "num_examples": 1000, "target": 0.99}
 
 
-def _tiny_model(vocab):
-  import t2t_lite.models  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+def tiny_model(num_symbols, seed=0):
+  """transformer_tiny with random weights (seeded) for DEMO's problem with `num_symbols`
+  symbols (num_symbols + 2 ids), built as t2t-decoder builds it: `Task.build_model(
+  inference=True)`, which gives it the precision decoding runs in."""
+  from problems import algorithmic  # pylint: disable=g-import-not-at-top
   from t2t_lite import registry  # pylint: disable=g-import-not-at-top
-  from t2t_lite.hparams import HParams  # pylint: disable=g-import-not-at-top
-  keras.utils.set_random_seed(0)
-  from t2t_lite import common_hparams  # pylint: disable=g-import-not-at-top
-  hparams = registry.hparams("transformer_tiny")
-  # The precision t2t-decoder gives the set's models (Task.build_model(inference=True)).
-  hparams.mixed_precision = common_hparams.dtype_policy(hparams.mixed_precision,
-                                                        inference=True) or ""
-  php = HParams(vocab_size={"inputs": vocab, "targets": vocab},
-                modality={"inputs": "symbol", "targets": "symbol"}, has_inputs=True)
-  model = registry.model("transformer")(hparams, php)
-  ones = tf.ones([1, 4], tf.int32)
-  model({"inputs": ones, "targets": ones}, training=False)
-  return model
+  from t2t_lite import task as task_lib  # pylint: disable=g-import-not-at-top
+  from t2t_lite.bin import common as bin_common  # pylint: disable=g-import-not-at-top
+  bin_common.import_registrations(None)
+  problem = registry.problem(DEMO["problem"])
+  if problem.num_symbols != num_symbols:
+    problem = type("Reverse%d" % num_symbols, (algorithmic.AlgorithmicReverseBinary40,),
+                   {"num_symbols": num_symbols})()
+  keras.utils.set_random_seed(seed)
+  task = task_lib.Task(problem, DEMO["model"], registry.hparams(DEMO["hparams_set"]), None)
+  return task.build_model(inference=True)
 
 
 def _uncached_greedy_fn(model, num_tokens):
@@ -91,22 +90,10 @@ def _uncached_greedy_fn(model, num_tokens):
   return run
 
 
-def _interleaved_best(fns, repeats):
-  """Best wall time of each (already warmed-up) function, running them in turn `repeats`
-  times."""
-  best = [float("inf")] * len(fns)
-  for _ in range(repeats):
-    for k, fn in enumerate(fns):
-      start = time.perf_counter()
-      fn()
-      best[k] = min(best[k], time.perf_counter() - start)
-  return best
-
-
 def speed_rows():
   from t2t_lite import decoding  # pylint: disable=g-import-not-at-top
   cfg = SPEED
-  model = _tiny_model(cfg["vocab"])
+  model = tiny_model(cfg["vocab"] - 2)
   rng = np.random.default_rng(0)
   inputs = tf.constant(rng.integers(2, cfg["vocab"], [cfg["batch"], cfg["input_length"]]),
                        tf.int32)
@@ -116,13 +103,14 @@ def speed_rows():
   uncached = _uncached_greedy_fn(model, cfg["output_tokens"])
   # The first calls trace the functions (the warm-up) and check that both agree.
   same = np.array_equal(cached(inputs).numpy(), uncached(inputs).numpy())
-  t_cached, t_uncached = _interleaved_best(
-      [lambda: cached(inputs).numpy(), lambda: uncached(inputs).numpy()], cfg["repeats"])
+  (t_cached, t_uncached), _ = common.best_times(
+      [lambda: cached(inputs).numpy(), lambda: uncached(inputs).numpy()], cfg["repeats"],
+      warmup=0)
   xla = tf.function(lambda x: decoding.decode_ids(model, x, beam_size=1, extra_length=extra,
                                                   eos_id=None)["outputs"][:, 0],
                     jit_compile=True)
   same_xla = np.array_equal(xla(inputs).numpy(), cached(inputs).numpy())
-  (t_xla,) = _interleaved_best([lambda: xla(inputs).numpy()], cfg["repeats"])
+  (t_xla,), _ = common.best_times([lambda: xla(inputs).numpy()], cfg["repeats"], warmup=0)
   tokens = cfg["batch"] * cfg["output_tokens"]
   ratio = t_uncached / t_cached
   shape = "batch %d, %d input symbols, %d output tokens, transformer_tiny" % (
@@ -151,15 +139,15 @@ def acceptance_row(output_dir=None, data_dir=None, num_examples=None):
   if not tf.train.latest_checkpoint(output_dir):
     return None
   bin_common.import_registrations(None)
-  start = time.time()
-  rate = decoding.exact_match_rate(output_dir, data_dir, DEMO["problem"], DEMO["model"],
-                                   DEMO["hparams_set"], num_examples)
+  t = common.timed(lambda: decoding.exact_match_rate(
+      output_dir, data_dir, DEMO["problem"], DEMO["model"], DEMO["hparams_set"], num_examples))
+  rate = t.result
   return common.row(
       "decode: %s exact match (greedy, dev, length <= 40)" % DEMO["problem"], rate,
       "fraction", ">= %.2f" % DEMO["target"], rate >= DEMO["target"],
       "%s examples from %s (%.0f s)" % (
           "all dev" if num_examples < 0 else num_examples,
-          os.path.relpath(output_dir, _ROOT), time.time() - start))
+          os.path.relpath(output_dir, _ROOT), t.seconds))
 
 
 def run():

@@ -16,7 +16,6 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 
 if __package__ in (None, ""):  # `python benchmarks/input_pipeline.py`
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -46,9 +45,7 @@ def datagen_examples_per_second(problem_name=PROBLEM, data_dir=None):
     problem = registry.problem(problem_name)
     progress = generator_utils.Progress(problem_name, every_s=1e9)
     problem.datagen_progress = progress
-    wall, cpu = time.perf_counter(), time.process_time()
-    problem.generate_data(data_dir, data_dir)
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    wall, cpu, _ = common.timed(lambda: problem.generate_data(data_dir, data_dir))
     return {"examples": progress.count, "seconds": wall, "cpu_seconds": cpu,
             "examples_per_second": progress.count / wall,
             "examples_per_cpu_second": progress.count / max(cpu, 1e-9), "data_dir": data_dir}
@@ -104,17 +101,20 @@ def pipeline_tokens_per_second(problem_name=PROBLEM, hparams=None, data_dir=None
     it = iter(ds)
     for _ in range(warmup_batches):
       next(it)
-    tokens = padded = examples = 0
-    start = time.perf_counter()
-    for _ in range(num_batches):
-      batch = next(it)
-      for name in ("inputs", "targets"):
-        if name in batch:
-          array = batch[name]._numpy()  # pylint: disable=protected-access
-          tokens += int(np.count_nonzero(array))
-          padded += array.size
-      examples += int(batch["targets"].shape[0])
-    seconds = time.perf_counter() - start
+
+    def read():
+      tokens = padded = examples = 0
+      for _ in range(num_batches):
+        batch = next(it)
+        for name in ("inputs", "targets"):
+          if name in batch:
+            array = batch[name]._numpy()  # pylint: disable=protected-access
+            tokens += int(np.count_nonzero(array))
+            padded += array.size
+        examples += int(batch["targets"].shape[0])
+      return tokens, padded, examples
+
+    seconds, _, (tokens, padded, examples) = common.timed(read)
     return {"tokens_per_second": tokens / seconds, "padded_tokens_per_second": padded / seconds,
             "examples_per_second": examples / seconds,
             "batches_per_second": num_batches / seconds,
@@ -150,9 +150,4 @@ def run():
 
 
 if __name__ == "__main__":
-  results = run()
-  if hasattr(common, "print_rows"):
-    common.print_rows(results)
-  else:
-    for r in results:
-      print(r)
+  sys.exit(common.main(__doc__, run))

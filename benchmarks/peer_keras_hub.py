@@ -1,8 +1,9 @@
 """The peer: the encoder-decoder a Keras user would write with keras-hub, trained with fit().
 
 Steps (and seconds) to a per-token accuracy on the same data as benchmarks/peer_steps.py:
-keras-hub's TokenAndPositionEmbedding, N x TransformerEncoder and N x TransformerDecoder,
-a Dense softmax, `model.fit(jit_compile=..., steps_per_execution=10)` on a fixed number of
+the keras-hub encoder-decoder of benchmarks/peer_seq2seq.py (TokenAndPositionEmbedding, N x
+TransformerEncoder and N x TransformerDecoder, a Dense softmax; no dropout, keras-hub's
+default), `model.fit(jit_compile=..., steps_per_execution=10)` on a fixed number of
 sequences a batch padded to the problem's longest example, Adam (beta2 `--adam_beta2`, Keras's
 0.999 by default; epsilon 1e-7) with a cosine decay from `--learning_rate` after
 `--warmup_steps`. Every `--eval_every` steps it measures the per-token, teacher-forced
@@ -25,6 +26,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from benchmarks import common as bench_common  # noqa: E402
+from benchmarks import peer_seq2seq  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -39,9 +41,6 @@ def parse_args(argv=None):
   parser.add_argument("--filter_size", type=int, default=512)
   parser.add_argument("--num_heads", type=int, default=4)
   parser.add_argument("--normalize_first", action="store_true", help="pre-norm blocks")
-  parser.add_argument("--sinusoidal", action="store_true",
-                      help="sinusoidal positions (keras-hub's SinePositionEncoding) instead "
-                      "of learned ones")
   parser.add_argument("--learning_rate", type=float, default=1e-3)
   parser.add_argument("--warmup_steps", type=int, default=200)
   parser.add_argument("--adam_beta2", type=float, default=0.999, help="Adam's beta_2 "
@@ -92,43 +91,11 @@ def datasets(args, vocab_size):
 
 
 def build_model(args, vocab_size):
-  import keras  # pylint: disable=g-import-not-at-top
-  import keras_hub  # pylint: disable=g-import-not-at-top
-
-  def embed(ids, vocab, name):
-    if args.sinusoidal:
-      x = keras.layers.Embedding(vocab, args.hidden_size, mask_zero=True,
-                                 name=name + "_tokens")(ids)
-      return x + keras_hub.layers.SinePositionEncoding()(x)
-    return keras_hub.layers.TokenAndPositionEmbedding(
-        vocab, args.length, args.hidden_size, mask_zero=True, name=name)(ids)
-
-  inputs = keras.Input((None,), dtype="int32", name="inputs")
-  decoder_inputs = keras.Input((None,), dtype="int32", name="decoder_inputs")
-  x = embed(inputs, vocab_size, "input_embedding")
-  for i in range(args.layers):
-    x = keras_hub.layers.TransformerEncoder(
-        args.filter_size, args.num_heads, normalize_first=args.normalize_first,
-        name="encoder_%d" % i)(x)
-  if args.normalize_first:
-    x = keras.layers.LayerNormalization(epsilon=1e-5, name="encoder_norm")(x)
-  y = embed(decoder_inputs, vocab_size + 1, "target_embedding")
-  for i in range(args.layers):
-    y = keras_hub.layers.TransformerDecoder(
-        args.filter_size, args.num_heads, normalize_first=args.normalize_first,
-        name="decoder_%d" % i)(y, x)
-  if args.normalize_first:
-    y = keras.layers.LayerNormalization(epsilon=1e-5, name="decoder_norm")(y)
-  logits = keras.layers.Dense(vocab_size, name="logits", dtype="float32")(y)
-  return keras.Model({"inputs": inputs, "decoder_inputs": decoder_inputs}, logits)
-
-
-def masked_loss(targets, logits):
-  """Mean cross-entropy over the real (non-padding) target tokens."""
-  from keras import ops  # pylint: disable=g-import-not-at-top
-  weights = ops.cast(ops.not_equal(targets, 0), "float32")
-  ce = ops.sparse_categorical_crossentropy(targets, logits, from_logits=True)
-  return ops.sum(ce * weights) / ops.maximum(ops.sum(weights), 1.0)
+  """(keras.Model, its parts): benchmarks/peer_seq2seq.py's model at args' sizes, no dropout
+  (keras-hub's default), start id `vocab_size` (an embedding row of its own)."""
+  return peer_seq2seq.build_model(
+      vocab_size, args.length, args.layers, args.hidden_size, args.filter_size,
+      args.num_heads, dropout=0.0, normalize_first=args.normalize_first, start_id=vocab_size)
 
 
 def make_dev_accuracy(model, dev):
@@ -163,13 +130,14 @@ def steps_to_target(args):
     keras.mixed_precision.set_global_policy(args.mixed_precision)
   vocab_size = 4  # PAD, EOS and the two symbols of algorithmic_*_binary40
   train, dev = datasets(args, vocab_size)
-  model = build_model(args, vocab_size)
+  model, _ = build_model(args, vocab_size)
   dev_accuracy = make_dev_accuracy(model, dev)
   schedule = keras.optimizers.schedules.CosineDecay(
       0.0, max(1, args.train_steps - args.warmup_steps), warmup_target=args.learning_rate,
       warmup_steps=args.warmup_steps)
   ema = dict(use_ema=True, ema_momentum=args.ema_momentum) if args.ema_momentum else {}
-  model.compile(keras.optimizers.Adam(schedule, beta_2=args.adam_beta2, **ema), masked_loss,
+  model.compile(keras.optimizers.Adam(schedule, beta_2=args.adam_beta2, **ema),
+                peer_seq2seq.masked_loss(vocab_size),
                 jit_compile=bool(args.jit_compile),
                 steps_per_execution=10)
   evals, reached = [], None
@@ -204,99 +172,11 @@ def steps_to_target(args):
             callbacks=([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)]
                        if args.ema_momentum else []) + [Evaluate()], verbose=0)
   return {"name": args.name, "seed": args.seed, "batch_sequences": args.batch_sequences,
-          "normalize_first": args.normalize_first, "sinusoidal": args.sinusoidal,
+          "normalize_first": args.normalize_first,
           "ema_momentum": args.ema_momentum, "jit_compile": bool(args.jit_compile),
           "mixed_precision": args.mixed_precision,
           "train_steps": args.train_steps, "target": args.target, "steps_to_target": reached,
           "evals": evals}
-
-
-def cached_generate_fn(model, args, sampler, num_tokens, pad_id=0):
-  """A function `inputs -> ids`: `sampler` (keras_hub.samplers.GreedySampler, BeamSampler...)
-  over `model`'s decoder layers with their key/value caches, as keras-hub's seq2seq models
-  (BART) generate: the encoder once, each decoder layer's cross-attention keys and values
-  computed once (`cross_attention_cache_update_index=0`), then one position per step
-  (`self_attention_cache_update_index`). Every row decodes `num_tokens` tokens (no stop
-  token). PAD is never chosen (the model's padding mask would hide it). Call it inside a
-  `tf.function` (jit_compile or not)."""
-  from keras import ops  # pylint: disable=g-import-not-at-top
-  vocab_size = model.get_layer("logits").units
-  start_id = vocab_size  # the decoder's start id (see datasets)
-  heads, head_dim = args.num_heads, args.hidden_size // args.num_heads
-  decoders = [model.get_layer("decoder_%d" % i) for i in range(args.layers)]
-  target_embedding = model.get_layer("target_embedding")
-  logits_layer = model.get_layer("logits")
-  decoder_norm = model.get_layer("decoder_norm") if args.normalize_first else None
-  never_pad = ops.one_hot(ops.convert_to_tensor([pad_id]), vocab_size)[0] * -1e9
-
-  def encode(inputs):
-    x = model.get_layer("input_embedding")(inputs)
-    for i in range(args.layers):
-      x = model.get_layer("encoder_%d" % i)(x)
-    if args.normalize_first:
-      x = model.get_layer("encoder_norm")(x)
-    return x
-
-  def decoder_step(ids, index, self_caches, cross_caches, encoder_output, fill_cross):
-    """ids [B, 1] at position `index` -> logits [B, V] and the updated caches."""
-    y = target_embedding(ids, start_index=index)
-    new_self, new_cross = [], []
-    for i, layer in enumerate(decoders):
-      y, self_cache, cross_cache = layer(
-          y, encoder_output, self_attention_cache=self_caches[:, i],
-          self_attention_cache_update_index=index, cross_attention_cache=cross_caches[:, i],
-          cross_attention_cache_update_index=0 if fill_cross else None)
-      new_self.append(self_cache)
-      new_cross.append(cross_cache)
-    if decoder_norm is not None:
-      y = decoder_norm(y)
-    logits = logits_layer(y)[:, 0] + never_pad
-    return logits, ops.stack(new_self, 1), ops.stack(new_cross, 1)
-
-  def generate(inputs):
-    batch, source_length = ops.shape(inputs)[0], ops.shape(inputs)[1]
-    encoder_output = encode(inputs)
-    length = num_tokens + 1
-    prompt = ops.concatenate([ops.full((batch, 1), start_id, "int32"),
-                              ops.zeros((batch, num_tokens), "int32")], 1)
-    self_caches = ops.zeros((batch, args.layers, 2, length, heads, head_dim))
-    cross_caches = ops.zeros((batch, args.layers, 2, source_length, heads, head_dim))
-    # The prefill: position 0 (the start id) fills the cross-attention caches.
-    _, self_caches, cross_caches = decoder_step(prompt[:, :1], 0, self_caches, cross_caches,
-                                                encoder_output, True)
-
-    def next_fn(prompt, cache, index):
-      self_caches, cross_caches, encoder_output = cache
-      ids = ops.slice(prompt, [0, index - 1], [ops.shape(prompt)[0], 1])
-      logits, self_caches, cross_caches = decoder_step(
-          ids, index - 1, self_caches, cross_caches, encoder_output,
-          False)
-      return logits, None, (self_caches, cross_caches, encoder_output)
-
-    # The encoder output rides in the cache so that beam search repeats it per beam (it only
-    # shapes the cross-attention mask once the caches are filled).
-    ids = sampler(next_fn, prompt, cache=(self_caches, cross_caches, encoder_output), index=1)
-    return ids[..., 1:]
-
-  return generate
-
-
-def full_greedy_fn(model, num_tokens, pad_id=0):
-  """Greedy decoding that reruns the whole model on the growing prefix (the check of
-  cached_generate_fn; PAD never chosen, as there)."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  vocab_size = model.get_layer("logits").units
-
-  def generate(inputs):
-    batch = tf.shape(inputs)[0]
-    ids = tf.fill([batch, 1], vocab_size)
-    for _ in range(num_tokens):
-      logits = model({"inputs": inputs, "decoder_inputs": ids}, training=False)[:, -1]
-      logits += tf.one_hot(pad_id, vocab_size) * -1e9
-      ids = tf.concat([ids, tf.argmax(logits, -1, output_type=tf.int32)[:, None]], 1)
-    return ids[:, 1:]
-
-  return generate
 
 
 def main(argv=None):

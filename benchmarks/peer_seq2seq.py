@@ -97,6 +97,7 @@ def masked_loss(vocab_size, label_smoothing=0.0):
 def make_decode_fn(parts, start_id, end_id, beam_size=1, jit_compile=True, pad_id=0):
   """A tf.function: source ids [B, S] (0-padded), an int32 zero tensor [B, L] giving the
   output bound -> ids [B, L] (start id first, then the decode; after the end id, padding).
+  `end_id` None: no end token, every row decodes L - 1 tokens (a fixed amount of work).
   """
   import keras_hub  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
@@ -144,10 +145,12 @@ def make_decode_fn(parts, start_id, end_id, beam_size=1, jit_compile=True, pad_i
       token = ops.slice(prompt, [0, index - 1], [ops.shape(prompt)[0], 1])  # [B, 1]
       logits, cache, _ = step(token, index - 1, cache, memory, memory_mask, cross_caches,
                               index - 1, None)
-      ended = tf.logical_or(tf.equal(token, end_id), tf.equal(token, pad_id))  # [B, 1]
-      logits = tf.where(ended, forced_pad[None, :], logits)
+      if end_id is not None:
+        ended = tf.logical_or(tf.equal(token, end_id), tf.equal(token, pad_id))  # [B, 1]
+        logits = tf.where(ended, forced_pad[None, :], logits)
       return logits, None, cache
 
-    return sampler(next_fn, prompt, cache=self_caches, index=1, stop_token_ids=[end_id])
+    return sampler(next_fn, prompt, cache=self_caches, index=1,
+                   stop_token_ids=None if end_id is None else [end_id])
 
   return tf.function(decode, jit_compile=jit_compile, reduce_retracing=False)

@@ -11,7 +11,9 @@ run stops early, so a run that stops at step 3000 saw the same rates as the firs
         --data_dir=/tmp/rev40/data --output_dir=/tmp/rev40/runs/tiny_s1
 
 Evaluation batches the dev split by `--eval_batch_size` tokens (the figure does not depend on
-the batching: it is a sum over every dev token); training batches by the set's batch_size.
+the batching: it is a sum over every dev token); training batches by the set's batch_size,
+in packed rows where the set packs them (`--hparams=packed_length=N` changes the row length,
+0 turns packing off: t2t_lite/data/packing.py).
 CPU contention changes the seconds, not the steps: the figure to compare is the step.
 Each run appends one JSON line to `--results` (steps to target, the evaluations, the set).
 """
@@ -38,11 +40,6 @@ def parse_args(argv=None):
   parser.add_argument("--eval_every", type=int, default=500)
   parser.add_argument("--eval_batch_size", type=int, default=4096, help="tokens")
   parser.add_argument("--target", type=float, default=0.99)
-  parser.add_argument("--pack_length", type=int, default=0,
-                      help="train on packed rows of this length (benchmarks/peer_packing.py), "
-                      "batch_size // pack_length rows a batch; evaluation stays unpacked")
-  parser.add_argument("--pack_open_rows", type=int, default=4,
-                      help="1: next-fit in tf.data ops; more: first-fit in Python")
   parser.add_argument("--threads", type=int, default=1, help="TensorFlow intra-op threads")
   parser.add_argument("--data_dir", required=True)
   parser.add_argument("--output_dir", required=True)
@@ -67,9 +64,6 @@ def steps_to_target(args):
                                 save_checkpoints_steps=0, log_step_count_steps=args.eval_every)
   train_batch_size = hparams.batch_size
   train_fixed = hparams.fixed_batch_shapes
-  if args.pack_length:
-    _train_on_packed_rows(trainer, args.pack_length, max(1, train_batch_size // args.pack_length),
-                          args.seed, args.pack_open_rows)
   max_steps = args.max_steps or args.train_steps
   evals, reached = [], None
   start = time.time()
@@ -97,29 +91,7 @@ def steps_to_target(args):
       break
   return {"name": args.name, "hparams_set": args.hparams_set, "hparams": args.hparams,
           "seed": args.seed, "train_steps": args.train_steps, "target": args.target,
-          "pack_length": args.pack_length, "pack_open_rows": args.pack_open_rows,
           "steps_to_target": reached, "evals": evals}
-
-
-def _train_on_packed_rows(trainer, row_length, rows_per_batch, seed, open_rows):
-  """Makes the trainer read packed training batches (before its iterator exists)."""
-  from benchmarks import peer_packing  # pylint: disable=g-import-not-at-top
-  from t2t_lite.constants import ModeKeys  # pylint: disable=g-import-not-at-top
-  task = trainer.task
-  original = task.dataset
-
-  def dataset(mode, input_context=None, shuffle=None):
-    if mode != ModeKeys.TRAIN:
-      return original(mode, input_context=input_context, shuffle=shuffle)
-    examples = task.problem.examples(mode, task.data_dir, task.hparams, shuffle=True,
-                                     seed=seed, repeat=True)
-    examples = examples.shuffle(int(task.hparams.shuffle_buffer_size), seed=seed)
-    return peer_packing.packed_dataset(examples, row_length, rows_per_batch, open_rows)
-
-  task.dataset = dataset
-  if open_rows > 1:
-    # A tf.data iterator over a Python generator cannot be checkpointed; these runs need none.
-    trainer.save = lambda: None
 
 
 def main(argv=None):

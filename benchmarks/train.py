@@ -21,7 +21,6 @@ import os
 import resource
 import sys
 import tempfile
-import time
 
 from benchmarks import common
 
@@ -65,20 +64,10 @@ def _setup():
 
 
 def _seconds_of(fn):
-  """A function that calls fn() and returns the seconds it took.
-
-  Whatever fn returns is dropped only after the clock stops: deleting a tf.data iterator that
-  fed a long tf.function call can block for seconds (seen here in about half of the passes:
-  up to 3 s, the pass then ending 20.5 s after the iterator was made however long the training
-  took), which is not training time. The trainer keeps one iterator for the whole run.
-  """
-  def timed():
-    start = time.perf_counter()
-    kept = fn()
-    seconds = time.perf_counter() - start
-    del kept
-    return seconds
-  return timed
+  """A function that calls fn() and returns the seconds it took (common.timed: what fn
+  returns is dropped after the clock stops; the trainer keeps one iterator for the whole run,
+  and deleting one here can block for seconds)."""
+  return lambda: common.timed(fn).seconds
 
 
 def _t2t_runner(tf, problem, data_dir, hp, batches, xla, dropout=True):
@@ -99,7 +88,7 @@ def _t2t_runner(tf, problem, data_dir, hp, batches, xla, dropout=True):
     iterator = iter(ds)
     out = train_fn(iterator, tf.constant(len(feats), tf.int64))
     float(out[0])
-    return iterator  # deleted by _seconds_of after its clock stops
+    return iterator  # deleted after the clock stops
 
   run(batches[:3])  # trace (and, with XLA, compile the shapes seen so far)
   if xla:
@@ -264,5 +253,4 @@ def run():
 
 
 if __name__ == "__main__":
-  common.print_rows(run())
-  sys.exit(0)
+  sys.exit(common.main(__doc__, run))

@@ -20,7 +20,6 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 
 if __package__ in (None, ""):  # `python benchmarks/vocab.py`
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -49,19 +48,14 @@ def corpus_lines(corpus_dir):
   return train, held_out
 
 
-def _timed(build):
-  wall, cpu = time.perf_counter(), time.process_time()
-  enc = build()
-  return enc, time.perf_counter() - wall, time.process_time() - cpu
-
-
 def measure(train, held_out, size=SIZE):
   """Builds both vocabularies from `train`; returns a dict of figures."""
   from t2t_lite.data import text_encoder  # pylint: disable=g-import-not-at-top
   from t2t_lite.data import sentencepiece_encoder  # pylint: disable=g-import-not-at-top
   SentencePieceEncoder = sentencepiece_encoder.SentencePieceEncoder  # pylint: disable=invalid-name
-  sp, sp_wall, sp_cpu = _timed(lambda: SentencePieceEncoder.build_from_corpus(train, size))
-  sub, sub_wall, sub_cpu = _timed(
+  sp_wall, sp_cpu, sp = common.timed(
+      lambda: SentencePieceEncoder.build_from_corpus(train, size))
+  sub_wall, sub_cpu, sub = common.timed(
       lambda: text_encoder.SubwordTextEncoder.build_from_corpus(train, size))
   sample = held_out[:5000]
 
@@ -129,15 +123,15 @@ def run(corpus_dir=None, size=SIZE):
 
 
 def main(argv):
-  corpus_dir = None
-  size = SIZE
-  for arg in argv[1:]:
-    name, _, value = arg.partition("=")
-    if name == "--size":
-      size = int(value)
-    else:
-      corpus_dir = arg
-  common.print_rows(run(corpus_dir, size))
+  import argparse  # pylint: disable=g-import-not-at-top
+  parser = argparse.ArgumentParser(description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("corpus_dir", nargs="?", default=None,
+                      help="a text2text_tmpdir folder (default: %s, written when missing)"
+                      % CORPUS_DIR)
+  parser.add_argument("--size", type=int, default=SIZE, help="vocabulary ids")
+  args = parser.parse_args(argv[1:])
+  common.print_rows(run(args.corpus_dir, args.size))
   return 0
 
 
