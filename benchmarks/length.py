@@ -54,7 +54,7 @@ ROWS = {
     "length relative_max_distance=32": ("transformer_tiny_length",
                                         "relative_num_buckets=32,relative_max_distance=32",
                                         LENGTH_STEPS, ("reverse",)),
-    "length attention_length_scale=0": ("transformer_tiny_length", "attention_length_scale=0",
+    "length memory_length_scale=0": ("transformer_tiny_length", "memory_length_scale=0",
                                          LENGTH_STEPS, ("reverse",)),
 }
 MAX_LENGTH_TARGET = 400

@@ -20,7 +20,7 @@ from tests.test_models_transformer import seq2seq_problem
 from tests.test_models_transformer import teacher_forced_decode
 from tests.test_models_transformer import VOCAB_OUT
 
-# (pos, memory_pos, attention_length_scale)
+# (pos, memory_pos, memory_length_scale)
 OPTIONS = [("timing", "none", 0.0), ("emb", "none", 0.0), ("none", "none", 0.0),
            ("random", "none", 0.0), ("relative", "none", 0.0), ("none", "relative", 0.0),
            ("relative", "relative", 0.0), ("random", "relative", 0.0),
@@ -51,7 +51,7 @@ def test_cached_decoding_equals_the_full_forward_pass(pos, memory_pos, length_sc
     php, features = lm_problem(), {"targets": random_ids(rng, 3, 8, VOCAB_OUT)}
   # With a length scale, one head of the attention over the inputs reads positions alone.
   position_heads = int(memory_pos == "relative" and length_scale > 0)
-  model = build(hparams(pos, memory_pos, attention_length_scale=length_scale,
+  model = build(hparams(pos, memory_pos, memory_length_scale=length_scale,
                         memory_position_heads=position_heads), php, features)
   tables = randomize_biases(model)
   expected = {"relative": 2 if problem == "seq2seq" else 1}.get(pos, 0)
@@ -67,7 +67,7 @@ def test_cached_decoding_equals_the_full_forward_pass(pos, memory_pos, length_sc
     ("relative", "relative", 0.0), ("none", "relative", 8.0), ("random", "none", 0.0)])
 def test_packed_rows_give_each_example_its_unpacked_logits(pos, memory_pos, length_scale):
   assert_packed_rows_match_unpacked(
-      hparams(pos, memory_pos, attention_length_scale=length_scale), randomize_biases)
+      hparams(pos, memory_pos, memory_length_scale=length_scale), randomize_biases)
 
 
 def test_memory_bias_reads_positions_from_the_inputs_end():
@@ -194,7 +194,7 @@ def test_length_set_reads_positions_through_the_attention_over_its_inputs_only()
   from t2t_lite import registry  # pylint: disable=g-import-not-at-top
   args = TransformerArgs.from_hparams(registry.hparams("transformer_tiny_length"))
   assert args.position is None and not args.relative_bias and not args.random_position_range
-  assert args.memory_relative_bias and args.attention_length_scale > 1
+  assert args.memory_relative_bias and args.memory_length_scale > 1
 
 
 def test_bias_tables_and_position_seed_restore_from_a_checkpoint(tmp_path):

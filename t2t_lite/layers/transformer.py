@@ -23,7 +23,7 @@ class _TransformerBlockBase(keras.layers.Layer):
   def __init__(self, num_heads, filter_size, dropout=0.0, attention_dropout=0.0,
                relu_dropout=0.0, activation="relu", layer_norm_epsilon=1e-6, norm_first=True,
                kernel_initializer=None, seed=None, attention_use_bias=True,
-               attention_length_scale=0.0, memory_position_heads=0, **kwargs):
+               memory_length_scale=0.0, memory_position_heads=0, **kwargs):
     super().__init__(**kwargs)
     self.num_heads = num_heads
     self.filter_size = filter_size
@@ -38,7 +38,7 @@ class _TransformerBlockBase(keras.layers.Layer):
                                keras.initializers.get(kernel_initializer))
     self.seed = seed
     self.attention_use_bias = bool(attention_use_bias)
-    self.attention_length_scale = float(attention_length_scale or 0.0)
+    self.memory_length_scale = float(memory_length_scale or 0.0)
     self.memory_position_heads = int(memory_position_heads or 0)
     self.supports_masking = True
     self._hidden_size = None
@@ -120,7 +120,7 @@ class _TransformerBlockBase(keras.layers.Layer):
                                keras.initializers.serialize(self.kernel_initializer)),
         "seed": self.seed,
         "attention_use_bias": self.attention_use_bias,
-        "attention_length_scale": self.attention_length_scale,
+        "memory_length_scale": self.memory_length_scale,
         "memory_position_heads": self.memory_position_heads,
     })
     return config
@@ -144,8 +144,8 @@ class TransformerEncoderBlock(_TransformerBlockBase):
     seed: optional int; seeds the block's dropouts.
     attention_use_bias: whether the attention projections have biases (tensor2tensor's have
       none; the feed-forward layers always do).
-    attention_length_scale: the attentions' `length_scale` (0: off).
-    memory_position_heads: the attention over memory's `position_heads` (decoder only).
+    memory_length_scale, memory_position_heads: the attention over memory's `length_scale`
+      (0: off) and `position_heads` (decoder blocks only).
     **kwargs: `keras.layers.Layer` arguments (name, dtype, ...).
 
   Call arguments:
@@ -172,7 +172,6 @@ class TransformerEncoderBlock(_TransformerBlockBase):
     self._attention = MultiHeadSelfAttention(
         self.num_heads, dropout=self.attention_dropout, kernel_initializer=self._initializer(),
         use_bias=self.attention_use_bias, seed=self._seed(3), dtype=self.dtype_policy,
-        length_scale=self.attention_length_scale,
         name="self_attention")
     self._attention.build(x_shape)
     self._attention_dropout = self._dropout(self.dropout, 4, "attention_output_dropout")
@@ -209,8 +208,8 @@ class TransformerDecoderBlock(_TransformerBlockBase):
     seed: optional int; seeds the block's dropouts.
     attention_use_bias: whether the attention projections have biases (tensor2tensor's have
       none; the feed-forward layers always do).
-    attention_length_scale: the attentions' `length_scale` (0: off).
-    memory_position_heads: the attention over memory's `position_heads` (decoder only).
+    memory_length_scale, memory_position_heads: the attention over memory's `length_scale`
+      (0: off) and `position_heads` (decoder blocks only).
     **kwargs: `keras.layers.Layer` arguments (name, dtype, ...).
 
   Call arguments:
@@ -252,7 +251,6 @@ class TransformerDecoderBlock(_TransformerBlockBase):
     self._self_attention = MultiHeadSelfAttention(
         self.num_heads, dropout=self.attention_dropout, kernel_initializer=self._initializer(),
         use_bias=self.attention_use_bias, seed=self._seed(3), dtype=self.dtype_policy,
-        length_scale=self.attention_length_scale,
         name="self_attention")
     self._self_attention.build(x_shape)
     self._self_attention_dropout = self._dropout(self.dropout, 4, "self_attention_dropout")
@@ -260,7 +258,7 @@ class TransformerDecoderBlock(_TransformerBlockBase):
     self._cross_attention = MultiHeadCrossAttention(
         self.num_heads, dropout=self.attention_dropout, kernel_initializer=self._initializer(),
         use_bias=self.attention_use_bias, seed=self._seed(5), dtype=self.dtype_policy,
-        length_scale=self.attention_length_scale, position_heads=self.memory_position_heads,
+        length_scale=self.memory_length_scale, position_heads=self.memory_position_heads,
         name="cross_attention")
     self._cross_attention_dropout = self._dropout(self.dropout, 6, "cross_attention_dropout")
     if memory_shape is not None:

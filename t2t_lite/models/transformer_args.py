@@ -75,8 +75,8 @@ class TransformerArgs:
       (`memory_pos="relative"`).
     relative_num_buckets, relative_max_distance, relative_bias_scale: the buckets and scale
       of both biases (`relative_num_buckets`, `relative_max_distance`, `relative_bias_scale`).
-    attention_length_scale: 0, or the attentions' logits scaled by log(n) / log(this), n the
-      keys a query attends to (`attention_length_scale`).
+    memory_length_scale: 0, or the attention over the inputs has its logits scaled by
+      log(n) / log(this), n the inputs a query attends to (`memory_length_scale`).
     memory_position_heads: heads of the attention over the inputs that read positions alone
       (`memory_position_heads`; with `memory_pos="relative"`).
     scale_embeddings: multiply embeddings by sqrt(hidden_size) (`multiply_embedding_mode`).
@@ -102,7 +102,7 @@ class TransformerArgs:
   relative_num_buckets: int
   relative_max_distance: int
   relative_bias_scale: float
-  attention_length_scale: float
+  memory_length_scale: float
   memory_position_heads: int
   scale_embeddings: bool
   initializer: str
@@ -134,7 +134,7 @@ class TransformerArgs:
         relative_num_buckets=int(hp["relative_num_buckets"]),
         relative_max_distance=int(hp["relative_max_distance"]),
         relative_bias_scale=float(hp["relative_bias_scale"]),
-        attention_length_scale=float(hp["attention_length_scale"]),
+        memory_length_scale=float(hp["memory_length_scale"]),
         memory_position_heads=int(hp["memory_position_heads"]),
         scale_embeddings=_embedding_scale(hp["multiply_embedding_mode"]),
         initializer=hp["initializer"] or "fan_in_uniform",
@@ -191,7 +191,7 @@ class TransformerArgs:
                 activation=self.activation, layer_norm_epsilon=self.layer_norm_epsilon,
                 norm_first=self.norm_first, kernel_initializer=self.kernel_initializer(),
                 attention_use_bias=self.attention_use_bias,
-                attention_length_scale=self.attention_length_scale,
+                memory_length_scale=self.memory_length_scale,
                 memory_position_heads=self.memory_position_heads, dtype=dtype)
 
   def final_norm(self, dtype, name):

@@ -32,8 +32,9 @@ def transformer_common():
   # "relative": the attention over the inputs reads the decoder position against each input
   # position counted from the input's start and from its end (t2t_lite.layers.positions).
   hparams.add_hparam("memory_pos", "none")
-  # 0, or L: every attention's logits times log(n) / log(L), n the keys a query attends to.
-  hparams.add_hparam("attention_length_scale", 0.0)
+  # 0, or L: the attention over the inputs has its logits times log(n) / log(L), n the
+  # inputs a query attends to.
+  hparams.add_hparam("memory_length_scale", 0.0)
   # Heads of the attention over the inputs whose logits are memory_pos's bias alone.
   hparams.add_hparam("memory_position_heads", 0)
   hparams.add_hparam("shared_embedding", False)  # one embedding for inputs and targets
