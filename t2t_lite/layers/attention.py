@@ -51,20 +51,8 @@ class MultiHeadSelfAttention(MultiHeadAttentionBase):
   Queries, keys and values come from the same input through a single [hidden, N*(2*key_dim +
   value_dim)] matmul; the heads' outputs are concatenated and projected to `output_dim`.
 
-  Args:
-    num_heads: number of attention heads.
-    key_dim: size of each query/key head; default hidden_size // num_heads (the hidden size
-      must then be divisible by num_heads).
-    value_dim: size of each value head; default key_dim.
-    dropout: dropout rate on the attention probabilities (training only, seeded).
-    use_bias: whether the projections have biases.
-    output_dim: size of the output's last axis; default the input's hidden size.
-    kernel_initializer: initializer of the projection kernels; default `FanInUniform()`.
-    bias_initializer: initializer of the biases; default "zeros".
-    seed: int seed of the attention dropout.
-    length_scale: 0 (off), or L > 1: each query row's logits times log(n) / log(L), n its
-      number of unmasked keys (attention as sharp over many more keys than trained on).
-    **kwargs: `keras.layers.Layer` arguments (name, dtype, ...).
+  Args: `MultiHeadAttentionBase`'s (num_heads, key_dim, value_dim, dropout, use_bias,
+    output_dim, kernel_initializer, bias_initializer, seed, length_scale, **kwargs).
 
   Call arguments:
     x: [batch, length, hidden].
@@ -211,12 +199,9 @@ class MultiHeadSelfAttention(MultiHeadAttentionBase):
       check_mask_shape("attention_mask", attention_mask, (batch, length, key_len), name)
       combined = and_masks(combined, attention_mask)
 
-    context, scores = self._attend(query, key, value, combined, training,
-                                   return_attention_scores, heads_first=heads_first,
-                                   bias=attention_bias)
-    if heads_first:
-      context = ops.transpose(context, (0, 2, 1, 3))
-    output = self._project_output(context, combined)
+    output, scores = self._attention_output(query, key, value, combined, training,
+                                            return_attention_scores, heads_first,
+                                            attention_bias)
     result = (output,)
     if return_attention_scores:
       result += (scores,)

@@ -53,6 +53,21 @@ class MultiHeadAttentionBase(keras.layers.Layer):
 
   Subclasses project queries, keys and values to [B, T, num_heads, dim], combine their masks
   into one boolean [B or 1, T, S] tensor and call `_attend` and `_project_output`.
+
+  Args:
+    num_heads: number of attention heads.
+    key_dim: size of each query/key head; default the queries' hidden_size // num_heads (the
+      hidden size must then be divisible by num_heads).
+    value_dim: size of each value head; default key_dim.
+    dropout: dropout rate on the attention probabilities (training only, seeded).
+    use_bias: whether the projections have biases.
+    output_dim: size of the output's last axis; default the queries' hidden size.
+    kernel_initializer: initializer of the projection kernels; default `FanInUniform()`.
+    bias_initializer: initializer of the biases; default "zeros".
+    seed: int seed of the attention dropout.
+    length_scale: 0 (off), or L > 1: each query row's logits times log(n) / log(L), n its
+      number of unmasked keys (attention as sharp over many more keys than trained on).
+    **kwargs: `keras.layers.Layer` arguments (name, dtype, ...).
   """
 
   def __init__(self, num_heads, key_dim=None, value_dim=None, dropout=0.0, use_bias=True,
@@ -193,6 +208,15 @@ class MultiHeadAttentionBase(keras.layers.Layer):
     else:
       keys = ops.sum(ops.cast(head_mask, "float32"), axis=-1, keepdims=True)
     return ops.log(ops.maximum(keys, 1.0)) / math.log(self.length_scale)
+
+  def _attention_output(self, query, key, value, mask, training, return_scores, heads_first,
+                        bias):
+    """`_attend`, then `_project_output`: (output [B, T, output_dim], probabilities or None)."""
+    context, scores = self._attend(query, key, value, mask, training, return_scores,
+                                   heads_first=heads_first, bias=bias)
+    if heads_first:
+      context = ops.transpose(context, (0, 2, 1, 3))
+    return self._project_output(context, mask), scores
 
   def _project_output(self, context, mask):
     """[B, T, N, value_dim] -> [B, T, output_dim]; rows with no key to attend to are zeros."""

@@ -28,21 +28,10 @@ class MultiHeadCrossAttention(MultiHeadAttentionBase):
   Queries come from x, keys and values from the memory through one fused [memory_size,
   N*(key_dim + value_dim)] projection. The attention math is `MultiHeadSelfAttention`'s.
 
-  Args:
-    num_heads: number of attention heads.
-    key_dim: size of each query/key head; default x's hidden_size // num_heads.
-    value_dim: size of each value head; default key_dim.
-    dropout: dropout rate on the attention probabilities (training only, seeded).
-    use_bias: whether the projections have biases.
-    output_dim: size of the output's last axis; default x's hidden size.
-    kernel_initializer: initializer of the projection kernels; default `FanInUniform()`.
-    bias_initializer: initializer of the biases; default "zeros".
-    seed: int seed of the attention dropout.
-    length_scale: 0 (off), or L > 1: each query row's logits times log(n) / log(L), n its
-      number of unmasked keys (attention as sharp over many more keys than trained on).
+  Args: `MultiHeadAttentionBase`'s (num_heads, key_dim, value_dim, dropout, use_bias,
+    output_dim, kernel_initializer, bias_initializer, seed, length_scale, **kwargs), and
     position_heads: how many heads (the first ones) attend by `attention_bias` alone, their
       queries zeroed: pointers to memory positions that no content can distract.
-    **kwargs: `keras.layers.Layer` arguments (name, dtype, ...).
 
   Call arguments:
     x: [batch, length, hidden], the queries.
@@ -166,12 +155,9 @@ class MultiHeadCrossAttention(MultiHeadAttentionBase):
       attention_mask = ops.cast(attention_mask, "bool")
       check_mask_shape("attention_mask", attention_mask, (batch, length, memory_length), name)
       combined = and_masks(combined, attention_mask)
-    context, scores = self._attend(query, key, value, combined, training,
-                                   return_attention_scores, heads_first=heads_first,
-                                   bias=attention_bias)
-    if heads_first:
-      context = ops.transpose(context, (0, 2, 1, 3))
-    output = self._project_output(context, combined)
+    output, scores = self._attention_output(query, key, value, combined, training,
+                                            return_attention_scores, heads_first,
+                                            attention_bias)
     return (output, scores) if return_attention_scores else output
 
   def compute_output_shape(self, x_shape, memory_shape=None):

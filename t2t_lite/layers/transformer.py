@@ -18,7 +18,26 @@ from t2t_lite.layers.dropout import Dropout
 
 
 class _TransformerBlockBase(keras.layers.Layer):
-  """Arguments, feed-forward network and config shared by the encoder and decoder blocks."""
+  """Arguments, feed-forward network and config shared by the encoder and decoder blocks.
+
+  Args:
+    num_heads: number of attention heads (must divide the hidden size).
+    filter_size: size of the feed-forward network's inner layer.
+    dropout: dropout on each sublayer's output, before the residual add.
+    attention_dropout: dropout on the attention probabilities.
+    relu_dropout: dropout after the feed-forward inner activation.
+    activation: the feed-forward activation.
+    layer_norm_epsilon: epsilon of the layer norms.
+    norm_first: pre-norm (True, tensor2tensor's) or post-norm (False) sublayers.
+    kernel_initializer: initializer of the attention and feed-forward kernels; default each
+      layer's own (`FanInUniform`).
+    seed: optional int; seeds the block's dropouts.
+    attention_use_bias: whether the attention projections have biases (tensor2tensor's have
+      none; the feed-forward layers always do).
+    memory_length_scale, memory_position_heads: the attention over memory's `length_scale`
+      (0: off) and `position_heads` (decoder blocks only).
+    **kwargs: `keras.layers.Layer` arguments (name, dtype, ...).
+  """
 
   def __init__(self, num_heads, filter_size, dropout=0.0, attention_dropout=0.0,
                relu_dropout=0.0, activation="relu", layer_norm_epsilon=1e-6, norm_first=True,
@@ -130,23 +149,7 @@ class _TransformerBlockBase(keras.layers.Layer):
 class TransformerEncoderBlock(_TransformerBlockBase):
   """Self-attention + feed-forward block of a Transformer encoder (pre- or post-norm).
 
-  Args:
-    num_heads: number of attention heads (must divide the hidden size).
-    filter_size: size of the feed-forward network's inner layer.
-    dropout: dropout on each sublayer's output, before the residual add.
-    attention_dropout: dropout on the attention probabilities.
-    relu_dropout: dropout after the feed-forward inner activation.
-    activation: the feed-forward activation.
-    layer_norm_epsilon: epsilon of the layer norms.
-    norm_first: pre-norm (True, tensor2tensor's) or post-norm (False) sublayers.
-    kernel_initializer: initializer of the attention and feed-forward kernels; default each
-      layer's own (`FanInUniform`).
-    seed: optional int; seeds the block's dropouts.
-    attention_use_bias: whether the attention projections have biases (tensor2tensor's have
-      none; the feed-forward layers always do).
-    memory_length_scale, memory_position_heads: the attention over memory's `length_scale`
-      (0: off) and `position_heads` (decoder blocks only).
-    **kwargs: `keras.layers.Layer` arguments (name, dtype, ...).
+  Args: those of the encoder and decoder blocks, documented once in `_TransformerBlockBase`.
 
   Call arguments:
     x: [batch, length, hidden].
@@ -194,23 +197,7 @@ class TransformerDecoderBlock(_TransformerBlockBase):
   (language model) block. The block is built with that attention only when it first sees a
   memory, so a decoder-only block holds no unused weights.
 
-  Args:
-    num_heads: number of attention heads (must divide the hidden size).
-    filter_size: size of the feed-forward network's inner layer.
-    dropout: dropout on each sublayer's output, before the residual add.
-    attention_dropout: dropout on the attention probabilities.
-    relu_dropout: dropout after the feed-forward inner activation.
-    activation: the feed-forward activation.
-    layer_norm_epsilon: epsilon of the layer norms.
-    norm_first: pre-norm (True, tensor2tensor's) or post-norm (False) sublayers.
-    kernel_initializer: initializer of the attention and feed-forward kernels; default each
-      layer's own (`FanInUniform`).
-    seed: optional int; seeds the block's dropouts.
-    attention_use_bias: whether the attention projections have biases (tensor2tensor's have
-      none; the feed-forward layers always do).
-    memory_length_scale, memory_position_heads: the attention over memory's `length_scale`
-      (0: off) and `position_heads` (decoder blocks only).
-    **kwargs: `keras.layers.Layer` arguments (name, dtype, ...).
+  Args: those of the encoder and decoder blocks, documented once in `_TransformerBlockBase`.
 
   Call arguments:
     x: [batch, length, hidden], the (shifted) targets.
