@@ -154,8 +154,9 @@ def transformer_tiny():
   Result on this machine (2 CPU cores): that command reaches 0.9972 per-token and 0.9491
   per-sequence accuracy on the whole dev split after 54 s of training, data generation
   included (`bash scripts/quickstart.sh demo`, a fresh clone, 2026-12-04). Against keras-hub's encoder-decoder of the
-  same sizes, trained to 0.99 per token as a Keras user would, it takes 0.437x the time
-  (`python -m benchmarks.peer`, BENCHMARKS.md "peer"). Earlier runs: docs/HISTORY.md.
+  same sizes, trained to 0.99 per token as a Keras user would, it takes 0.363x the time
+  (median over seeds 11-15, which no setting was chosen on: `python -m benchmarks.peer`,
+  BENCHMARKS.md "peer"). Earlier runs: docs/HISTORY.md.
   """
   hparams = transformer_base()
   hparams.num_hidden_layers = 2
