@@ -10,6 +10,7 @@ EOS; a token past a short output's end counts as wrong).
     python -m benchmarks.length                      # every row (one training each)
     python -m benchmarks.length --rows=length        # the length set's rows only
     python -m benchmarks.length --train_steps=500 --num=20   # a smoke check
+    python -m benchmarks.length --work_dir=DIR       # again: the rows DIR holds are read back
 
 Targets (issue "Longer than trained"): the length set (`transformer_tiny_length`, 3000 steps)
 decodes >= 0.99 of reversals and of copies exactly at every length from 1 to 400, trained
@@ -56,6 +57,8 @@ ROWS = {
                                         LENGTH_STEPS, ("reverse",)),
     "length memory_length_scale=0": ("transformer_tiny_length", "memory_length_scale=0",
                                          LENGTH_STEPS, ("reverse",)),
+    "length relative_bias_scale=1": ("transformer_tiny_length", "relative_bias_scale=1",
+                                     LENGTH_STEPS, ("reverse",)),
 }
 MAX_LENGTH_TARGET = 400
 
@@ -205,17 +208,36 @@ def run(rows="", problems="reverse,identity", train_steps=0, hparams="", num=200
               "lengths": LENGTHS, "data_dir": data_dir,
               "output_dir": os.path.join(work_dir, "runs", problem,
                                          name.replace(" ", "_").replace("=", "-"))}
-      proc = subprocess.run([sys.executable, "-m", "benchmarks.length", "--one",
-                             json.dumps(spec)], cwd=_ROOT, capture_output=True, text=True,
-                            check=False)
-      lines = [l for l in proc.stdout.splitlines() if l.startswith("RECORD ")]
-      if proc.returncode or not lines:
-        raise SystemExit("benchmarks.length: row %r on %s failed:\n%s" %
-                         (name, problem, proc.stderr[-3000:]))
-      record = json.loads(lines[-1][len("RECORD "):])
+      record = _run_row(spec, os.path.join(work_dir, "records"))
       print(json.dumps(record), flush=True)
       out.extend(_rows(record))
   return out
+
+
+def _run_row(spec, records_dir):
+  """A row's record: trained and decoded in a subprocess, or read back from `records_dir`
+  where a run with the same work_dir already measured the same row (same set, overrides,
+  steps, seed, inputs), so an interrupted run goes on where it stopped."""
+  key = {k: spec[k] for k in ("row", "problem", "hparams_set", "overrides", "train_steps",
+                              "seed", "num", "lengths")}
+  path = os.path.join(records_dir, "%s_%s.json" % (
+      spec["problem"], spec["row"].replace(" ", "_").replace("=", "-")))
+  if os.path.exists(path):
+    with open(path, encoding="utf-8") as f:
+      saved = json.load(f)
+    if saved.get("spec") == key:
+      return saved
+  proc = subprocess.run([sys.executable, "-m", "benchmarks.length", "--one", json.dumps(spec)],
+                        cwd=_ROOT, capture_output=True, text=True, check=False)
+  lines = [l for l in proc.stdout.splitlines() if l.startswith("RECORD ")]
+  if proc.returncode or not lines:
+    raise SystemExit("benchmarks.length: row %r on %s failed:\n%s" %
+                     (spec["row"], spec["problem"], proc.stderr[-3000:]))
+  record = dict(json.loads(lines[-1][len("RECORD "):]), spec=key)
+  os.makedirs(records_dir, exist_ok=True)
+  with open(path, "w", encoding="utf-8") as f:
+    json.dump(record, f)
+  return record
 
 
 def _rows(record):
