@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from t2t_lite import layers
 from t2t_lite.decoding import decoder as decoder_lib
+from t2t_lite.errors import HParamsError
 from t2t_lite.models.transformer import TransformerArgs
 from t2t_lite.models.transformer import resolve_hparams
 from tests.test_models_transformer import assert_packed_rows_match_unpacked
@@ -185,7 +186,8 @@ def test_a_run_without_the_new_hparams_builds_the_timing_model():
 def test_bad_positional_hparams_are_clear_errors(field, value):
   hp = hparams("relative", "relative")
   setattr(hp, field, value)
-  with pytest.raises(ValueError, match=field if field != "relative_max_distance" else
+  # An HParamsError: the scripts print it as one line and exit 2.
+  with pytest.raises(HParamsError, match=field if field != "relative_max_distance" else
                      "max_distance"):
     TransformerArgs.from_hparams(hp)
 

@@ -8,6 +8,7 @@ import dataclasses
 
 import keras
 
+from t2t_lite import errors
 from t2t_lite import layers
 from t2t_lite.models import base
 from t2t_lite.models import transformer_hparams
@@ -111,7 +112,21 @@ class TransformerArgs:
 
   @classmethod
   def from_hparams(cls, hparams, hparams_set=None):
-    """The one mapping from an HParams (or dict; see `resolve_hparams`) to the arguments."""
+    """The one mapping from an HParams (or dict; see `resolve_hparams`) to the arguments.
+
+    Raises:
+      HParamsError (a ValueError; the scripts print it as one line and exit 2): a value the
+        transformer cannot take.
+    """
+    try:
+      return cls._from_hparams(hparams, hparams_set)
+    except errors.HParamsError:
+      raise
+    except ValueError as e:
+      raise errors.HParamsError(str(e)) from None
+
+  @classmethod
+  def _from_hparams(cls, hparams, hparams_set=None):
     hp = resolve_hparams(hparams, hparams_set)
     args = cls(
         hidden_size=int(hp["hidden_size"]),
