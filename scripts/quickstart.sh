@@ -67,8 +67,8 @@ case "$JOB" in
       --data_dir="$WORK/data" \
       --tmp_dir="$WORK/tmp" \
       --output_dir="$WORK/train/$PROBLEM-transformer_tiny" \
-      --train_steps=1500 \
-      --local_eval_frequency=1500 \
+      --train_steps=1000 \
+      --local_eval_frequency=1000 \
       --eval_steps=-1 \
       "$@"
     ;;

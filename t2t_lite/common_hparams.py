@@ -51,11 +51,13 @@ def basic_params1():
       # > 0: the optimizer keeps an exponential moving average of the weights (keras's
       # use_ema / ema_momentum), and evaluation, decoding and export use the average.
       ema_momentum=0.0,
-      learning_rate_schedule="noam",  # noam | constant | cosine
+      learning_rate_schedule="noam",  # noam | constant | cosine | wsd
       learning_rate_constant=2.0,
       learning_rate_warmup_steps=4000,
-      learning_rate_decay_steps=0,  # cosine: 0 means train_steps
-      learning_rate_min_fraction=0.0,  # cosine floor as a fraction of the peak
+      # cosine: the decay's length (0: train_steps); wsd: the final decay's (0: a fifth of
+      # train_steps).
+      learning_rate_decay_steps=0,
+      learning_rate_min_fraction=0.0,  # cosine's and wsd's floor, a fraction of the peak
       iterations_per_loop=10,  # train steps per tf.function call
       xla_compile=False,
       # The Keras dtype policy of the model's layers: "" (float32) | mixed_float16 |

@@ -216,6 +216,21 @@ def test_cached_decoding_equals_full_causal_pass(jit):
   assert np.all(np.abs(np.asarray(cache["key"])[:, :, :t]).sum(-1) > 0)
 
 
+@pytest.mark.parametrize("mode", ["eager", "graph", "xla"])
+def test_update_positions_writes_the_slice(mode):
+  # TensorStridedSliceUpdate outside XLA, dynamic_update_slice under it: the same values.
+  from t2t_lite.layers.attention import update_positions  # pylint: disable=g-import-not-at-top
+  cache, new = _randn(2, 3, 9, 4), _randn(2, 3, 3, 4)
+  fn = update_positions
+  if mode != "eager":
+    fn = tf.function(update_positions, jit_compile=mode == "xla")
+  for start in (0, 4, 6):
+    want = cache.copy()
+    want[:, :, start:start + 3] = new
+    got = np.asarray(fn(tf.constant(cache), tf.constant(start), tf.constant(new)))
+    np.testing.assert_array_equal(got, want)
+
+
 def test_cached_prefill_then_steps():
   layer = MultiHeadSelfAttention(2)
   x = _randn(2, 7, 8)

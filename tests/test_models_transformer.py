@@ -83,7 +83,7 @@ def test_hparams_sets_are_registered_with_the_model():
   tiny = registry.hparams("transformer_tiny")
   assert (tiny.hidden_size, tiny.num_hidden_layers, tiny.filter_size, tiny.num_heads,
           tiny.batch_size, tiny.packed_length, tiny.learning_rate_schedule) == (
-              128, 2, 512, 4, 512, 64, "cosine")
+              128, 2, 512, 4, 768, 64, "wsd")
 
 
 def test_seq2seq_logits_shape_dtype():

@@ -316,11 +316,15 @@ def test_world_model_cosine_schedule_spans_the_whole_loop():
   # Each epoch trains on to a further train_steps: a cosine sized by one run would restart.
   hp = registry.hparams("rlmb_base")
   wm = loop_hparams.world_model_hparams(hp)
-  assert wm.learning_rate_schedule == "cosine"  # transformer_tiny's
+  # transformer_tiny's wsd would decay at the end of every epoch: a cosine over the loop runs.
+  assert registry.hparams("transformer_tiny").learning_rate_schedule == "wsd"
+  assert wm.learning_rate_schedule == "cosine"
   total = hp.epochs * hp.world_model_train_steps
   assert wm.learning_rate_decay_steps == total - wm.learning_rate_warmup_steps
   hp.world_model_hparams = "learning_rate_decay_steps=50"  # an explicit length is kept
   assert loop_hparams.world_model_hparams(hp).learning_rate_decay_steps == 50
+  hp.world_model_hparams = "learning_rate_schedule=wsd"  # a schedule asked for is kept
+  assert loop_hparams.world_model_hparams(hp).learning_rate_schedule == "wsd"
   hp.world_model_hparams = "learning_rate_schedule=noam"
   assert loop_hparams.world_model_hparams(hp).learning_rate_decay_steps == 0
   assert registry.hparams("rlmb_small").world_model_hparams.startswith(

@@ -291,6 +291,28 @@ def test_cosine_and_constant_schedules():
   assert float(constant(0)) == pytest.approx(0.3) and float(constant(10 ** 6)) == pytest.approx(0.3)
 
 
+def test_wsd_schedule_warms_up_holds_then_decays():
+  hp = fakes.hparams(learning_rate_schedule="wsd", learning_rate_constant=0.5,
+                     learning_rate_warmup_steps=10)
+  wsd = optimizers.learning_rate_schedule(hp, 100)  # the decay: the last fifth, 80 -> 100
+  assert float(wsd(0)) == pytest.approx(0.05)  # (step + 1) / warmup of the peak
+  assert float(wsd(4)) == pytest.approx(0.25)
+  for step in (9, 10, 50, 80):
+    assert float(wsd(step)) == pytest.approx(0.5)
+  assert float(wsd(90)) == pytest.approx(0.25)  # halfway down the linear decay
+  assert float(wsd(100)) == pytest.approx(0.0, abs=1e-7)
+  assert float(wsd(10 ** 6)) == pytest.approx(0.0, abs=1e-7)
+  hp = fakes.hparams(learning_rate_schedule="wsd", learning_rate_constant=0.5,
+                     learning_rate_warmup_steps=0, learning_rate_decay_steps=40,
+                     learning_rate_min_fraction=0.1)
+  wsd = optimizers.learning_rate_schedule(hp, 100)
+  assert float(wsd(0)) == pytest.approx(0.5) and float(wsd(60)) == pytest.approx(0.5)
+  assert float(wsd(80)) == pytest.approx(0.5 * (1 - 0.9 * 0.5))
+  assert float(wsd(100)) == pytest.approx(0.05)
+  config = wsd.get_config()
+  assert optimizers.WarmupStableDecay(**config).get_config() == config
+
+
 @pytest.mark.parametrize("name, cls", [("adam", "FusedAdam"), ("adafactor", "Adafactor"),
                                        ("sgd", "SGD")])
 def test_optimizers_from_hparams(name, cls):

@@ -18,9 +18,8 @@ The key/value cache of `MultiHeadSelfAttention` is a dict, heads first:
      "value": [batch, num_heads, max_length, value_dim]}
 
 preallocated by `layer.init_cache(batch_size, max_length, dtype)`. A call with
-`cache=..., cache_index=i` writes the new keys and values at positions [i, i + T) with
-`keras.ops.slice_update` (dynamic_update_slice: static shapes, so it runs under tf.function,
-XLA and TPU), attends over the written positions only, and returns `(output, new_cache)`.
+`cache=..., cache_index=i` writes the new keys and values at positions [i, i + T)
+(`update_positions`: static shapes, so it runs under tf.function, XLA and TPU), attends over the written positions only, and returns `(output, new_cache)`.
 Heads first, a decoding step is two batched matmuls over (batch, heads) that read the cache
 in place; a [batch, max_length, heads, dim] cache has to be transposed (copied whole) at
 every step, which made cached self-attention ~3x slower per step on CPU.
@@ -42,6 +41,35 @@ from t2t_lite.layers.memory_attention import MultiHeadAttention
 from t2t_lite.layers.memory_attention import MultiHeadCrossAttention
 
 __all__ = ["MultiHeadAttention", "MultiHeadCrossAttention", "MultiHeadSelfAttention"]
+
+
+def _in_xla_context():
+  # TensorFlow's own test for "this graph is being compiled by XLA" (tf.function(jit_compile=
+  # True), a TPU); no public API says it.
+  from tensorflow.python.framework import ops as tf_ops  # pylint: disable=g-import-not-at-top
+  from tensorflow.python.ops import control_flow_util  # pylint: disable=g-import-not-at-top
+  return control_flow_util.GraphOrParentsInXlaContext(tf_ops.get_default_graph())
+
+
+def update_positions(cache, start, new):
+  """`cache` [B, N, L, dim] with positions [start, start + T) replaced by `new` [B, N, T, dim].
+
+  `keras.ops.slice_update` (XLA's dynamic_update_slice: in place in a compiled loop) under XLA
+  and on the other backends. On TensorFlow outside XLA that op is compiled by XLA on its first
+  call for every new cache shape (40-250 ms each: a server sees one per batch size and input
+  length) and then runs slower than TensorFlow's own kernel, TensorStridedSliceUpdate, used
+  there instead (the same values: tests/test_layers_attention.py).
+  """
+  if keras.config.backend() != "tensorflow" or _in_xla_context():
+    zero = ops.zeros((), "int32")
+    return ops.slice_update(cache, (zero, zero, start, zero), new)
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  shape, length = tf.shape(cache), tf.shape(new)[2]
+  # Axes 0, 1 and 3 whole (begin_mask = end_mask = 0b1011), axis 2 from start to start + T.
+  return tf.raw_ops.TensorStridedSliceUpdate(
+      input=cache, begin=tf.stack([0, 0, start, 0]),
+      end=tf.stack([shape[0], shape[1], start + length, shape[3]]),
+      strides=tf.ones([4], tf.int32), value=new, begin_mask=0b1011, end_mask=0b1011)
 
 
 @keras.saving.register_keras_serializable(package="t2t_lite")
@@ -153,9 +181,7 @@ class MultiHeadSelfAttention(MultiHeadAttentionBase):
     check_mask_shape("cache['value']", cache["value"],
                      (batch, self.num_heads, max_length, self._value_dim), name)
     start = ops.cast(0 if cache_index is None else cache_index, "int32")
-    zero = ops.zeros((), "int32")
-    new_cache = {part: ops.slice_update(cache[part], (zero, zero, start, zero),
-                                        ops.cast(new, cache[part].dtype))
+    new_cache = {part: update_positions(cache[part], start, ops.cast(new, cache[part].dtype))
                  for part, new in (("key", key), ("value", value))}
     return new_cache, start
 

@@ -22,6 +22,10 @@ def transformer_tiny_length():
   1.00 at every length from 1 to 400, for reversal and for identity.
   """
   hparams = transformer_hparams.transformer_tiny()
+  # The training every figure below was measured with: transformer_tiny's of 2026-12-05, 8
+  # packed rows of 64 tokens a batch and a cosine decay over the whole run (3000 steps).
+  hparams.batch_size = 512
+  hparams.learning_rate_schedule = "cosine"
   # No absolute positions (`pos="none"`): sinusoidal positions past 40 are inputs the model
   # never saw (pos=timing: 0.19 at 200, 0.00), and randomized ones (pos=random, trained on
   # positions up to 1024) decode unevenly (0.12 at 200, 0.00). T5's bias in the

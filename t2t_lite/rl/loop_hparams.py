@@ -123,11 +123,15 @@ def world_model_hparams(loop_hparams):
   # drops examples longer than a row: no packing unless the overrides ask for it.
   if "packed_length" not in str(loop_hparams.world_model_hparams or ""):
     hparams.packed_length = 0
-  # The world model trains epoch after epoch, each run to a further train_steps. A cosine decay
-  # sized by one run (learning_rate_decay_steps=0: train_steps) would reach zero at the end of
-  # every epoch and jump back up in the next; it is sized by the whole loop instead.
-  if (common_hparams.get(hparams, "learning_rate_schedule") == "cosine"
-      and not common_hparams.get(hparams, "learning_rate_decay_steps")):
+  # The world model trains epoch after epoch, each run to a further train_steps. A decay sized
+  # by one run (cosine's or wsd's, learning_rate_decay_steps=0) would reach zero at the end of
+  # every epoch and jump back up in the next; a cosine sized by the whole loop runs instead
+  # (transformer_tiny's wsd, unless the overrides name a schedule).
+  schedule = common_hparams.get(hparams, "learning_rate_schedule")
+  if (schedule == "wsd" and not common_hparams.get(hparams, "learning_rate_decay_steps")
+      and "learning_rate_schedule" not in str(loop_hparams.world_model_hparams or "")):
+    hparams.learning_rate_schedule = schedule = "cosine"
+  if schedule == "cosine" and not common_hparams.get(hparams, "learning_rate_decay_steps"):
     total = int(loop_hparams.epochs) * int(loop_hparams.world_model_train_steps)
     warmup = int(common_hparams.get(hparams, "learning_rate_warmup_steps"))
     hparams.learning_rate_decay_steps = max(1, total - warmup)

@@ -17,7 +17,7 @@ from t2t_lite.errors import HParamsError
 from t2t_lite.utils.moving_average import moving_averages
 
 OPTIMIZERS = ("adam", "adafactor", "sgd")
-LEARNING_RATE_SCHEDULES = ("noam", "constant", "cosine")
+LEARNING_RATE_SCHEDULES = ("noam", "constant", "cosine", "wsd")
 
 
 @keras.saving.register_keras_serializable(package="t2t_lite")
@@ -42,6 +42,36 @@ class NoamSchedule(keras.optimizers.schedules.LearningRateSchedule):
   def get_config(self):
     return {"constant": self.constant, "warmup_steps": self.warmup_steps,
             "hidden_size": self.hidden_size}
+
+
+@keras.saving.register_keras_serializable(package="t2t_lite")
+class WarmupStableDecay(keras.optimizers.schedules.LearningRateSchedule):
+  """Warmup, stable, decay: a linear warmup to `peak`, the peak held, then a linear decay to
+  `peak * min_fraction` over the last `decay_steps` of `total_steps`.
+
+  Keras has no such schedule; it is three pieces of `ops.clip`. Against a cosine over the whole
+  run the rate stays at its peak until the final decay, where a cosine starts lowering it
+  after the warmup: problems that learn only at a high rate keep learning for most of the run.
+  """
+
+  def __init__(self, peak, warmup_steps, total_steps, decay_steps, min_fraction=0.0):
+    self.peak = float(peak)
+    self.warmup_steps = int(warmup_steps)
+    self.total_steps = int(total_steps)
+    self.decay_steps = max(1, int(decay_steps))
+    self.min_fraction = float(min_fraction)
+
+  def __call__(self, step):
+    s = ops.cast(step, "float32")
+    warmup = ops.clip((s + 1.0) / float(max(1, self.warmup_steps)), 0.0, 1.0)
+    decayed = ops.clip((s - float(self.total_steps - self.decay_steps)) / self.decay_steps,
+                       0.0, 1.0)
+    return self.peak * warmup * (1.0 - (1.0 - self.min_fraction) * decayed)
+
+  def get_config(self):
+    return {"peak": self.peak, "warmup_steps": self.warmup_steps,
+            "total_steps": self.total_steps, "decay_steps": self.decay_steps,
+            "min_fraction": self.min_fraction}
 
 
 @keras.saving.register_keras_serializable(package="t2t_lite")
@@ -125,6 +155,10 @@ def learning_rate_schedule(hparams, train_steps):
         alpha=float(_hp(hparams, "learning_rate_min_fraction")),
         warmup_target=constant if warmup else None,
         warmup_steps=warmup)
+  if name == "wsd":
+    decay_steps = int(_hp(hparams, "learning_rate_decay_steps")) or max(1, train_steps // 5)
+    return WarmupStableDecay(constant, warmup, max(train_steps, decay_steps), decay_steps,
+                             float(_hp(hparams, "learning_rate_min_fraction")))
   raise HParamsError("learning_rate_schedule=%s: unknown; use one of %s."
                      % (name, ", ".join(LEARNING_RATE_SCHEDULES)))
 
