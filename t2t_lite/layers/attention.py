@@ -19,7 +19,8 @@ The key/value cache of `MultiHeadSelfAttention` is a dict, heads first:
 
 preallocated by `layer.init_cache(batch_size, max_length, dtype)`. A call with
 `cache=..., cache_index=i` writes the new keys and values at positions [i, i + T)
-(`update_positions`: static shapes, so it runs under tf.function, XLA and TPU), attends over the written positions only, and returns `(output, new_cache)`.
+(`update_positions`: static shapes, so it runs under tf.function, XLA and TPU), attends over
+the written positions only, and returns `(output, new_cache)`.
 Heads first, a decoding step is two batched matmuls over (batch, heads) that read the cache
 in place; a [batch, max_length, heads, dim] cache has to be transposed (copied whole) at
 every step, which made cached self-attention ~3x slower per step on CPU.
@@ -56,9 +57,9 @@ def update_positions(cache, start, new):
 
   `keras.ops.slice_update` (XLA's dynamic_update_slice: in place in a compiled loop) under XLA
   and on the other backends. On TensorFlow outside XLA that op is compiled by XLA on its first
-  call for every new cache shape (40-250 ms each: a server sees one per batch size and input
-  length) and then runs slower than TensorFlow's own kernel, TensorStridedSliceUpdate, used
-  there instead (the same values: tests/test_layers_attention.py).
+  call for every new cache shape (a server meets one per batch size and input length), so
+  TensorFlow's own kernel, TensorStridedSliceUpdate, writes there instead (the same values:
+  tests/test_layers_attention.py).
   """
   if keras.config.backend() != "tensorflow" or _in_xla_context():
     zero = ops.zeros((), "int32")

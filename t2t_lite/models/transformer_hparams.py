@@ -153,8 +153,7 @@ def transformer_tiny():
 
   Result on this machine (2 CPU cores with AVX512-BF16, 2026-12-05): `bash
   scripts/quickstart.sh demo` reaches 0.9999 per-token and 0.9968 per-sequence accuracy on the
-  whole dev split 59 s after launch, data generation included (1.0000 / 0.9992 in 65 s with
-  --hparams=mixed_precision=float32).
+  whole dev split 59 s after launch, data generation included.
   Speed against keras-hub's encoder-decoder of the same sizes, trained to 0.99 per token as
   a Keras user would: `python -m benchmarks.peer` (BENCHMARKS.md "peer", medians over seeds
   no setting was chosen on). Earlier runs: docs/HISTORY.md.
@@ -175,15 +174,16 @@ def _tiny_training_defaults(hparams):
   `python -m benchmarks.peer_steps` (the Trainer t2t-trainer runs; steps rather than seconds,
   which contention on a shared machine changes), on seeds 1-3 and later 21-25. Each setting
   below says why it helps; the runs that compared it with the alternatives are in
-  docs/HISTORY.md. Together they reach 0.99 by step 1000 on every seed tried (0.997 or more
-  on seeds 21-25) where batches bucketed by length (tensor2tensor's) needed 5000-5500 steps.
+  docs/HISTORY.md. Together they reach 0.99 by step 1000 on every seed tried, where batches
+  bucketed by length (tensor2tensor's) needed 5000-5500 steps.
   """
   # Packed rows (t2t_lite.data.packing) of 64 tokens, 12 rows a batch (768 tokens; ~36
   # examples of mixed lengths), instead of 4096 tokens bucketed by length: a batch of many
   # sequences of mixed lengths learns in fewer steps than one of a single length, and packed
   # rows waste little compute on padding. Training drops examples longer than a row (64 tokens);
-  # evaluation reads them all. 12 rows rather than 8: at 8 (and 10) some seeds read below 0.99
-  # at step 1000 (0.9835-0.9888); at 12 a step costs ~1.35x, which the shorter run repays.
+  # evaluation reads them all. 12 rows rather than 8 or 10: with fewer, some seeds read below
+  # 0.99 at step 1000; a bigger step, repaid by the shorter run (docs/HISTORY.md, "Accuracy at
+  # step 1000 on seeds 21-25").
   hparams.packed_length = 64
   hparams.batch_size = 768
   # bfloat16 compute (float32 weights) where the hardware computes it natively (e.g.
@@ -200,10 +200,10 @@ def _tiny_training_defaults(hparams):
   # Warmup, stable, decay (optimizers.WarmupStableDecay): 200 warmup steps to 0.0015, held,
   # then a linear decay over the last fifth of the run, instead of noam with 4000
   # (tensor2tensor's v3: 8000) warmup steps: thousands of warmup steps alone are longer than a
-  # CPU run, and these problems learn only while the rate stays high. A cosine over the run
-  # lowers it from the warmup on: 0.977-0.982 at the end of a 1000-step run, against
-  # 0.9953-0.9999 with this schedule. Gradients clipped to a global norm of 1 hold the rate
-  # at 0.0015, where without clipping 0.0015 and 0.002 fell behind 0.001 on some seeds.
+  # CPU run, and these problems learn only while the rate stays high; a cosine over the run
+  # lowers it from the warmup on, and a 1000-step demo ended below 0.99 with one. Gradients
+  # clipped to a global norm of 1 hold the rate at 0.0015, where without clipping 0.0015 and
+  # 0.002 fell behind 0.001 on some seeds (docs/HISTORY.md).
   hparams.learning_rate_schedule = "wsd"
   hparams.learning_rate_constant = 0.0015
   hparams.learning_rate_warmup_steps = 200
