@@ -17,19 +17,22 @@ from t2t_lite import registry
 from t2t_lite.data import text_encoder
 from t2t_lite.decoding import export as export_lib
 from t2t_lite.decoding import search
+from t2t_lite.layers import dense as dense_lib
 from t2t_lite.errors import HParamsError, T2TUserError
 from t2t_lite.hparams import HParams
 
 EOS = constants.EOS_ID
 
 
-def tiny_transformer(vocab_size, has_inputs=True, seed=0, eos_bias=-1.0):
+def tiny_transformer(vocab_size, has_inputs=True, seed=0, eos_bias=-1.0, hidden_size=16,
+                     filter_size=32):
   """A 2-layer, 16-wide Transformer with random weights scaled up so that its decodes vary
   with the input and end with EOS at various lengths (a fresh init predicts nearly uniform
   distributions that ignore the input)."""
   keras.utils.set_random_seed(seed)
   hp = registry.hparams("transformer_tiny")
-  hp.hidden_size, hp.filter_size, hp.num_heads, hp.num_hidden_layers = 16, 32, 2, 2
+  hp.hidden_size, hp.filter_size, hp.num_heads, hp.num_hidden_layers = (
+      hidden_size, filter_size, 2, 2)
   hp.shared_embedding_and_softmax_weights = False
   features = ("inputs", "targets") if has_inputs else ("targets",)
   php = HParams(vocab_size={f: vocab_size for f in features},
@@ -286,14 +289,45 @@ def test_sharded_xla_decoding_gives_the_same_decodes(seq2seq):
   assert auto == decoding.decoder.auto_shards() >= 1
 
 
+def test_matmul_blocks_decode_the_same(monkeypatch):
+  # 64 wide with a filter of 128: every projection of a step can be cut into 2 blocks of 32
+  # columns (16-wide models are too narrow to cut).
+  model = calibrate_eos(tiny_transformer(8, seed=4, hidden_size=64, filter_size=128), INPUTS)
+  cut = []
+  original = dense_lib.column_parallel
+
+  def recording(layers, parts, min_width=32):
+    cut.append(parts)
+    return original(layers, parts, min_width)
+
+  monkeypatch.setattr(dense_lib, "column_parallel", recording)
+  whole, blocks = (decoding.Decoder(model, decoding.decode_hparams(
+      "beam_size=%d,extra_length=4,xla=true,shards=1,matmul_blocks=%d" % (beam, parts)))
+                   for beam, parts in ((2, 1), (2, 2)))
+  a, b = whole.decode_batch(pad(INPUTS)), blocks.decode_batch(pad(INPUTS))
+  assert cut == [1, 2]
+  np.testing.assert_array_equal(a["outputs"], b["outputs"])
+  np.testing.assert_allclose(a["scores"], b["scores"], atol=1e-4)
+  greedy = decoding.Decoder(model, decoding.decode_hparams(
+      "beam_size=1,extra_length=4,xla=true,shards=1,matmul_blocks=2"))
+  reference = decoding.Decoder(model, decoding.decode_hparams("beam_size=1,extra_length=4"))
+  np.testing.assert_array_equal(greedy.decode_batch(pad(INPUTS))["outputs"],
+                                reference.decode_batch(pad(INPUTS))["outputs"])
+  # Without XLA there are no blocks; 0 means one per core (1 with a GPU).
+  assert cut[-2:] == [2, 1]
+  decoding.Decoder(model, decoding.decode_hparams("xla=true")).decode_batch(pad(INPUTS[:1]))
+  assert cut[-1] == decoding.decoder.auto_matmul_blocks() >= 1
+
+
 def test_decode_hparams_defaults_and_errors():
   hp = decoding.decode_hparams()
   assert (hp.beam_size, hp.alpha, hp.extra_length, hp.return_beams) == (4, 0.6, 50, False)
   hp = decoding.decode_hparams("beam_size=2, alpha=0.0, return_beams=true")
   assert (hp.beam_size, hp.alpha, hp.return_beams) == (2, 0.0, True)
   assert hp.shards == 0
+  assert hp.matmul_blocks == 0
   for bad in ["beam_size=two", "beam_width=4", "beam_size=0", "alpha=", "extra_length=0",
-              "shards=-1"]:
+              "shards=-1", "matmul_blocks=-1"]:
     with pytest.raises(HParamsError, match="decode_hparams"):
       decoding.decode_hparams(bad)
   assert issubclass(HParamsError, T2TUserError)

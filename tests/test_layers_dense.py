@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from t2t_lite.layers import Dense
+from t2t_lite.layers import dense as dense_lib
 from t2t_lite.layers import FanInUniform
 from t2t_lite.layers.testing import run_layer_checks
 
@@ -100,3 +101,60 @@ def test_int8_quantization_still_works():
   after = np.asarray(layer(x))
   assert not np.array_equal(after, before)  # really quantized ...
   np.testing.assert_allclose(after, before, atol=0.05 * np.abs(before).max())  # ... and close
+
+
+def test_column_sizes():
+  assert dense_lib.column_sizes(512, 2) == [256, 256]
+  assert dense_lib.column_sizes(130, 3) == [44, 43, 43]
+  assert dense_lib.column_sizes(96, 4) == [32, 32, 32]  # blocks of at least 32 columns
+  assert dense_lib.column_sizes(48, 2) == [48]
+  assert dense_lib.column_sizes(512, 1) == [512]
+
+
+def _matmuls(fn, *args):
+  graph = tf.function(fn).get_concrete_function(*args).graph
+  return sum(op.type in ("MatMul", "BatchMatMulV3") for op in graph.get_operations())
+
+
+def test_column_parallel_computes_the_same_in_independent_blocks():
+  keras.utils.set_random_seed(1)
+  inner = Dense(96, activation="relu", bias_initializer="random_normal")
+  outer = Dense(64, bias_initializer="random_normal")
+  small = Dense(40)  # too narrow to cut into blocks of 32 columns
+  x = tf.constant(np.random.randn(5, 24).astype("float32"))
+  for layer, width in ((inner, 24), (outer, 96), (small, 24)):
+    layer.build((None, width))
+  expected = outer(inner(x))
+
+  def blocked(fn):
+    def run(x):
+      with dense_lib.column_parallel([inner, outer, small], 3):
+        return fn(x)
+    return run
+
+  plain = blocked(lambda x: outer(inner(x)))
+  joined = blocked(lambda x: outer.join_inputs(inner.split_outputs(x)))
+  narrow = blocked(small)
+  np.testing.assert_allclose(plain(x), expected, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(joined(x), expected, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(narrow(x), small(x), rtol=1e-6)
+  # inner: 3 column blocks of 32; outer: 2 of 32 (concatenated), or fed by inner's 3 blocks
+  # through its 3 blocks of rows; small stays one matmul.
+  assert len(inner.split_outputs(x)) == 1  # outside the block: the plain layer
+  assert _matmuls(lambda x: outer(inner(x)), x) == 2
+  assert _matmuls(plain, x) == 3 + 2
+  assert _matmuls(joined, x) == 3 + 3
+  assert _matmuls(narrow, x) == 1
+  with dense_lib.column_parallel(inner, 1):  # one part: nothing changes
+    assert dense_lib.blocks_of(inner) is None
+  assert dense_lib.blocks_of(inner) is None  # the table is left as it was
+
+
+def test_column_parallel_leaves_lora_and_quantized_layers_whole():
+  lora, quantized = Dense(64), Dense(64)
+  for layer in (lora, quantized):
+    layer.build((None, 8))
+  lora.enable_lora(rank=2)
+  quantized.quantize("int8")
+  with dense_lib.column_parallel([lora, quantized], 2):
+    assert dense_lib.blocks_of(lora) is None and dense_lib.blocks_of(quantized) is None

@@ -23,6 +23,7 @@ from t2t_lite.constants import EOS_ID, PAD_ID
 from t2t_lite.decoding import search
 from t2t_lite.errors import ConfigError, HParamsError
 from t2t_lite.hparams import HParams
+from t2t_lite.layers import dense as dense_lib
 # Batches are padded to a multiple of this length, so a tf.function sees few distinct shapes
 # (padding does not change any result: every row has its own length limit).
 _LENGTH_QUANTUM = 8
@@ -49,7 +50,13 @@ def decode_hparams(overrides=""):
                          time; 0: one per CPU core TensorFlow may use; 1: never split.
                          (tensor2tensor has no such setting.) XLA runs a small decoding step
                          on one core, so concurrent shards are what uses the others: a batch
-                         of 32 decodes ~1.4x faster on 2 cores (benchmarks/peer.py).
+                         of 32 decodes ~1.3x faster on 2 cores than with shards=1, matmul
+                         blocks and all (benchmarks/peer.py).
+    matmul_blocks=0      with xla on a machine without GPU or TPU, compute each matmul of a
+                         decoding step as up to this many column blocks, which XLA runs on
+                         different cores (`layers.dense.column_parallel`); 0: one per CPU
+                         core TensorFlow may use; 1: never. (tensor2tensor has no such
+                         setting.) XLA runs a step's small matmuls on one core otherwise.
     log_results=True     log a few inputs, decodes and targets of the dev split.
     early_stop=True      beam search: a row with beam_size finished hypotheses stops when
                          its best alive one scores no better at the current length (most
@@ -68,7 +75,7 @@ def decode_hparams(overrides=""):
   """
   hp = HParams(beam_size=4, alpha=0.6, extra_length=50, return_beams=False,
                write_beam_scores=False, batch_size=32, num_samples=1000, max_input_size=-1,
-               xla=False, shards=0, log_results=True, early_stop=True)
+               xla=False, shards=0, matmul_blocks=0, log_results=True, early_stop=True)
   try:
     hp.parse(overrides or "")
   except HParamsError as e:
@@ -84,6 +91,9 @@ def decode_hparams(overrides=""):
   if hp.shards < 0:
     raise HParamsError("--decode_hparams: shards must be >= 0 (0: one per CPU core, 1: never "
                        "split); got %d." % hp.shards)
+  if hp.matmul_blocks < 0:
+    raise HParamsError("--decode_hparams: matmul_blocks must be >= 0 (0: one per CPU core, 1: "
+                       "never split); got %d." % hp.matmul_blocks)
   return hp
 
 
@@ -92,17 +102,28 @@ def decode_hparams(overrides=""):
 _MIN_SHARD_ROWS = 8
 
 
-def auto_shards():
-  """How many shards `shards=0` means: the CPU cores TensorFlow may use, or 1 when a GPU or
-  TPU is present (a device runs the whole batch at once)."""
+def _cpu_cores(threads):
+  """The CPU cores a TensorFlow thread pool of `threads` threads (0: its default) can use, or 1
+  when a GPU or TPU is present (a device runs the whole batch at once)."""
   if tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"):
     return 1
   try:
     cores = len(os.sched_getaffinity(0))
   except AttributeError:  # not on Linux
     cores = os.cpu_count() or 1
-  inter_op = tf.config.threading.get_inter_op_parallelism_threads()
-  return max(1, min(cores, inter_op) if inter_op > 0 else cores)
+  return max(1, min(cores, threads) if threads > 0 else cores)
+
+
+def auto_shards():
+  """How many shards `shards=0` means: the CPU cores TensorFlow's inter-op pool may use (1
+  with a GPU or TPU)."""
+  return _cpu_cores(tf.config.threading.get_inter_op_parallelism_threads())
+
+
+def auto_matmul_blocks():
+  """How many column blocks `matmul_blocks=0` means: the CPU cores TensorFlow's intra-op pool,
+  which XLA's CPU runtime runs on, may use (1 with a GPU or TPU)."""
+  return _cpu_cores(tf.config.threading.get_intra_op_parallelism_threads())
 
 
 def check_decodable(model):
@@ -120,7 +141,7 @@ def check_decodable(model):
 
 
 def decode_ids(model, inputs, beam_size=1, alpha=0.6, extra_length=50, eos_id=EOS_ID,
-               early_stop=True):
+               early_stop=True, matmul_blocks=1):
   """Decodes a batch with the model's cache: a function of tensors, for tf.function / XLA.
 
   Args:
@@ -133,6 +154,8 @@ def decode_ids(model, inputs, beam_size=1, alpha=0.6, extra_length=50, eos_id=EO
     extra_length: a row of n ids decodes at most n + extra_length positions.
     eos_id: the id that ends a sequence (None: never stop before the limit).
     early_stop: beam search's stopping rule (see `search.beam_search`).
+    matmul_blocks: the column blocks of each matmul of a search step
+      (`layers.dense.column_parallel`; 1: none).
 
   Returns:
     {"outputs": int32 [B, K, T + extra_length] (K = beam_size, best first; EOS kept, then
@@ -152,16 +175,19 @@ def decode_ids(model, inputs, beam_size=1, alpha=0.6, extra_length=50, eos_id=EO
   else:
     cache = model.init_decode_cache(batch_size, decode_length)
     prefix, prefix_length = inputs, lengths
-  if int(beam_size) <= 1:
-    ids, scores = search.greedy_search(
-        model.decode_step, batch_size, decode_length, cache, eos_id=eos_id,
-        max_lengths=max_lengths, prefix=prefix, prefix_length=prefix_length)
-    ids, scores = ids[:, None, :], scores[:, None]
-  else:
-    ids, scores = search.beam_search(
-        model.decode_step, batch_size, decode_length, cache, int(beam_size), alpha=alpha,
-        eos_id=eos_id, max_lengths=max_lengths, prefix=prefix, prefix_length=prefix_length,
-        early_stop=early_stop)
+  # Entered here, outside the search's loop (the encoder's and the cache's matmuls are big
+  # enough to use every core already): the kernels' blocks are sliced once per call.
+  with dense_lib.column_parallel(model, matmul_blocks):
+    if int(beam_size) <= 1:
+      ids, scores = search.greedy_search(
+          model.decode_step, batch_size, decode_length, cache, eos_id=eos_id,
+          max_lengths=max_lengths, prefix=prefix, prefix_length=prefix_length)
+      ids, scores = ids[:, None, :], scores[:, None]
+    else:
+      ids, scores = search.beam_search(
+          model.decode_step, batch_size, decode_length, cache, int(beam_size), alpha=alpha,
+          eos_id=eos_id, max_lengths=max_lengths, prefix=prefix, prefix_length=prefix_length,
+          early_stop=early_stop)
   return {"outputs": ids, "scores": scores, "prefix_length": prefix_length}
 
 
@@ -201,9 +227,13 @@ class Decoder:
     beam_size, alpha, extra_length = int(hp.beam_size), float(hp.alpha), int(hp.extra_length)
 
     early_stop = bool(hp.early_stop)
+    # Column blocks only under XLA: without it, TensorFlow's executor pays more per extra op
+    # than a second core returns (layers.dense.column_parallel).
+    matmul_blocks = (hp.matmul_blocks or auto_matmul_blocks()) if hp.xla else 1
 
     def run(inputs):
-      return decode_ids(model, inputs, beam_size, alpha, extra_length, eos_id, early_stop)
+      return decode_ids(model, inputs, beam_size, alpha, extra_length, eos_id, early_stop,
+                        matmul_blocks)
 
     spec = tf.TensorSpec([None, None], tf.int32)
     # No autograph: the search is explicit tf.while_loops, the model plain Python over tensors.
