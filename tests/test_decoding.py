@@ -290,13 +290,13 @@ def test_sharded_xla_decoding_gives_the_same_decodes(seq2seq):
 
 
 def test_matmul_blocks_decode_the_same(monkeypatch):
-  # 64 wide with a filter of 128: every projection of a step can be cut into 2 blocks of 32
-  # columns (16-wide models are too narrow to cut).
+  # 64 wide with a filter of 128: the fused Q/K/V and feed-forward projections of a step can
+  # be cut into 2 blocks of at least 64 columns (16-wide models are too narrow to cut).
   model = calibrate_eos(tiny_transformer(8, seed=4, hidden_size=64, filter_size=128), INPUTS)
   cut = []
   original = dense_lib.column_parallel
 
-  def recording(layers, parts, min_width=32):
+  def recording(layers, parts, min_width=64):
     cut.append(parts)
     return original(layers, parts, min_width)
 

@@ -105,9 +105,10 @@ def test_int8_quantization_still_works():
 
 def test_column_sizes():
   assert dense_lib.column_sizes(512, 2) == [256, 256]
-  assert dense_lib.column_sizes(130, 3) == [44, 43, 43]
-  assert dense_lib.column_sizes(96, 4) == [32, 32, 32]  # blocks of at least 32 columns
-  assert dense_lib.column_sizes(48, 2) == [48]
+  assert dense_lib.column_sizes(130, 3, min_width=32) == [44, 43, 43]
+  assert dense_lib.column_sizes(96, 4, min_width=32) == [32, 32, 32]  # blocks of >= 32
+  assert dense_lib.column_sizes(96, 4) == [96]  # by default blocks of at least 64 columns
+  assert dense_lib.column_sizes(128, 8) == [64, 64]
   assert dense_lib.column_sizes(512, 1) == [512]
 
 
@@ -128,7 +129,7 @@ def test_column_parallel_computes_the_same_in_independent_blocks():
 
   def blocked(fn):
     def run(x):
-      with dense_lib.column_parallel([inner, outer, small], 3):
+      with dense_lib.column_parallel([inner, outer, small], 3, min_width=32):
         return fn(x)
     return run
 
@@ -151,10 +152,11 @@ def test_column_parallel_computes_the_same_in_independent_blocks():
 
 
 def test_column_parallel_leaves_lora_and_quantized_layers_whole():
-  lora, quantized = Dense(64), Dense(64)
-  for layer in (lora, quantized):
+  plain, lora, quantized = Dense(128), Dense(128), Dense(128)
+  for layer in (plain, lora, quantized):
     layer.build((None, 8))
   lora.enable_lora(rank=2)
   quantized.quantize("int8")
-  with dense_lib.column_parallel([lora, quantized], 2):
+  with dense_lib.column_parallel([plain, lora, quantized], 2):
+    assert dense_lib.blocks_of(plain).widths == [64, 64]
     assert dense_lib.blocks_of(lora) is None and dense_lib.blocks_of(quantized) is None

@@ -36,7 +36,7 @@ def blocks_of(layer):
   return None if table is None else table.get(id(layer))
 
 
-def column_sizes(units, parts, min_width=32):
+def column_sizes(units, parts, min_width=64):
   """The widths of the blocks `units` columns split into: at most `parts` blocks of at least
   `min_width` columns (fewer when units is small), as equal as possible."""
   count = max(1, min(int(parts), int(units) // int(min_width)))
@@ -61,7 +61,7 @@ def _layer_blocks(layer, parts, min_width):
 
 
 @contextlib.contextmanager
-def column_parallel(layers, parts, min_width=32):
+def column_parallel(layers, parts, min_width=64):
   """Within the block, each `Dense` among `layers` computes `x @ kernel` as `parts` matmuls of
   column blocks of the kernel, concatenated: the same values, in independent operations.
 
@@ -87,7 +87,8 @@ def column_parallel(layers, parts, min_width=32):
   Args:
     layers: a layer or model, or a list of them; every `Dense` nested in them is affected.
     parts: the number of column blocks (the CPU cores to use); 1 changes nothing.
-    min_width: the least number of columns of a block.
+    min_width: the least number of columns of a block (each block costs the runtime a
+      dispatch of its own; more blocks than cores measured slower).
   """
   if not isinstance(layers, (list, tuple)):
     layers = [layers]
