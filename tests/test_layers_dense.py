@@ -127,11 +127,14 @@ def test_column_parallel_computes_the_same_in_independent_blocks():
     layer.build((None, width))
   expected = outer(inner(x))
 
-  def blocked(fn):
+  def blocked_with(layer, fn):
     def run(x):
-      with dense_lib.column_parallel([inner, outer, small], 3, min_width=32):
+      with dense_lib.column_parallel([inner, outer, small, layer], 3, min_width=32):
         return fn(x)
     return run
+
+  def blocked(fn):
+    return blocked_with(inner, fn)
 
   plain = blocked(lambda x: outer(inner(x)))
   joined = blocked(lambda x: outer.join_inputs(inner.split_outputs(x)))
@@ -146,6 +149,13 @@ def test_column_parallel_computes_the_same_in_independent_blocks():
   assert _matmuls(plain, x) == 3 + 2
   assert _matmuls(joined, x) == 3 + 3
   assert _matmuls(narrow, x) == 1
+  # A layer too narrow to cut into columns still takes blocks of its input rows.
+  narrow_out = Dense(16)
+  narrow_out.build((None, 96))
+  joined_narrow = blocked_with(narrow_out, lambda x: narrow_out.join_inputs(
+      inner.split_outputs(x)))
+  np.testing.assert_allclose(joined_narrow(x), narrow_out(inner(x)), rtol=1e-5, atol=1e-5)
+  assert _matmuls(joined_narrow, x) == 3 + 3
   with dense_lib.column_parallel(inner, 1):  # one part: nothing changes
     assert dense_lib.blocks_of(inner) is None
   assert dense_lib.blocks_of(inner) is None  # the table is left as it was

@@ -22,8 +22,9 @@ _COLUMN_BLOCKS = threading.local()
 
 class _Blocks:
   """A Dense layer's kernel (and bias) cut for column_parallel: `columns` [in, width_g] and
-  `bias` [width_g] (or None) per column block, `widths` their widths, and `rows` [width_g, units]
-  per block of the kernel's rows (None when the input is too narrow to cut)."""
+  `bias` [width_g] (or None) per column block and `widths` their widths (None when the output
+  is too narrow to cut), and `rows` [width_g, units] per block of the kernel's rows (None when
+  the input is too narrow to cut)."""
 
   def __init__(self, columns, bias, widths, rows):
     self.columns, self.bias, self.widths, self.rows = columns, bias, widths, rows
@@ -50,14 +51,17 @@ def _cut(tensor, sizes, axis):
 
 def _layer_blocks(layer, parts, min_width):
   """`layer`'s _Blocks, or None when it stays whole."""
-  sizes = column_sizes(layer.units, parts, min_width)
-  if len(sizes) < 2:
-    return None
   kernel = ops.cast(layer.kernel, layer.compute_dtype)
-  bias = None if layer.bias is None else ops.cast(layer.bias, layer.compute_dtype)
+  sizes = column_sizes(layer.units, parts, min_width)
   rows = column_sizes(kernel.shape[0], parts, min_width)
-  return _Blocks(_cut(kernel, sizes, -1), None if bias is None else _cut(bias, sizes, -1),
-                 sizes, _cut(kernel, rows, 0) if len(rows) > 1 else None)
+  if len(sizes) < 2 and len(rows) < 2:
+    return None
+  columns = bias = widths = None
+  if len(sizes) > 1:
+    columns, widths = _cut(kernel, sizes, -1), sizes
+    if layer.bias is not None:
+      bias = _cut(ops.cast(layer.bias, layer.compute_dtype), sizes, -1)
+  return _Blocks(columns, bias, widths, _cut(kernel, rows, 0) if len(rows) > 1 else None)
 
 
 @contextlib.contextmanager
@@ -81,8 +85,8 @@ def column_parallel(layers, parts, min_width=64):
   The blocks are sliced (and cast to each layer's compute dtype) once, when the block is
   entered: enter it outside the loop whose body calls the layers (as `decode_ids` does around
   the search), so that the loop reads the blocks and slices nothing per step. Layers with
-  LoRA enabled or a quantized kernel, and those with fewer than 2 * min_width units, compute
-  as usual.
+  LoRA enabled or a quantized kernel compute as usual, and so do layers with fewer than
+  2 * min_width units (their input rows are still cut for `join_inputs` when wide enough).
 
   Args:
     layers: a layer or model, or a list of them; every `Dense` nested in them is affected.
@@ -173,7 +177,7 @@ class Dense(keras.layers.Dense):
     activation applied to each), for the next layer's `join_inputs` or for a consumer of each
     block. Otherwise [output]."""
     blocks = blocks_of(self)
-    if blocks is None:
+    if blocks is None or blocks.columns is None:
       return [self(inputs)]
     outputs = []
     for g, kernel in enumerate(blocks.columns):
@@ -203,7 +207,7 @@ class Dense(keras.layers.Dense):
 
   def call(self, inputs, training=None):
     blocks = blocks_of(self)
-    if blocks is None:
+    if blocks is None or blocks.columns is None:
       return super().call(inputs, training=training)
     x = ops.concatenate([ops.matmul(inputs, kernel) for kernel in blocks.columns], axis=-1)
     if self.bias is not None:

@@ -113,13 +113,11 @@ class _TransformerBlockBase(keras.layers.Layer):
     # ops and reshapes per call (see layers/attention_base.py's dense_2d).
     shape = ops.shape(x)
     rows = ops.reshape(x, (-1, shape[-1]))
-    inner = self._sublayer_input(rows, self._ffn_norm)
-    if training:
-      y = self._ffn_outer(self._relu_dropout(self._ffn_inner(inner), training=training))
-    else:
-      # Under layers.dense.column_parallel (decoding) the inner layer's column blocks feed
-      # the outer's row blocks with no concatenation; otherwise this is the plain pair.
-      y = self._ffn_outer.join_inputs(self._ffn_inner.split_outputs(inner))
+    # Under layers.dense.column_parallel (decoding) the inner layer's column blocks feed the
+    # outer's row blocks with no concatenation; otherwise this is the plain pair.
+    hidden = [self._relu_dropout(h, training=training)
+              for h in self._ffn_inner.split_outputs(self._sublayer_input(rows, self._ffn_norm))]
+    y = self._ffn_outer.join_inputs(hidden)
     y = self._residual(rows, self._ffn_dropout(y, training=training), self._ffn_norm)
     return ops.reshape(y, shape)
 
