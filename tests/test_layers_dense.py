@@ -168,5 +168,5 @@ def test_column_parallel_leaves_lora_and_quantized_layers_whole():
   lora.enable_lora(rank=2)
   quantized.quantize("int8")
   with dense_lib.column_parallel([plain, lora, quantized], 2):
-    assert dense_lib.blocks_of(plain).widths == [64, 64]
+    assert [c.shape[-1] for c in dense_lib.blocks_of(plain).columns] == [64, 64]
     assert dense_lib.blocks_of(lora) is None and dense_lib.blocks_of(quantized) is None

@@ -22,12 +22,11 @@ _COLUMN_BLOCKS = threading.local()
 
 class _Blocks:
   """A Dense layer's kernel (and bias) cut for column_parallel: `columns` [in, width_g] and
-  `bias` [width_g] (or None) per column block and `widths` their widths (None when the output
-  is too narrow to cut), and `rows` [width_g, units] per block of the kernel's rows (None when
-  the input is too narrow to cut)."""
+  `bias` [width_g] (or None) per column block (None when the output is too narrow to cut),
+  and `rows` [width_g, units] per block of the kernel's rows (None when the input is)."""
 
-  def __init__(self, columns, bias, widths, rows):
-    self.columns, self.bias, self.widths, self.rows = columns, bias, widths, rows
+  def __init__(self, columns, bias, rows):
+    self.columns, self.bias, self.rows = columns, bias, rows
 
 
 def blocks_of(layer):
@@ -56,12 +55,12 @@ def _layer_blocks(layer, parts, min_width):
   rows = column_sizes(kernel.shape[0], parts, min_width)
   if len(sizes) < 2 and len(rows) < 2:
     return None
-  columns = bias = widths = None
+  columns = bias = None
   if len(sizes) > 1:
-    columns, widths = _cut(kernel, sizes, -1), sizes
+    columns = _cut(kernel, sizes, -1)
     if layer.bias is not None:
       bias = _cut(ops.cast(layer.bias, layer.compute_dtype), sizes, -1)
-  return _Blocks(columns, bias, widths, _cut(kernel, rows, 0) if len(rows) > 1 else None)
+  return _Blocks(columns, bias, _cut(kernel, rows, 0) if len(rows) > 1 else None)
 
 
 @contextlib.contextmanager
