@@ -208,12 +208,8 @@ class Dense(keras.layers.Dense):
     blocks = blocks_of(self)
     if blocks is None or blocks.columns is None:
       return super().call(inputs, training=training)
-    x = ops.concatenate([ops.matmul(inputs, kernel) for kernel in blocks.columns], axis=-1)
-    if self.bias is not None:
-      x = ops.add(x, self.bias)
-    if self.activation is not None:
-      x = self.activation(x)
-    return x
+    # Bias and activation are per element, so they can be applied to each block.
+    return ops.concatenate(self.split_outputs(inputs), axis=-1)
 
   def quantize(self, mode=None, type_check=True, config=None, **kwargs):
     """Quantizes the kernel as `keras.layers.Dense.quantize` does ("int8", "float8", ...).
