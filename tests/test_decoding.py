@@ -445,3 +445,84 @@ def test_beam_search_early_stop_ends_rows_sooner_with_the_same_best_hypothesis()
     np.testing.assert_array_equal(results[early_stop][0], [[2, 2, 2, 1]] * 2)
   np.testing.assert_allclose(results[True][1], results[False][1])
   assert results[True][2] < results[False][2] < 40
+
+
+def _row_stop_step_fn(stops, seen, grows, vocab=6):
+  """A step function over a cache {"history": the ids fed so far, "memory_kv": [N] row ids
+  (static)} whose row r prefers token 2 + (r + index) % 3 (the history's sum tips the choice
+  to token 5 now and then, so a history reordered or kept wrongly changes the decodes) and
+  EOS from index stops[r] on. The history grows ([N, index]) or is preallocated and written
+  in place. Records (rows, history length) of each step in `seen`."""
+  stops = tf.constant(stops, tf.int32)
+
+  def step_fn(ids, cache, index):
+    history, row = cache["history"], cache["memory_kv"]
+    seen.append((int(ids.shape[0]), int(history.shape[1])))
+    written = history if grows else history[:, :index]
+    preferred = 2 + (row + index) % 3
+    tip = tf.cast(tf.reduce_sum(written, axis=1) % 2, tf.float32)
+    logits = (3.0 * tf.one_hot(preferred, vocab) + tip[:, None] * tf.one_hot(5, vocab) * 2.5 +
+              6.0 * tf.one_hot(tf.fill(tf.shape(row), EOS), vocab) *
+              tf.cast(index >= tf.gather(stops, row), tf.float32)[:, None])
+    if grows:
+      history = tf.concat([history, ids[:, None]], axis=1)
+    else:
+      history += ids[:, None] * tf.one_hot(index, history.shape[1], dtype=tf.int32)
+    return logits, dict(cache, history=history)
+
+  return step_fn
+
+
+@pytest.mark.parametrize("beam_size", [1, 3])
+def test_dynamic_search_drops_finished_rows_and_grows_the_cache(beam_size):
+  # Eagerly (the body runs in Python, so each step's shapes can be recorded): rows end at
+  # steps 2, 5, 1 and 3 (the third cut off by its limit of 1) and leave the state one by one;
+  # the history axis, of size 0 at the start, grows by one per step. Without `dynamic` every
+  # step sees all rows and the decodes, scores included, are the same.
+  stops, limits, length = [1, 4, 6, 2], [8, 8, 1, 8], 8
+  results, seen = {}, {}
+  for dynamic in (False, True):
+    seen[dynamic] = []
+    step_fn = _row_stop_step_fn(stops, seen[dynamic], grows=dynamic)
+    cache = {"history": tf.zeros([4, 0 if dynamic else length], tf.int32),
+             "memory_kv": tf.range(4)}
+    args = (step_fn, 4, length, cache)
+    kwargs = dict(max_lengths=tf.constant(limits), dynamic=dynamic)
+    if beam_size == 1:
+      ids, scores = search.greedy_search(*args, **kwargs)
+    else:
+      ids, scores = search.beam_search(*args, beam_size=beam_size, alpha=0.6, **kwargs)
+    results[dynamic] = (ids.numpy(), scores.numpy())
+  np.testing.assert_array_equal(results[True][0], results[False][0])
+  np.testing.assert_allclose(results[True][1], results[False][1], atol=1e-6)
+  k = beam_size
+  assert [rows for rows, _ in seen[False]] == [4 * k] * len(seen[False])
+  rows = [n // k for n, _ in seen[True]]
+  assert rows[0] == 4 and rows == sorted(rows, reverse=True) and rows[-1] < 4
+  assert [size for _, size in seen[True]] == list(range(len(seen[True])))
+  # Each row's best decode: its preferred tokens, then EOS at its stop (the third cut off).
+  best = results[True][0] if k == 1 else results[True][0][:, 0]
+  decodes = [[int(t) for t in row if t] for row in best]  # without the padding
+  assert [d[-1] == EOS for d in decodes] == [True, True, False, True]
+  assert [len(d) for d in decodes] == [2, 5, 1, 3]
+
+
+@pytest.mark.parametrize("beam_size", [1, 3])
+@pytest.mark.parametrize("model_name", ["seq2seq", "language_model"])
+def test_dynamic_decoding_in_a_graph_equals_the_static_one(request, model_name, beam_size):
+  # In a tf.function (the export's mode): rows of mixed lengths leave as they finish and
+  # the self-attention cache grows; the decodes and scores are those of the preallocated,
+  # fixed-shape search.
+  model = request.getfixturevalue(model_name)
+  if model.has_inputs:
+    rows = INPUTS + [[6, 5, 4, 3, 2, 7, 1], [4, 1]]
+  else:
+    rows = [[3, 4, 5], [6], [2, 7, 7, 3, 5], [4, 4]]
+  decode = tf.function(lambda x, dynamic: decoding.decode_ids(
+      model, x, beam_size=beam_size, extra_length=6, dynamic=dynamic))
+  static, dynamic = decode(pad(rows), False), decode(pad(rows), True)
+  for name in ("outputs", "prefix_length"):
+    np.testing.assert_array_equal(dynamic[name].numpy(), static[name].numpy())
+  np.testing.assert_allclose(dynamic["scores"].numpy(), static["scores"].numpy(), atol=1e-5)
+  lengths = {len([t for t in until_eos(row[0]) if t]) for row in static["outputs"].numpy()}
+  assert len(lengths) > 1  # rows end at different steps (EOS or their limits)

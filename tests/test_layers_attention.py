@@ -188,14 +188,20 @@ def _decode_step_by_step(layer, x, cache, step):
   return np.concatenate(outs, axis=1), cache
 
 
-@pytest.mark.parametrize("jit", [False, True])
-def test_cached_decoding_equals_full_causal_pass(jit):
-  b, t, d = 2, 6, 16
+def _layer_and_causal_pass(b, t, d):
+  """A 4-head layer (key_dim 3, value_dim 5) with random biases, x [b, t, d] and the layer's
+  full causal pass over x."""
   layer = MultiHeadSelfAttention(4, key_dim=3, value_dim=5)
   x = _randn(b, t, d)
   layer.build(x.shape)
   _random_biases(layer)
-  full = np.asarray(layer(x, use_causal_mask=True))
+  return layer, x, np.asarray(layer(x, use_causal_mask=True))
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_cached_decoding_equals_full_causal_pass(jit):
+  b, t, d = 2, 6, 16
+  layer, x, full = _layer_and_causal_pass(b, t, d)
   traces = []
 
   def step(x_i, cache, index):
@@ -214,6 +220,31 @@ def test_cached_decoding_equals_full_causal_pass(jit):
   # the cache holds the projected keys of every position, zeros after them
   assert np.all(np.asarray(cache["key"])[:, :, t:] == 0.0)
   assert np.all(np.abs(np.asarray(cache["key"])[:, :, :t]).sum(-1) > 0)
+
+
+@pytest.mark.parametrize("graph", [False, True])
+def test_growing_cache_prefill_and_steps_equal_the_full_causal_pass(graph):
+  # init_cache(b, None) holds no position; calls without cache_index append theirs: first a
+  # prefill of 3 positions (causal among themselves), then one position per call.
+  b, t, d = 2, 6, 16
+  layer, x, full = _layer_and_causal_pass(b, t, d)
+
+  def step(x_i, cache):
+    return layer(x_i, use_causal_mask=True, cache=cache)
+
+  if graph:
+    step = tf.function(step, reduce_retracing=True)
+  cache = layer.init_cache(b, None)
+  assert tuple(cache["key"].shape) == (b, 4, 0, 3)
+  assert tuple(cache["value"].shape) == (b, 4, 0, 5)
+  out, cache = step(x[:, :3], cache)
+  outs = [np.asarray(out)]
+  for i in range(3, t):
+    assert tuple(cache["key"].shape) == (b, 4, i, 3)
+    out, cache = step(x[:, i:i + 1], cache)
+    outs.append(np.asarray(out))
+  np.testing.assert_allclose(np.concatenate(outs, axis=1), full, atol=1e-5)
+  assert tuple(cache["value"].shape) == (b, 4, t, 5)
 
 
 @pytest.mark.parametrize("mode", ["eager", "graph", "xla"])

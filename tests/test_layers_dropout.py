@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from t2t_lite.layers import Dropout
 from t2t_lite.layers import dropout
+from t2t_lite.layers.xla_context import in_xla_context
 
 dropout_lib = importlib.import_module("t2t_lite.layers.dropout")
 
@@ -114,7 +115,7 @@ def test_hashed_bits_and_when_they_are_used():
 
   def probe(name):
     def fn(v):
-      seen[name] = dropout_lib._in_xla_context()  # pylint: disable=protected-access
+      seen[name] = in_xla_context()
       return v
     return fn
 

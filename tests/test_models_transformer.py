@@ -293,10 +293,12 @@ def test_transformer_tiny_parameter_count(shared, attention_bias):
 
 
 def teacher_forced_decode(model, features, max_length):
-  """decode_step over the shifted targets, position by position, in one tf.while_loop."""
+  """decode_step over the shifted targets, position by position, in one tf.while_loop;
+  max_length=None: with a growing cache."""
   targets = tf.constant(features["targets"])
   batch_size = targets.shape[0]
   decoder_input = shift_right(targets)
+  grows = max_length is None
 
   @tf.function
   def run():
@@ -308,18 +310,26 @@ def teacher_forced_decode(model, features, max_length):
     logits = tf.TensorArray(tf.float32, size=targets.shape[1])
 
     def body(i, cache, logits):
-      step_logits, cache = model.decode_step(decoder_input[:, i], cache, i)
+      step_logits, cache = model.decode_step(decoder_input[:, i], cache, i, cache_grows=grows)
       return i + 1, cache, logits.write(i, step_logits)
 
-    _, _, logits = tf.while_loop(lambda i, *_: i < targets.shape[1], body,
-                                 (tf.constant(0), cache, logits))
+    def invariant(t):  # a growing cache changes its length axis (2) at every step
+      if isinstance(t, tf.Tensor) and t.shape.rank == 4:
+        return tf.TensorShape([None if axis == 2 else d for axis, d in enumerate(t.shape)])
+      return t.shape if isinstance(t, tf.Tensor) else tf.TensorShape(None)
+
+    state = (tf.constant(0), cache, logits)
+    _, _, logits = tf.while_loop(
+        lambda i, *_: i < targets.shape[1], body, state,
+        shape_invariants=tf.nest.map_structure(invariant, state) if grows else None)
     return tf.transpose(logits.stack(), (1, 0, 2))
 
   return run().numpy()
 
 
+@pytest.mark.parametrize("max_length", [9, None])
 @pytest.mark.parametrize("problem", ["seq2seq", "lm"])
-def test_decode_step_matches_the_full_call(problem):
+def test_decode_step_matches_the_full_call(problem, max_length):
   rng = np.random.default_rng(6)
   if problem == "seq2seq":
     php, features = seq2seq_problem(), batch(rng)
@@ -328,7 +338,7 @@ def test_decode_step_matches_the_full_call(problem):
   model = build(small_hparams(shared_embedding_and_softmax_weights=problem == "lm"), php,
                 features)
   full = numpy(model(features, training=False))
-  stepped = teacher_forced_decode(model, features, max_length=9)
+  stepped = teacher_forced_decode(model, features, max_length=max_length)
   assert stepped.shape == full.shape
   np.testing.assert_allclose(stepped, full, atol=1e-4)
 

@@ -42,9 +42,13 @@ def randomize_biases(model):
   return tables
 
 
-@pytest.mark.parametrize("pos,memory_pos,length_scale", OPTIONS)
+@pytest.mark.parametrize("pos,memory_pos,length_scale,max_length",
+                         [option + (11,) for option in OPTIONS] +
+                         [("relative", "relative", 0.0, None), ("random", "none", 0.0, None)])
 @pytest.mark.parametrize("problem", ["seq2seq", "lm"])
-def test_cached_decoding_equals_the_full_forward_pass(pos, memory_pos, length_scale, problem):
+def test_cached_decoding_equals_the_full_forward_pass(pos, memory_pos, length_scale, max_length,
+                                                      problem):
+  """max_length None: a growing cache (the step biases span the positions so far)."""
   rng = np.random.default_rng(5)
   if problem == "seq2seq":
     php, features = seq2seq_problem(), batch(rng, t_in=9, t_out=8)
@@ -59,7 +63,7 @@ def test_cached_decoding_equals_the_full_forward_pass(pos, memory_pos, length_sc
   expected += 2 if (memory_pos == "relative" and problem == "seq2seq") else 0
   assert len(tables) == expected
   full = numpy(model(features, training=False))
-  stepped = teacher_forced_decode(model, features, max_length=11)
+  stepped = teacher_forced_decode(model, features, max_length=max_length)
   real = features["targets"] > 0
   np.testing.assert_allclose(stepped[real], full[real], atol=1e-4)
 

@@ -198,7 +198,9 @@ class Held:
 @contextlib.contextmanager
 def holding_the_model(model, **options):
   """Yields a `Held` server whose model call for a first request (["1"]) waits until
-  `release_when_queued`."""
+  `release_when_queued`; one batch thread unless `options` say otherwise, so that what is
+  sent meanwhile waits."""
+  options.setdefault("num_batch_threads", 1)
   gated = GatedModel(model)
   with running(gated, **options) as (server, url):
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
@@ -240,6 +242,32 @@ def test_inputs_are_grouped_by_length_when_more_wait_than_a_batch_takes(model):
       w["outputs"] for w in model.predict(mixed)]
   # The oldest input's batch first, with the inputs closest to it in length.
   assert held.gated.batches[1:] == [long_, short]
+
+
+def test_inputs_that_wait_together_are_split_between_free_batch_threads():
+  # Two batch threads, both free: six inputs that arrive together go out as two batches of
+  # three, each a run of them in length order (the oldest's run first), and both run at the
+  # same time: each call waits at a barrier for the other, which one thread never passes.
+  calls, both = [], threading.Barrier(2, timeout=WAIT)
+  texts = ["a b c d e f g", "a", "a b c d e f", "a b", "a b c d e", "a b c"]
+
+  def run_batch(batch):
+    calls.append(list(batch))
+    both.wait()
+    return [t.upper() for t in batch]
+
+  async def main():
+    batcher = serving.batching.Batcher(
+        run_batch, max_batch_size=8, batch_timeout_micros=0, num_batch_threads=2,
+        length=lambda t: len(t.split()))
+    batcher.start()
+    results = await batcher.submit(texts)
+    await batcher.close()
+    return results
+
+  assert asyncio.run(main()) == [t.upper() for t in texts]
+  assert calls == [["a b c d e f g", "a b c d e f", "a b c d e"], ["a", "a b", "a b c"]]
+  assert serving.batching.Batcher(run_batch).num_batch_threads == len(os.sched_getaffinity(0))
 
 
 def test_a_batch_takes_all_that_wait_padded_to_an_allowed_size(model):
@@ -311,9 +339,8 @@ def test_a_bad_input_fails_alone_in_its_batch(model):
       w["outputs"] for w in model.predict(["1 0", "0 1"])]
   assert bad_code == 400, bad_answer
   assert "input 0: unknown token in the input: zebra" in bad_answer["error"], bad_answer
-  # Decoded together (padded to 4), then the failed batch retried in halves.
-  assert held.gated.batches[1:] == [["1 0", "0 1", "1 zebra", "1 0"], ["1 0", "0 1"],
-                                    ["1 zebra"]]
+  # Decoded together, then the failed batch retried in halves.
+  assert held.gated.batches[1:] == [["1 0", "0 1", "1 zebra"], ["1 0", "0 1"], ["1 zebra"]]
 
 
 def test_flag_and_export_errors(run, tmp_path):  # noqa: F811
@@ -322,6 +349,9 @@ def test_flag_and_export_errors(run, tmp_path):  # noqa: F811
       t2t_serve.main(["t2t-serve"])
   with flag_values(export_dir=str(tmp_path), port=70000):
     with pytest.raises(ConfigError, match="--port=70000"):
+      t2t_serve.main(["t2t-serve"])
+  with flag_values(export_dir=str(tmp_path), num_batch_threads=-1):
+    with pytest.raises(ConfigError, match="--num_batch_threads must be >= 0"):
       t2t_serve.main(["t2t-serve"])
   for sizes in (["4", "8"], ["1", "x"], ["2", "1", "32"]):
     with flag_values(export_dir=str(tmp_path), allowed_batch_sizes=sizes):

@@ -16,9 +16,10 @@ Flags: --host=127.0.0.1, --port=8501 (0: any free port; the line "t2t-serve: ser
 http://HOST:PORT/..." says which), --model_name=default (the NAME in /v1/models/NAME);
 TensorFlow Serving's batching knobs --max_batch_size=32, --batch_timeout_micros=2000,
 --max_enqueued_batches=16 (a request that does not fit in the queue gets 503 at once),
---num_batch_threads=1, --allowed_batch_sizes (default 1,2,4,... up to --max_batch_size: a
-batch is padded up to the next, so the model sees few shapes, each warmed up before the port
-opens; 'none': no padding); limits --max_input_length=-1 (in --input_unit=words|bytes; -1: the
+--num_batch_threads=0 (0: one per CPU core, TensorFlow Serving's default; a decoding call
+runs its steps one after another, so batches on several threads use several cores),
+--allowed_batch_sizes (a batch is padded up to the next of these sizes,
+each warmed up before the port opens; default none: no padding, as in TensorFlow Serving); limits --max_input_length=-1 (in --input_unit=words|bytes; -1: the
 run's hparams max_length when served from --output_dir, else 1024; 0: none),
 --max_request_bytes=1048576; --shutdown_timeout_secs=30.
 
@@ -49,11 +50,11 @@ _define(flags.DEFINE_integer, "batch_timeout_micros", 2000,
         "t2t-serve: how long the oldest queued input waits for its batch to fill.")
 _define(flags.DEFINE_integer, "max_enqueued_batches", 16,
         "t2t-serve: the queue holds max_batch_size * max_enqueued_batches inputs; beyond, 503.")
-_define(flags.DEFINE_integer, "num_batch_threads", 1, "t2t-serve: batches run at once.")
+_define(flags.DEFINE_integer, "num_batch_threads", 0,
+        "t2t-serve: batches run at once (0: one per CPU core).")
 _define(flags.DEFINE_list, "allowed_batch_sizes", None,
         "t2t-serve: batch sizes the model is called with (a batch is padded up to the next; "
-        "increasing, the last one --max_batch_size; default 1,2,4,... and --max_batch_size; "
-        "'none': no padding).")
+        "increasing, the last one --max_batch_size; default or 'none': no padding).")
 _define(flags.DEFINE_integer, "max_input_length", -1,
         "t2t-serve: the longest input in --input_unit (-1: the run's max_length, else 1024; "
         "0: no limit).")
@@ -73,10 +74,12 @@ def _check_flags(FLAGS):  # pylint: disable=invalid-name
     raise ConfigError("--export_dir or --output_dir is required (see --help).")
   if not 0 <= FLAGS.port <= 65535:
     raise ConfigError("--port=%d is not a port number (0-65535)." % FLAGS.port)
-  for name in ("max_batch_size", "max_enqueued_batches", "num_batch_threads",
-               "max_request_bytes"):
+  for name in ("max_batch_size", "max_enqueued_batches", "max_request_bytes"):
     if FLAGS[name].value < 1:
       raise ConfigError("--%s must be >= 1, not %d." % (name, FLAGS[name].value))
+  if FLAGS.num_batch_threads < 0:
+    raise ConfigError("--num_batch_threads must be >= 0 (0: one per CPU core), not %d." %
+                      FLAGS.num_batch_threads)
   if FLAGS.batch_timeout_micros < 0:
     raise ConfigError("--batch_timeout_micros must be >= 0.")
   _allowed_batch_sizes(FLAGS)
@@ -87,11 +90,11 @@ def _check_flags(FLAGS):  # pylint: disable=invalid-name
 
 
 def _allowed_batch_sizes(FLAGS):  # pylint: disable=invalid-name
-  """--allowed_batch_sizes as ServerOptions takes it: None (the default), () or ints."""
+  """--allowed_batch_sizes as ServerOptions takes it: () (no padding, the default) or ints."""
   from t2t_lite.errors import ConfigError
   values = FLAGS.allowed_batch_sizes
   if values is None:
-    return None
+    return ()
   if [v.strip().lower() for v in values] == ["none"]:
     return ()
   try:

@@ -14,7 +14,7 @@ positions (EOS included); decoding stops earlier once every sequence has ended w
 For a decoder-only model (`has_inputs` False) the input is a prompt of n ids that the output
 continues, with the same bound n + extra_length, and only the continuation is returned.
 """
-import os
+import functools
 
 import numpy as np
 import tensorflow as tf
@@ -24,6 +24,8 @@ from t2t_lite.decoding import search
 from t2t_lite.errors import ConfigError, HParamsError
 from t2t_lite.hparams import HParams
 from t2t_lite.layers import dense as dense_lib
+from t2t_lite.layers.xla_context import in_xla_context
+from t2t_lite.utils import hardware
 # Batches are padded to a multiple of this length, so a tf.function sees few distinct shapes
 # (padding does not change any result: every row has its own length limit).
 _LENGTH_QUANTUM = 8
@@ -107,10 +109,7 @@ def _cpu_cores(threads):
   when a GPU or TPU is present (a device runs the whole batch at once)."""
   if tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"):
     return 1
-  try:
-    cores = len(os.sched_getaffinity(0))
-  except AttributeError:  # not on Linux
-    cores = os.cpu_count() or 1
+  cores = hardware.cpu_cores()
   return max(1, min(cores, threads) if threads > 0 else cores)
 
 
@@ -141,7 +140,7 @@ def check_decodable(model):
 
 
 def decode_ids(model, inputs, beam_size=1, alpha=0.6, extra_length=50, eos_id=EOS_ID,
-               early_stop=True, matmul_blocks=1):
+               early_stop=True, matmul_blocks=1, dynamic=None):
   """Decodes a batch with the model's cache: a function of tensors, for tf.function / XLA.
 
   Args:
@@ -156,6 +155,12 @@ def decode_ids(model, inputs, beam_size=1, alpha=0.6, extra_length=50, eos_id=EO
     early_stop: beam search's stopping rule (see `search.beam_search`).
     matmul_blocks: the column blocks of each matmul of a search step
       (`layers.dense.column_parallel`; 1: none).
+    dynamic: whether the search drops rows as they finish and, for a model with
+      `supports_growing_cache`, grows its self-attention cache a position per step instead of
+      preallocating it for the longest decode (`search.beam_search`); the same results.
+      None (the default): outside XLA, which needs static shapes. A batch of mixed lengths
+      then costs about what its rows decoded one at a time would, without their per-call
+      overhead: what a server's dynamic batching relies on.
 
   Returns:
     {"outputs": int32 [B, K, T + extra_length] (K = beam_size, best first; EOS kept, then
@@ -168,26 +173,31 @@ def decode_ids(model, inputs, beam_size=1, alpha=0.6, extra_length=50, eos_id=EO
   lengths = tf.reduce_sum(tf.cast(tf.not_equal(inputs, PAD_ID), tf.int32), axis=1)
   decode_length = tf.shape(inputs)[1] + int(extra_length)
   max_lengths = lengths + int(extra_length)
+  if dynamic is None:
+    dynamic = not in_xla_context()
+  grows = bool(dynamic) and getattr(model, "supports_growing_cache", False)
+  step_fn = functools.partial(model.decode_step, cache_grows=True) if grows else model.decode_step
+  cache_length = None if grows else decode_length
   if model.has_inputs:
     encoder_output, encoder_mask = model.encode(inputs, training=False)
-    cache = model.init_decode_cache(batch_size, decode_length, encoder_output, encoder_mask)
+    cache = model.init_decode_cache(batch_size, cache_length, encoder_output, encoder_mask)
     prefix, prefix_length = None, tf.zeros_like(lengths)
   else:
-    cache = model.init_decode_cache(batch_size, decode_length)
+    cache = model.init_decode_cache(batch_size, cache_length)
     prefix, prefix_length = inputs, lengths
   # Entered here, outside the search's loop (the encoder's and the cache's matmuls are big
   # enough to use every core already): the kernels' blocks are sliced once per call.
   with dense_lib.column_parallel(model, matmul_blocks):
     if int(beam_size) <= 1:
       ids, scores = search.greedy_search(
-          model.decode_step, batch_size, decode_length, cache, eos_id=eos_id,
-          max_lengths=max_lengths, prefix=prefix, prefix_length=prefix_length)
+          step_fn, batch_size, decode_length, cache, eos_id=eos_id, max_lengths=max_lengths,
+          prefix=prefix, prefix_length=prefix_length, dynamic=bool(dynamic))
       ids, scores = ids[:, None, :], scores[:, None]
     else:
       ids, scores = search.beam_search(
-          model.decode_step, batch_size, decode_length, cache, int(beam_size), alpha=alpha,
+          step_fn, batch_size, decode_length, cache, int(beam_size), alpha=alpha,
           eos_id=eos_id, max_lengths=max_lengths, prefix=prefix, prefix_length=prefix_length,
-          early_stop=early_stop)
+          early_stop=early_stop, dynamic=bool(dynamic))
   return {"outputs": ids, "scores": scores, "prefix_length": prefix_length}
 
 

@@ -18,6 +18,13 @@ Conventions shared by both searches:
   forces the first prefix_length[b] output tokens of row b. Forced tokens add nothing to the
   score and never end a row; the prefix stays at the front of the output.
 - The loop stops as soon as every row is finished, so `decode_length` only bounds the work.
+- `dynamic=True` (outside XLA only: TensorFlow's executor takes tensors whose shapes change
+  from step to step, XLA does not) lets the loop state change shape: a row leaves the state
+  at the step it finishes, so later steps compute only the rows still going (a batch of mixed
+  lengths no longer pays every step for its longest row), and cache axes of size 0 grow (a
+  cache that starts empty and gains a position per step, such as the Transformer's
+  `init_decode_cache(batch, None)`: the reorders and the attention then touch only the
+  positions written so far, not a buffer for the longest decode). The results are the same.
 
 Beam search (`beam_search`) keeps `beam_size` alive hypotheses per row. At each step it
 takes the 2 * beam_size best one-token extensions (by log-probability); those of the best
@@ -68,18 +75,16 @@ def _row_limits(batch_size, decode_length, max_lengths):
   return tf.minimum(tf.cast(max_lengths, tf.int32), limit)
 
 
-def _prefix_at(prefix, prefix_length, index, batch_size):
-  """(forced bool [B], token int32 [B]) of position `index`."""
+def _prefix_at(inputs, index, rows):
+  """(forced bool [rows], token int32 [rows]) of position `index`, from `_row_inputs`."""
+  prefix = inputs.get("prefix")
   if prefix is None:
-    return tf.zeros([batch_size], tf.bool), tf.zeros([batch_size], tf.int32)
-  prefix = tf.cast(prefix, tf.int32)
+    return tf.zeros([rows], tf.bool), tf.zeros([rows], tf.int32)
   width = tf.shape(prefix)[1]
-  if prefix_length is None:
-    prefix_length = tf.fill([batch_size], width)
-  forced = index < tf.minimum(tf.cast(prefix_length, tf.int32), width)
+  forced = index < tf.minimum(inputs["prefix_length"], width)
   column = tf.minimum(index, tf.maximum(width - 1, 0))
   token = tf.cond(width > 0, lambda: tf.gather(prefix, column, axis=1),
-                  lambda: tf.zeros([batch_size], tf.int32))
+                  lambda: tf.zeros([rows], tf.int32))
   return forced, token
 
 
@@ -106,54 +111,137 @@ def _wrap_body(body):
   return wrapped
 
 
+def _while(cond, body, state, dynamic):
+  """tf.while_loop over `state`; with `dynamic`, every tensor's axis 0 (the rows, which leave
+  as they finish) and its axes of size 0 (which grow) may change from step to step."""
+  if not dynamic:
+    return tf.while_loop(cond, _wrap_body(body), state)
+
+  def invariant(t):
+    shape = tf.convert_to_tensor(t).shape
+    if shape.rank is None or shape.rank == 0:
+      return shape
+    return tf.TensorShape([None if axis == 0 or size == 0 else size
+                           for axis, size in enumerate(shape.as_list())])
+
+  return tf.while_loop(cond, _wrap_body(body), state,
+                       shape_invariants=tf.nest.map_structure(invariant, state))
+
+
+def _row_inputs(batch_size, limits, prefix, prefix_length):
+  """The per-row inputs of a search (with `dynamic`, rows leave them as they finish): the
+  row's index in the batch, its length limit and its prefix."""
+  inputs = {"row": tf.range(batch_size), "limit": limits}
+  if prefix is not None:
+    prefix = tf.cast(prefix, tf.int32)
+    if prefix_length is None:
+      prefix_length = tf.fill([batch_size], tf.shape(prefix)[1])
+    inputs["prefix"] = prefix
+    inputs["prefix_length"] = tf.cast(prefix_length, tf.int32)
+  return inputs
+
+
+def _write_rows(results, row, values):
+  """results[name][row[j]] = values[name][j] for each result (a full-batch tensor)."""
+  index = tf.expand_dims(row, 1)
+  return {name: tf.tensor_scatter_nd_update(result, index, values[name])
+          for name, result in results.items()}
+
+
+def _drop_finished(done, keep, state, results, cache, beam_size):
+  """Writes the rows that are done into `results` (at their index in the batch) and removes
+  them from `state` (dicts of per-row tensors, one holding the inputs' "row") and from
+  `cache` (beam_size cache rows per row). On a step where no row finished, nothing is
+  copied."""
+  def drop():
+    finished = tf.where(done)[:, 0]
+    rows, inputs = state
+    new_results = _write_rows(results, tf.gather(inputs["row"], finished),
+                              {name: tf.gather(rows[name], finished) for name in results})
+    cache_keep = keep
+    if beam_size > 1:
+      cache_keep = tf.reshape(keep[:, None] * beam_size + tf.range(beam_size), [-1])
+    return (tf.nest.map_structure(lambda t: tf.gather(t, keep), state), new_results,
+            tf.nest.map_structure(lambda t: tf.gather(t, cache_keep), cache))
+
+  return tf.cond(tf.reduce_any(done), drop, lambda: (state, results, cache))
+
+
+def _search_loop(cond, body, rows, inputs, results, cache, dynamic):
+  """Runs a search's loop from its first state: (step 0, rows, inputs, results, cache), the
+  inputs and results in the state only with `dynamic` (else the body reads the inputs from
+  its closure). Returns the final rows: with `dynamic`, every row of the batch, those that
+  left the loop early written back at their index."""
+  state = (tf.constant(0, tf.int32), rows, inputs if dynamic else {},
+           results if dynamic else {}, cache)
+  _, rows, inputs, results, _ = _while(cond, body, state, dynamic)
+  if dynamic:  # the rows cut off by decode_length are still in the loop's state
+    rows = _write_rows(results, inputs["row"], rows)
+  return rows
+
+
+def _kept_rows(done):
+  return tf.cast(tf.where(tf.logical_not(done))[:, 0], tf.int32)
+
+
 def greedy_search(step_fn, batch_size, decode_length, cache, eos_id=EOS_ID, max_lengths=None,
-                  prefix=None, prefix_length=None):
+                  prefix=None, prefix_length=None, dynamic=False):
   """Greedy (argmax) decoding with a cache.
 
   Args:
     step_fn: (ids int32 [B], cache, index) -> (logits float32 [B, V], new_cache).
     batch_size: B (int or scalar int tensor).
     decode_length: the number of output positions (int or scalar int tensor); the cache
-      must hold that many.
+      must hold that many (or grow, with `dynamic`).
     cache: the initial cache (a nest of tensors with first axis B).
     eos_id: the id that ends a sequence; None decodes every row to its limit.
     max_lengths: optional int [B], each row's limit (default decode_length).
     prefix: optional int [B, P], tokens forced at the first positions (a prompt).
     prefix_length: optional int [B], how many of `prefix`'s tokens each row forces
       (default P).
+    dynamic: finished rows leave the loop and cache axes of size 0 grow (see the module
+      docstring); not under XLA.
 
   Returns:
     (ids int32 [B, decode_length], scores float32 [B]): the tokens (EOS included, 0 after
     it) and the sum of the log-probabilities of the tokens chosen (forced ones excluded).
   """
   limits = _row_limits(batch_size, decode_length, max_lengths)
-  ids = tf.zeros([batch_size, decode_length], tf.int32)
-  state = (tf.constant(0, tf.int32), tf.zeros([batch_size], tf.int32), ids,
-           tf.zeros([batch_size], tf.float32), limits <= 0, cache)
+  inputs = all_inputs = _row_inputs(batch_size, limits, prefix, prefix_length)
+  rows = {"ids": tf.zeros([batch_size, decode_length], tf.int32),
+          "scores": tf.zeros([batch_size], tf.float32),
+          "last": tf.zeros([batch_size], tf.int32), "done": limits <= 0}
+  results = {name: tf.zeros_like(rows[name]) for name in ("ids", "scores")}
 
-  def cond(i, last, ids, scores, done, cache):
-    del last, ids, scores, cache
-    return tf.logical_and(i < decode_length, tf.logical_not(tf.reduce_all(done)))
+  def cond(i, rows, inputs, results, cache):
+    del inputs, results, cache
+    return tf.logical_and(i < decode_length, tf.logical_not(tf.reduce_all(rows["done"])))
 
-  def body(i, last, ids, scores, done, cache):
-    logits, cache = step_fn(last, cache, i)
+  def body(i, rows, loop_inputs, results, cache):
+    inputs = loop_inputs if dynamic else all_inputs
+    logits, cache = step_fn(rows["last"], cache, i)
+    done = rows["done"]
     log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1)
     token = tf.argmax(log_probs, axis=-1, output_type=tf.int32)
-    forced, forced_token = _prefix_at(prefix, prefix_length, i, batch_size)
+    forced, forced_token = _prefix_at(inputs, i, tf.shape(token)[0])
     token = tf.where(forced, forced_token, token)
     token = tf.where(done, tf.zeros_like(token), token)
     token_log_prob = tf.gather(log_probs, token, axis=1, batch_dims=1)
-    scores += tf.where(tf.logical_or(done, forced), 0.0, token_log_prob)
-    ids = _set_column(ids, i, token)
-    finished = i + 1 >= limits
+    finished = i + 1 >= inputs["limit"]
     if eos_id is not None:
       finished = tf.logical_or(finished, tf.logical_and(tf.equal(token, eos_id),
                                                         tf.logical_not(forced)))
-    return i + 1, token, ids, scores, tf.logical_or(done, finished), cache
+    rows = {"ids": _set_column(rows["ids"], i, token),
+            "scores": rows["scores"] + tf.where(tf.logical_or(done, forced), 0.0,
+                                                token_log_prob),
+            "last": token, "done": tf.logical_or(done, finished)}
+    if dynamic:
+      (rows, loop_inputs), results, cache = _drop_finished(
+          rows["done"], _kept_rows(rows["done"]), (rows, inputs), results, cache, 1)
+    return i + 1, rows, loop_inputs, results, cache
 
-  body = _wrap_body(body)
-  _, _, ids, scores, _, _ = tf.while_loop(cond, body, state)
-  return ids, scores
+  rows = _search_loop(cond, body, rows, inputs, results, cache, dynamic)
+  return rows["ids"], rows["scores"]
 
 
 def _map_cache(fn, cache, static_keys):
@@ -163,6 +251,14 @@ def _map_cache(fn, cache, static_keys):
   return tf.nest.map_structure(fn, cache)
 
 
+def _split_cache(cache, static_keys):
+  """(the entries under `static_keys`, the others) of a dict cache; ({}, cache) otherwise."""
+  if not isinstance(cache, dict):
+    return {}, cache
+  return ({k: v for k, v in cache.items() if k in static_keys},
+          {k: v for k, v in cache.items() if k not in static_keys})
+
+
 def tile_beams(x, beam_size):
   """[B, ...] -> [B * beam_size, ...]: each row repeated beam_size times (rows b*K .. b*K+K-1)."""
   return tf.repeat(x, beam_size, axis=0)
@@ -170,13 +266,14 @@ def tile_beams(x, beam_size):
 
 def beam_search(step_fn, batch_size, decode_length, cache, beam_size, alpha=0.6,
                 eos_id=EOS_ID, max_lengths=None, prefix=None, prefix_length=None,
-                static_cache_keys=STATIC_CACHE_KEYS, early_stop=True):
+                static_cache_keys=STATIC_CACHE_KEYS, early_stop=True, dynamic=False):
   """Beam search with a cache (see the module docstring for the algorithm).
 
   Args:
     step_fn: (ids int32 [B*K], cache, index) -> (logits float32 [B*K, V], new_cache).
     batch_size: B (int or scalar int tensor).
-    decode_length: the number of output positions; the cache must hold that many.
+    decode_length: the number of output positions; the cache must hold that many (or grow,
+      with `dynamic`).
     cache: the initial cache for B rows (first axis B); it is tiled to B * beam_size rows
       (row b's beams are rows b*K .. b*K+K-1) and reordered as beams are chosen, except the
       entries under `static_cache_keys`, which are only tiled.
@@ -190,6 +287,8 @@ def beam_search(step_fn, batch_size, decode_length, cache, beam_size, alpha=0.6,
     early_stop: how a row with beam_size finished hypotheses decides it is done (see the
       module docstring): its best alive score at the current length (True) or at the row's
       limit (False, tensor2tensor's).
+    dynamic: finished rows leave the loop and cache axes of size 0 grow (see the module
+      docstring); not under XLA.
 
   Returns:
     (ids int32 [B, K, decode_length], scores float32 [B, K]): the K best hypotheses of each
@@ -201,31 +300,38 @@ def beam_search(step_fn, batch_size, decode_length, cache, beam_size, alpha=0.6,
     raise ValueError("beam_search: beam_size must be >= 1; got %d." % beam_size)
   k = beam_size
   limits = _row_limits(batch_size, decode_length, max_lengths)
+  inputs = all_inputs = _row_inputs(batch_size, limits, prefix, prefix_length)
   cache = _map_cache(lambda t: tile_beams(t, k), cache, ())
   seqs = tf.zeros([batch_size, k, decode_length], tf.int32)
   # Only the first beam is alive at the start, so the first step does not pick K copies.
-  alive_log_probs = tf.tile(tf.constant([[0.0] + [NEG_INF] * (k - 1)]), [batch_size, 1])
-  state = (tf.constant(0, tf.int32), tf.zeros([batch_size, k], tf.int32), seqs,
-           alive_log_probs, seqs, tf.fill([batch_size, k], NEG_INF), limits <= 0, cache)
-  beam_offsets = tf.expand_dims(tf.range(batch_size) * k, 1)  # [B, 1]
+  rows = {"last": tf.zeros([batch_size, k], tf.int32), "alive_seqs": seqs,
+          "alive_log_probs": tf.tile(tf.constant([[0.0] + [NEG_INF] * (k - 1)]),
+                                     [batch_size, 1]),
+          "finished_seqs": seqs, "finished_scores": tf.fill([batch_size, k], NEG_INF),
+          "done": limits <= 0}
+  results = {name: rows[name] for name in ("finished_seqs", "finished_scores")}
 
-  def cond(i, *rest):
-    done = rest[5]
-    return tf.logical_and(i < decode_length, tf.logical_not(tf.reduce_all(done)))
+  def cond(i, rows, inputs, results, cache):
+    del inputs, results, cache
+    return tf.logical_and(i < decode_length, tf.logical_not(tf.reduce_all(rows["done"])))
 
-  def body(i, last, alive_seqs, alive_log_probs, finished_seqs, finished_scores, done, cache):
-    logits, cache = step_fn(tf.reshape(last, [-1]), cache, i)
+  def body(i, rows, loop_inputs, results, cache):
+    inputs = loop_inputs if dynamic else all_inputs
+    alive_seqs, alive_log_probs, done = rows["alive_seqs"], rows["alive_log_probs"], rows["done"]
+    finished_seqs, finished_scores = rows["finished_seqs"], rows["finished_scores"]
+    n = tf.shape(done)[0]  # the rows in the loop (all B unless dynamic)
+    logits, cache = step_fn(tf.reshape(rows["last"], [-1]), cache, i)
     vocab_size = tf.shape(logits)[-1]
     log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1)
-    log_probs = tf.reshape(log_probs, [batch_size, k, vocab_size])
+    log_probs = tf.reshape(log_probs, [n, k, vocab_size])
     candidates = tf.expand_dims(alive_log_probs, 2) + log_probs  # [B, K, V]
-    forced, forced_token = _prefix_at(prefix, prefix_length, i, batch_size)
+    forced, forced_token = _prefix_at(inputs, i, n)
     allowed = tf.cast(tf.one_hot(forced_token, vocab_size), tf.bool)[:, None, :]  # [B, 1, V]
     forced_scores = tf.where(allowed, tf.expand_dims(alive_log_probs, 2), NEG_INF)
     candidates = tf.where(forced[:, None, None], forced_scores, candidates)
 
     # The 2K best extensions: at most K of them end in EOS, so K others always remain.
-    top_log_probs, top_index = tf.math.top_k(tf.reshape(candidates, [batch_size, -1]), 2 * k)
+    top_log_probs, top_index = tf.math.top_k(tf.reshape(candidates, [n, -1]), 2 * k)
     top_beam = top_index // vocab_size
     top_token = top_index % vocab_size
     valid = top_log_probs > NEG_INF / 2
@@ -247,7 +353,7 @@ def beam_search(step_fn, batch_size, decode_length, cache, beam_size, alpha=0.6,
 
     # Finished: EOS among the K best extensions; at a row's limit, its alive beams as well.
     eos_scores = tf.where(top_eos[:, :k], top_log_probs[:, :k] / penalty, NEG_INF)
-    at_limit = length >= limits  # [B]
+    at_limit = length >= inputs["limit"]  # [B]
     alive_valid = (new_alive_log_probs > NEG_INF / 2) & at_limit[:, None]
     limit_scores = tf.where(alive_valid, new_alive_log_probs / penalty, NEG_INF)
     pool_scores = tf.concat([finished_scores, eos_scores, limit_scores], axis=1)  # [B, 3K]
@@ -264,17 +370,28 @@ def beam_search(step_fn, batch_size, decode_length, cache, beam_size, alpha=0.6,
       # the count alone lets improbable early-EOS extensions, which easily reach the top K with
       # a small vocabulary, end the search). The exact bound (tensor2tensor's) scores an alive
       # beam at the row's limit: log-probabilities only fall as a beam grows.
-      horizon = length if early_stop else limits
+      horizon = length if early_stop else inputs["limit"]
       best_alive = tf.reduce_max(new_alive_log_probs, axis=1) / length_penalty(horizon, alpha)
       full = full & (best_alive <= tf.reduce_min(finished_scores, axis=1))
     # With K = 1 the search is greedy: the single hypothesis ends at its EOS.
     done = done | at_limit | full
 
-    flat_beam = tf.reshape(beam_offsets + new_alive_beam, [-1])
+    rows = {"last": new_last, "alive_seqs": new_alive_seqs,
+            "alive_log_probs": new_alive_log_probs, "finished_seqs": finished_seqs,
+            "finished_scores": finished_scores, "done": done}
+    # The cache rows of the chosen beams (with `dynamic`, of the rows still going only: the
+    # reorder drops the others at no extra cost).
+    beams = tf.range(n)[:, None] * k + new_alive_beam  # [B, K]
+    if dynamic:
+      kept = _kept_rows(done)
+      beams = tf.gather(beams, kept)
+      static, cache = _split_cache(cache, static_cache_keys)
+      (rows, loop_inputs), results, static = _drop_finished(
+          done, kept, (rows, inputs), results, static, k)
+      cache = dict(cache, **static) if static else cache
+    flat_beam = tf.reshape(beams, [-1])
     cache = _map_cache(lambda t: tf.gather(t, flat_beam), cache, static_cache_keys)
-    return (length, new_last, new_alive_seqs, new_alive_log_probs, finished_seqs,
-            finished_scores, done, cache)
+    return length, rows, loop_inputs, results, cache
 
-  body = _wrap_body(body)
-  result = tf.while_loop(cond, body, state)
-  return result[4], result[5]
+  rows = _search_loop(cond, body, rows, inputs, results, cache, dynamic)
+  return rows["finished_seqs"], rows["finished_scores"]

@@ -21,6 +21,12 @@ preallocated by `layer.init_cache(batch_size, max_length, dtype)`. A call with
 `cache=..., cache_index=i` writes the new keys and values at positions [i, i + T)
 (`update_positions`: static shapes, so it runs under tf.function, XLA and TPU), attends over
 the written positions only, and returns `(output, new_cache)`.
+
+A cache can also grow: `layer.init_cache(batch_size, None)` holds no position, and a call
+with `cache_index=None` appends the new keys and values after the cached ones (a
+concatenation: the shapes change at every step, so not under XLA). Reordering such a cache
+(beam search) and attending over it then cost what the positions written so far cost, not
+what a buffer for the longest decode does; tensor2tensor's graph-mode decoding did the same.
 Heads first, a decoding step is two batched matmuls over (batch, heads) that read the cache
 in place; a [batch, max_length, heads, dim] cache has to be transposed (copied whole) at
 every step, which made cached self-attention ~3x slower per step on CPU.
@@ -38,18 +44,11 @@ from t2t_lite.layers.attention_masks import check_mask_shape
 from t2t_lite.layers.attention_masks import padding_masks
 from t2t_lite.layers.attention_masks import static_shape
 from t2t_lite.layers.attention_masks import written_positions_mask
+from t2t_lite.layers.xla_context import in_xla_context
 from t2t_lite.layers.memory_attention import MultiHeadAttention
 from t2t_lite.layers.memory_attention import MultiHeadCrossAttention
 
 __all__ = ["MultiHeadAttention", "MultiHeadCrossAttention", "MultiHeadSelfAttention"]
-
-
-def _in_xla_context():
-  # TensorFlow's own test for "this graph is being compiled by XLA" (tf.function(jit_compile=
-  # True), a TPU); no public API says it.
-  from tensorflow.python.framework import ops as tf_ops  # pylint: disable=g-import-not-at-top
-  from tensorflow.python.ops import control_flow_util  # pylint: disable=g-import-not-at-top
-  return control_flow_util.GraphOrParentsInXlaContext(tf_ops.get_default_graph())
 
 
 def update_positions(cache, start, new):
@@ -61,10 +60,12 @@ def update_positions(cache, start, new):
   TensorFlow's own kernel, TensorStridedSliceUpdate, writes there instead (the same values:
   tests/test_layers_attention.py).
   """
-  if keras.config.backend() != "tensorflow" or _in_xla_context():
-    zero = ops.zeros((), "int32")
+  zero = ops.zeros((), "int32")
+  if keras.config.backend() != "tensorflow":
     return ops.slice_update(cache, (zero, zero, start, zero), new)
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  if in_xla_context():
+    return ops.slice_update(cache, (zero, zero, start, zero), new)
   shape, length = tf.shape(cache), tf.shape(new)[2]
   # Axes 0, 1 and 3 whole (begin_mask = end_mask = 0b1011), axis 2 from start to start + T.
   return tf.raw_ops.TensorStridedSliceUpdate(
@@ -96,8 +97,10 @@ class MultiHeadSelfAttention(MultiHeadAttentionBase):
     training: whether dropout is active.
     cache: optional dict {"key": [B, N, max_length, key_dim], "value": [B, N, max_length,
       value_dim]} from `init_cache` (or a previous call). The call then returns (output, cache).
-    cache_index: int or scalar int tensor, the position of x's first step in the cache
-      (default 0). Keys at positions >= cache_index + length are never attended to.
+    cache_index: int or scalar int tensor, the position of x's first step in the cache. Keys
+      at positions >= cache_index + length are never attended to. None (the default): x's
+      keys and values are appended after the cached ones (a growing cache from
+      `init_cache(batch_size, None)`; the returned cache is `length` positions longer).
     return_attention_scores: also return the attention probabilities [B, N, T, key_length].
     attention_bias: optional float32 [batch or 1, num_heads, length, key_length] added to the
       attention logits (e.g. `layers.RelativePositionBias`).
@@ -150,7 +153,8 @@ class MultiHeadSelfAttention(MultiHeadAttentionBase):
 
     Args:
       batch_size: int or scalar tensor.
-      max_length: int, the number of positions the cache holds.
+      max_length: int, the number of positions the cache holds; None: a cache of 0 positions
+        that grows by the positions of each call made with `cache_index=None`.
       dtype: the cache dtype; default the layer's compute dtype.
 
     Returns:
@@ -161,13 +165,15 @@ class MultiHeadSelfAttention(MultiHeadAttentionBase):
       raise ValueError("%s: build the layer (call it once, or layer.build(shape)) before "
                        "init_cache, so that key_dim is known." % type(self).__name__)
     dtype = dtype or self.compute_dtype
+    length = 0 if max_length is None else max_length
     return {
-        "key": ops.zeros((batch_size, self.num_heads, max_length, self._key_dim), dtype),
-        "value": ops.zeros((batch_size, self.num_heads, max_length, self._value_dim), dtype),
+        "key": ops.zeros((batch_size, self.num_heads, length, self._key_dim), dtype),
+        "value": ops.zeros((batch_size, self.num_heads, length, self._value_dim), dtype),
     }
 
   def _write_cache(self, cache, cache_index, key, value, batch):
-    """Writes key and value [B, N, T, dim] into `cache` at `cache_index`.
+    """Writes key and value [B, N, T, dim] into `cache` at `cache_index`, or after its
+    positions when cache_index is None.
 
     Returns:
       (the new cache, the first written position as an int32 scalar).
@@ -181,7 +187,12 @@ class MultiHeadSelfAttention(MultiHeadAttentionBase):
                      (batch, self.num_heads, max_length, self._key_dim), name)
     check_mask_shape("cache['value']", cache["value"],
                      (batch, self.num_heads, max_length, self._value_dim), name)
-    start = ops.cast(0 if cache_index is None else cache_index, "int32")
+    if cache_index is None:
+      start = ops.cast(ops.shape(cache["key"])[2], "int32")
+      new_cache = {part: ops.concatenate([cache[part], ops.cast(new, cache[part].dtype)], 2)
+                   for part, new in (("key", key), ("value", value))}
+      return new_cache, start
+    start = ops.cast(cache_index, "int32")
     new_cache = {part: update_positions(cache[part], start, ops.cast(new, cache[part].dtype))
                  for part, new in (("key", key), ("value", value))}
     return new_cache, start
@@ -209,9 +220,12 @@ class MultiHeadSelfAttention(MultiHeadAttentionBase):
       key, value = cache["key"], cache["value"]
       key_len = static_shape(key)[2]
       key_positions = ops.arange(ops.shape(key)[2], dtype="int32")
-      # Only the written positions, [0, start + length).
-      combined = written_positions_mask(key_positions, start + seq_len)
-      if use_causal_mask:
+      # Only the written positions, [0, start + length): all of a growing cache's.
+      combined = None
+      if cache_index is not None:
+        combined = written_positions_mask(key_positions, start + seq_len)
+      # One appended step may attend to every position (a causal mask of its last row).
+      if use_causal_mask and not (cache_index is None and length == 1):
         query_positions = start + ops.arange(seq_len, dtype="int32")
         combined = and_masks(combined, causal_mask(query_positions, key_positions))
       key_mask = None  # with a cache, `mask` masks the current queries only

@@ -22,6 +22,8 @@ Dropout layer with a `noise_shape`, use Keras's own dropout.
 """
 import keras
 
+from t2t_lite.layers.xla_context import in_xla_context
+
 _LEVELS = 65536  # 16-bit keep decisions
 
 
@@ -50,7 +52,7 @@ def dropout(x, rate, seed_generator):
   # the host that way); the stateless ops take an int32 seed.
   seed = tf.cast(tf.math.floormod(seed_generator.next(), 2147483646), tf.int32)
   size = tf.size(x, out_type=tf.int64)  # int32 would overflow at 2**31 elements
-  if _in_xla_context():
+  if in_xla_context():
     # Compare the top 16 bits with the threshold: the same drop rate as the TF path below.
     bits = _hashed_bits(size, seed)
     keep = tf.reshape(bits >= tf.constant(threshold << 16, tf.uint32), tf.shape(x))
@@ -61,20 +63,6 @@ def dropout(x, rate, seed_generator):
     keep = tf.reshape(halves >= tf.constant(threshold, tf.uint16), tf.shape(x))
   scale = tf.cast(_LEVELS / (_LEVELS - threshold), x.dtype)
   return tf.where(keep, x * scale, tf.zeros((), x.dtype))
-
-
-def _in_xla_context():
-  """Whether the op being built will be compiled by XLA (jit_compile, TPU)."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  if tf.executing_eagerly():
-    return False
-  try:
-    # TensorFlow's own test for "inside an XLA cluster" (its control flow uses it); not part
-    # of the public API, so a TensorFlow without it simply keeps the Philox path.
-    from tensorflow.python.ops import control_flow_util  # pylint: disable=g-import-not-at-top
-    return bool(control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph()))
-  except (ImportError, AttributeError):
-    return False
 
 
 def _fmix32(h):

@@ -210,7 +210,8 @@ class TransformerDecoderBlock(_TransformerBlockBase):
     training: whether dropout is active.
     cache: optional self-attention cache from `init_cache`; the call then returns
       (x, new_cache).
-    cache_index: position of x's first step in the cache (int or scalar tensor).
+    cache_index: position of x's first step in the cache (int or scalar tensor); None:
+      after the cached positions (a growing cache, `init_cache(batch_size, None)`).
     memory_kv: optional keys/values from `compute_memory_kv(memory)`, used instead of
       projecting `memory` again on every decoding step.
     attention_mask: optional boolean [batch, length, length] for the self-attention (with the
@@ -277,7 +278,8 @@ class TransformerDecoderBlock(_TransformerBlockBase):
       self._build_cross_attention((None, None, self._hidden_size), (None, None, memory_size))
 
   def init_cache(self, batch_size, max_length, dtype=None):
-    """An empty self-attention cache: {"key": [B, L, N, K], "value": [B, L, N, V]}."""
+    """An empty self-attention cache, {"key": [B, N, L, K], "value": [B, N, L, V]} (N heads,
+    L = max_length positions; None: a cache that grows, see `MultiHeadSelfAttention`)."""
     if not self.built:
       raise ValueError("%s: build the block before init_cache: call it once or "
                        "block.build((None, None, hidden_size))." % type(self).__name__)

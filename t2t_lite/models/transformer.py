@@ -24,7 +24,10 @@ Problems without inputs (language models, `has_inputs=False`) get the decoder al
 
 For decoding (t2t_lite.decoding) the model exposes `encode`, `init_decode_cache` and
 `decode_step`; the cache is a nest of fixed-shape tensors, so a whole greedy or beam search
-runs inside one `tf.while_loop` under `tf.function` (and XLA / TPU).
+runs inside one `tf.while_loop` under `tf.function` (and XLA / TPU). Outside XLA the
+self-attention cache may instead grow by a position per step (`init_decode_cache(batch,
+None)`, `decode_step(..., cache_grows=True)`), so that a step costs what the positions decoded
+so far cost.
 """
 import keras
 from keras import ops
@@ -113,6 +116,8 @@ class Transformer(base.T2TModel):
   """
 
   reads_packed_features = True
+  # init_decode_cache(batch, None) and decode_step(..., cache_grows=True) work (see decode_ids).
+  supports_growing_cache = True
 
   def __init__(self, hparams, problem_hparams, **kwargs):
     super().__init__(hparams, problem_hparams, **kwargs)
@@ -286,7 +291,9 @@ class Transformer(base.T2TModel):
 
     Args:
       batch_size: int or scalar int tensor.
-      max_length: int, the most positions that will be decoded.
+      max_length: int, the most positions that will be decoded; None: self-attention caches
+        of 0 positions that grow by one at each `decode_step(..., cache_grows=True)` (not
+        under XLA).
       encoder_output: [B, T_in, hidden] from `encode` (required when the problem has inputs).
       encoder_mask: bool [B, T_in] from `encode`; default all True.
     """
@@ -307,7 +314,7 @@ class Transformer(base.T2TModel):
       cache["memory_mask"] = ops.cast(encoder_mask, "bool")
     return cache
 
-  def decode_step(self, ids, cache, index):
+  def decode_step(self, ids, cache, index, cache_grows=False):
     """One decoder position: the logits of the next token and the updated cache.
 
     Args:
@@ -315,9 +322,12 @@ class Transformer(base.T2TModel):
         then the token chosen at index - 1.
       cache: from `init_decode_cache` or the previous `decode_step`.
       index: int or scalar int tensor, the position being decoded (0-based).
+      cache_grows: the cache is a growing one (`init_decode_cache(batch, None)`) holding the
+        `index` positions before this one; the step appends its own.
 
     Returns:
-      (logits float32 [B, vocab_size], new_cache with the same structure and shapes).
+      (logits float32 [B, vocab_size], new_cache with the same structure, and the same shapes
+      unless the cache grows).
     """
     ids = ops.reshape(ops.cast(ids, "int32"), (-1, 1))
     index = ops.cast(index, "int32")
@@ -327,12 +337,16 @@ class Transformer(base.T2TModel):
     memory_mask = cache.get("memory_mask")
     self_bias = memory_bias = None
     if self.positions is not None and self.decoder_blocks:
-      cache_length = ops.shape(next(iter(cache["self_attention"][0].values())))[2]
+      if cache_grows:
+        cache_length = index + 1
+      else:
+        cache_length = ops.shape(next(iter(cache["self_attention"][0].values())))[2]
       self_bias, memory_bias = self.positions.step_biases(index, cache_length, memory_mask)
     for i, block in enumerate(self.decoder_blocks):
       x, layer_cache = block(
           x, memory_mask=memory_mask, training=False, cache=cache["self_attention"][i],
-          cache_index=index, memory_kv=None if memory_kv is None else memory_kv[i],
+          cache_index=None if cache_grows else index,
+          memory_kv=None if memory_kv is None else memory_kv[i],
           attention_bias=self_bias, memory_attention_bias=memory_bias)
       new_self_attention.append(layer_cache)
     logits = self._logits(self.decoder_norm(x))

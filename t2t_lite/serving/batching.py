@@ -8,24 +8,33 @@ TensorFlow Serving's batching knobs, with its names:
 - `max_enqueued_batches`: the queue holds at most max_batch_size * max_enqueued_batches
   inputs; a request that does not fit fails at once (`QueueFullError`, HTTP 503) instead of
   waiting behind a backlog;
-- `num_batch_threads`: how many batches run at the same time;
+- `num_batch_threads`: how many batches run at the same time (0: one per CPU core, as
+  TensorFlow Serving's default is);
 - `allowed_batch_sizes`: a batch is padded up to the next of these sizes (with copies of its
   shortest input, whose answers are dropped), so the model sees a few batch shapes, each
-  prepared once, instead of every size up to max_batch_size.
+  prepared once, instead of every size up to max_batch_size (none by default: an export
+  whose work varies with the batch size, as a decoder's dynamic search does, gains nothing).
 
-A batch takes the oldest waiting input and, closest in length to it first, as many other
-waiting inputs as it holds. So when more inputs wait than one batch takes, those of similar
-length decode together and a short sentence does not wait for the longest one in the queue;
-but a batch never leaves with fewer inputs than are waiting: a second call costs a whole
-pass of the decoding loop (its per-step work does not shrink with the batch), more than the
-padded positions it would save. A batch whose call fails is retried in halves, and a failing
-half in halves again, so a bad input fails alone, found in about 2 log2(batch size) calls,
-and the others in its batch still get their answers.
+A batch takes the oldest waiting input and others next to it in length: the waiting inputs
+are ordered by length and the batch is a run of that order holding the oldest, at one end of
+it where it can be, so that what is left is a run too. It takes its share of the waiting
+inputs: all of them (up to max_batch_size) when it is the only batch thread free, half of them
+when another is free too, and so on. So inputs of similar length decode together, a short
+sentence does not wait for the longest one in the queue, and the inputs that arrived together
+are spread over the batch threads that are free (each a core's worth of work: a decoding call
+runs its steps one after another) instead of queueing for one of them. One thread never
+leaves inputs waiting that it could take: a second call costs a whole pass of the decoding
+loop, whose per-step work does not shrink with the batch. A batch whose call fails is retried
+in halves, and a failing half in halves again, so a bad input fails alone, found in about
+2 log2(batch size) calls, and the others in its batch still get their answers.
 """
 import asyncio
 import collections
 import concurrent.futures
+import math
 import time
+
+from t2t_lite.utils import hardware
 
 
 class QueueFullError(Exception):
@@ -51,11 +60,11 @@ class Batcher:
   """
 
   def __init__(self, run_batch, max_batch_size=32, batch_timeout_micros=2000,
-               max_enqueued_batches=16, num_batch_threads=1, allowed_batch_sizes=None,
+               max_enqueued_batches=16, num_batch_threads=0, allowed_batch_sizes=None,
                length=len, on_batch=None):
-    if max_batch_size < 1 or max_enqueued_batches < 1 or num_batch_threads < 1:
-      raise ValueError("max_batch_size, max_enqueued_batches and num_batch_threads must be "
-                       ">= 1.")
+    if max_batch_size < 1 or max_enqueued_batches < 1 or num_batch_threads < 0:
+      raise ValueError("max_batch_size and max_enqueued_batches must be >= 1, "
+                       "num_batch_threads >= 0.")
     if batch_timeout_micros < 0:
       raise ValueError("batch_timeout_micros must be >= 0.")
     allowed = list(allowed_batch_sizes or ())
@@ -70,7 +79,8 @@ class Batcher:
     self._run_batch = run_batch
     self._length = length
     self._on_batch = on_batch
-    self._threads = num_batch_threads
+    self.num_batch_threads = num_batch_threads or hardware.cpu_cores()
+    self._busy = 0  # batch threads running a batch
     self._pending = collections.deque()
     self._running = set()
     self._closing = False
@@ -98,9 +108,9 @@ class Batcher:
 
   def start(self):
     self._wakeup = asyncio.Event()
-    self._slots = asyncio.Semaphore(self._threads)
+    self._slots = asyncio.Semaphore(self.num_batch_threads)
     self._executor = concurrent.futures.ThreadPoolExecutor(
-        self._threads, thread_name_prefix="t2t-serve-batch")
+        self.num_batch_threads, thread_name_prefix="t2t-serve-batch")
     self._task = asyncio.get_running_loop().create_task(self._loop())
 
   def submit(self, texts):
@@ -126,12 +136,18 @@ class Batcher:
     self._wakeup.set()
     return asyncio.gather(*futures, return_exceptions=True)
 
-  def _take(self, oldest):
-    """The oldest input and, closest in length to it first (then oldest first), as many
-    other waiting inputs as the batch takes; in queue order."""
-    others = sorted((item for item in self._pending if item is not oldest),
-                    key=lambda item: (abs(item.length - oldest.length), item.enqueued))
-    chosen = {id(oldest)} | {id(item) for item in others[:self.max_batch_size - 1]}
+  def _take(self, oldest, size):
+    """`size` waiting inputs, in queue order: a run of them in length order that holds the
+    oldest, at an end of that order where one holds it (what is left is then a run too),
+    else the run of the least spread in length."""
+    ordered = sorted(self._pending, key=lambda item: (item.length, item.enqueued))
+    size = min(size, len(ordered))
+    at = next(i for i, item in enumerate(ordered) if item is oldest)
+    starts = range(max(0, at - size + 1), min(at, len(ordered) - size) + 1)
+    spread = lambda s: ordered[s + size - 1].length - ordered[s].length  # noqa: E731
+    ends = [s for s in (0, len(ordered) - size) if s in starts]
+    start = min(ends or starts, key=spread)
+    chosen = {id(item) for item in ordered[start:start + size]}
     batch = [item for item in self._pending if id(item) in chosen]
     self._pending = collections.deque(
         item for item in self._pending if id(item) not in chosen)
@@ -163,7 +179,11 @@ class Batcher:
           await asyncio.wait_for(self._wakeup.wait(), left)
         except asyncio.TimeoutError:
           break
-      batch = self._take(oldest)
+      # This batch's share of what waits: the free batch threads (this one included) split it.
+      free = self.num_batch_threads - self._busy
+      share = min(self.max_batch_size, math.ceil(len(self._pending) / free))
+      batch = self._take(oldest, share)
+      self._busy += 1
       task = asyncio.get_running_loop().create_task(self._run(batch))
       self._running.add(task)
       task.add_done_callback(self._running.discard)
@@ -186,6 +206,7 @@ class Batcher:
       if self._on_batch is not None:
         self._on_batch(len(live), time.monotonic() - started)
     finally:
+      self._busy -= 1
       self._slots.release()
 
   async def _outcomes(self, loop, items):

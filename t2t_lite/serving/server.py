@@ -57,9 +57,11 @@ class ServerOptions:
   Args:
     model_name: the NAME in /v1/models/NAME.
     max_batch_size, batch_timeout_micros, max_enqueued_batches, num_batch_threads,
-      allowed_batch_sizes: TensorFlow Serving's batching knobs (see `batching`);
-      allowed_batch_sizes None: the powers of two below max_batch_size and max_batch_size;
-      empty: no padding.
+      allowed_batch_sizes: TensorFlow Serving's batching knobs (see `batching`;
+      num_batch_threads 0: one per CPU core);
+      allowed_batch_sizes: empty or None (the default, as in TensorFlow Serving): no padding.
+      (The export's graph takes any batch size, and its decoding loop meets every smaller
+      one as rows finish, so padding to a few sizes would only add rows.)
     max_input_length: the longest input, in `input_unit`s (0: no limit).
     input_unit: "words" or "bytes".
     max_request_bytes: the largest request body.
@@ -69,7 +71,7 @@ class ServerOptions:
   max_batch_size: int = 32
   batch_timeout_micros: int = 2000
   max_enqueued_batches: int = 16
-  num_batch_threads: int = 1
+  num_batch_threads: int = 0
   allowed_batch_sizes: tuple = None
   max_input_length: int = 1024
   input_unit: str = "words"
@@ -80,17 +82,7 @@ class ServerOptions:
     if self.input_unit not in INPUT_UNITS:
       raise ValueError("input_unit must be one of %s, not %r" % (INPUT_UNITS,
                                                                  self.input_unit))
-    if self.allowed_batch_sizes is None:
-      self.allowed_batch_sizes = default_allowed_batch_sizes(self.max_batch_size)
-    self.allowed_batch_sizes = tuple(self.allowed_batch_sizes)
-
-
-def default_allowed_batch_sizes(max_batch_size):
-  """1, 2, 4, ... below max_batch_size, then max_batch_size."""
-  sizes = [1]
-  while sizes[-1] * 2 < max_batch_size:
-    sizes.append(sizes[-1] * 2)
-  return tuple(sorted(set(sizes + [max_batch_size])))
+    self.allowed_batch_sizes = tuple(self.allowed_batch_sizes or ())
 
 
 class Metrics:

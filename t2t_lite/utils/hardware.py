@@ -25,6 +25,14 @@ def cpu_flags(path="/proc/cpuinfo"):
   return set()
 
 
+def cpu_cores():
+  """The CPU cores this process may run on (its affinity on Linux, else all of them)."""
+  try:
+    return len(os.sched_getaffinity(0))
+  except AttributeError:  # not on Linux
+    return os.cpu_count() or 1
+
+
 def accelerator():
   """Whether TensorFlow sees a TPU or a GPU."""
   return bool(tf.config.list_logical_devices("TPU") or tf.config.list_physical_devices("GPU"))
