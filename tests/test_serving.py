@@ -270,6 +270,26 @@ def test_inputs_that_wait_together_are_split_between_free_batch_threads():
   assert serving.batching.Batcher(run_batch).num_batch_threads == len(os.sched_getaffinity(0))
 
 
+def test_intra_op_threads_divide_the_cores_between_the_batch_threads(monkeypatch):
+  from t2t_lite.utils import hardware  # pylint: disable=g-import-not-at-top
+  threading_api = tf.config.threading
+  set_calls = []
+  monkeypatch.setattr(hardware, "cpu_cores", lambda: 8)
+  monkeypatch.setattr(threading_api, "set_intra_op_parallelism_threads", set_calls.append)
+  assert serving.configure_threads(2) == 4
+  assert serving.configure_threads(16) == 1  # at least one
+  assert serving.configure_threads(2, intra_op_parallelism=3) == 3
+  assert set_calls == [4, 1, 3]
+
+  def too_late(threads):
+    raise RuntimeError("Intra op parallelism cannot be modified after initialization.")
+
+  # Once TensorFlow has run in the process its pool stays; the server goes on with it.
+  monkeypatch.setattr(threading_api, "set_intra_op_parallelism_threads", too_late)
+  monkeypatch.setattr(threading_api, "get_intra_op_parallelism_threads", lambda: 2)
+  assert serving.configure_threads(2) == 2
+
+
 def test_a_batch_takes_all_that_wait_padded_to_an_allowed_size(model):
   lines = ["1 0 1 1 0 1 0 1 1 1", "0 1", "1 1 0", "0 0 1 1 0 1 1 0 1 0", "1 0 1"]
   with holding_the_model(model, max_batch_size=8, batch_timeout_micros=0,
@@ -350,9 +370,10 @@ def test_flag_and_export_errors(run, tmp_path):  # noqa: F811
   with flag_values(export_dir=str(tmp_path), port=70000):
     with pytest.raises(ConfigError, match="--port=70000"):
       t2t_serve.main(["t2t-serve"])
-  with flag_values(export_dir=str(tmp_path), num_batch_threads=-1):
-    with pytest.raises(ConfigError, match="--num_batch_threads must be >= 0"):
-      t2t_serve.main(["t2t-serve"])
+  for name in ("num_batch_threads", "tensorflow_intra_op_parallelism"):
+    with flag_values(export_dir=str(tmp_path), **{name: -1}):
+      with pytest.raises(ConfigError, match="--%s must be >= 0" % name):
+        t2t_serve.main(["t2t-serve"])
   for sizes in (["4", "8"], ["1", "x"], ["2", "1", "32"]):
     with flag_values(export_dir=str(tmp_path), allowed_batch_sizes=sizes):
       with pytest.raises(ConfigError, match="--allowed_batch_sizes="):

@@ -18,6 +18,8 @@ TensorFlow Serving's batching knobs --max_batch_size=32, --batch_timeout_micros=
 --max_enqueued_batches=16 (a request that does not fit in the queue gets 503 at once),
 --num_batch_threads=0 (0: one per CPU core, TensorFlow Serving's default; a decoding call
 runs its steps one after another, so batches on several threads use several cores),
+--tensorflow_intra_op_parallelism=0 (TensorFlow Serving's flag; 0: the cores divided between
+the batch threads, so each batch has its own),
 --allowed_batch_sizes (a batch is padded up to the next of these sizes,
 each warmed up before the port opens; default none: no padding, as in TensorFlow Serving); limits --max_input_length=-1 (in --input_unit=words|bytes; -1: the
 run's hparams max_length when served from --output_dir, else 1024; 0: none),
@@ -52,6 +54,9 @@ _define(flags.DEFINE_integer, "max_enqueued_batches", 16,
         "t2t-serve: the queue holds max_batch_size * max_enqueued_batches inputs; beyond, 503.")
 _define(flags.DEFINE_integer, "num_batch_threads", 0,
         "t2t-serve: batches run at once (0: one per CPU core).")
+_define(flags.DEFINE_integer, "tensorflow_intra_op_parallelism", 0,
+        "t2t-serve: TensorFlow's intra-op threads (0: the CPU cores divided between the "
+        "batch threads, so 1 with one batch thread per core).")
 _define(flags.DEFINE_list, "allowed_batch_sizes", None,
         "t2t-serve: batch sizes the model is called with (a batch is padded up to the next; "
         "increasing, the last one --max_batch_size; default or 'none': no padding).")
@@ -77,9 +82,10 @@ def _check_flags(FLAGS):  # pylint: disable=invalid-name
   for name in ("max_batch_size", "max_enqueued_batches", "max_request_bytes"):
     if FLAGS[name].value < 1:
       raise ConfigError("--%s must be >= 1, not %d." % (name, FLAGS[name].value))
-  if FLAGS.num_batch_threads < 0:
-    raise ConfigError("--num_batch_threads must be >= 0 (0: one per CPU core), not %d." %
-                      FLAGS.num_batch_threads)
+  for name in ("num_batch_threads", "tensorflow_intra_op_parallelism"):
+    if FLAGS[name].value < 0:
+      raise ConfigError("--%s must be >= 0 (0: chosen from the CPU cores), not %d." %
+                        (name, FLAGS[name].value))
   if FLAGS.batch_timeout_micros < 0:
     raise ConfigError("--batch_timeout_micros must be >= 0.")
   _allowed_batch_sizes(FLAGS)
@@ -161,6 +167,9 @@ def main(argv):
   FLAGS = flags.FLAGS  # pylint: disable=invalid-name
   t2t_flags.set_hparams_from_args(argv[1:])
   _check_flags(FLAGS)
+  from t2t_lite.utils import hardware
+  batch_threads = FLAGS.num_batch_threads or hardware.cpu_cores()
+  serving.configure_threads(batch_threads, FLAGS.tensorflow_intra_op_parallelism)
   output_dir = os.path.expanduser(FLAGS.output_dir) if FLAGS.output_dir else None
   export_dir = os.path.expanduser(FLAGS.export_dir or
                                   os.path.join(output_dir, constants.DECODER_EXPORT_DIR))
@@ -174,7 +183,7 @@ def main(argv):
       model_name=FLAGS.model_name, max_batch_size=FLAGS.max_batch_size,
       batch_timeout_micros=FLAGS.batch_timeout_micros,
       max_enqueued_batches=FLAGS.max_enqueued_batches,
-      num_batch_threads=FLAGS.num_batch_threads,
+      num_batch_threads=batch_threads,
       allowed_batch_sizes=_allowed_batch_sizes(FLAGS),
       max_input_length=_max_input_length(output_dir), input_unit=FLAGS.input_unit,
       max_request_bytes=FLAGS.max_request_bytes,

@@ -5,6 +5,7 @@ from t2t_lite.serving.batching import QueueFullError
 from t2t_lite.serving.model import BadInputError
 from t2t_lite.serving.model import ExportedModel
 from t2t_lite.serving.model import ExportNotFoundError
+from t2t_lite.serving.model import configure_threads
 from t2t_lite.serving.model import resolve_export
 from t2t_lite.serving.server import DEFAULT_HOST
 from t2t_lite.serving.server import DEFAULT_MODEL_NAME

@@ -10,6 +10,7 @@ needs only the export.
 """
 import os
 
+from absl import logging
 import tensorflow as tf
 
 from t2t_lite.errors import ConfigError
@@ -18,6 +19,29 @@ SIGNATURE_NAME = "serving_default"
 SIGNATURE_NAMES = (SIGNATURE_NAME, "serve")  # export.py serves the same function under both
 INPUT_NAME = "inputs"
 SAVED_MODEL_FILE = "saved_model.pb"
+
+
+def configure_threads(num_batch_threads, intra_op_parallelism=0):
+  """Sets TensorFlow's intra-op thread pool for a server that runs `num_batch_threads` model
+  calls at once: `intra_op_parallelism` threads, or with 0 the CPU cores divided between the
+  batch threads (at least 1). A decoding call runs small ops one after another; with every
+  call free to split each op over all the cores, concurrent calls contend for them
+  (benchmarks/serve.py). Call it before TensorFlow runs anything.
+
+  Returns:
+    The number of intra-op threads in use: the one set, or TensorFlow's own where it has run
+    already in this process (the pool cannot change then; a warning says so).
+  """
+  from t2t_lite.utils import hardware  # pylint: disable=g-import-not-at-top
+  threads = int(intra_op_parallelism) or max(1, hardware.cpu_cores() // int(num_batch_threads))
+  try:
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+  except RuntimeError:  # TensorFlow already initialized its thread pools
+    if tf.config.threading.get_intra_op_parallelism_threads() != threads:
+      logging.warning("TensorFlow already runs in this process: its intra-op threads stay "
+                      "as they are instead of %d.", threads)
+    return tf.config.threading.get_intra_op_parallelism_threads()
+  return threads
 
 
 class ExportNotFoundError(ConfigError):
