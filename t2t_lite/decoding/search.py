@@ -148,20 +148,21 @@ def _write_rows(results, row, values):
           for name, result in results.items()}
 
 
-def _drop_finished(done, keep, state, results, cache, beam_size):
+def _drop_finished(done, state, results, cache, beam_size, keep=None):
   """Writes the rows that are done into `results` (at their index in the batch) and removes
   them from `state` (dicts of per-row tensors, one holding the inputs' "row") and from
-  `cache` (beam_size cache rows per row). On a step where no row finished, nothing is
-  copied."""
+  `cache` (beam_size cache rows per row). `keep`: the rows not done (`_kept_rows`), where the
+  caller has them already. On a step where no row finished, nothing is computed or copied."""
   def drop():
+    kept = _kept_rows(done) if keep is None else keep
     finished = tf.where(done)[:, 0]
     rows, inputs = state
     new_results = _write_rows(results, tf.gather(inputs["row"], finished),
                               {name: tf.gather(rows[name], finished) for name in results})
-    cache_keep = keep
+    cache_keep = kept
     if beam_size > 1:
-      cache_keep = tf.reshape(keep[:, None] * beam_size + tf.range(beam_size), [-1])
-    return (tf.nest.map_structure(lambda t: tf.gather(t, keep), state), new_results,
+      cache_keep = tf.reshape(kept[:, None] * beam_size + tf.range(beam_size), [-1])
+    return (tf.nest.map_structure(lambda t: tf.gather(t, kept), state), new_results,
             tf.nest.map_structure(lambda t: tf.gather(t, cache_keep), cache))
 
   return tf.cond(tf.reduce_any(done), drop, lambda: (state, results, cache))
@@ -237,7 +238,7 @@ def greedy_search(step_fn, batch_size, decode_length, cache, eos_id=EOS_ID, max_
             "last": token, "done": tf.logical_or(done, finished)}
     if dynamic:
       (rows, loop_inputs), results, cache = _drop_finished(
-          rows["done"], _kept_rows(rows["done"]), (rows, inputs), results, cache, 1)
+          rows["done"], (rows, inputs), results, cache, 1)
     return i + 1, rows, loop_inputs, results, cache
 
   rows = _search_loop(cond, body, rows, inputs, results, cache, dynamic)
@@ -387,7 +388,7 @@ def beam_search(step_fn, batch_size, decode_length, cache, beam_size, alpha=0.6,
       beams = tf.gather(beams, kept)
       static, cache = _split_cache(cache, static_cache_keys)
       (rows, loop_inputs), results, static = _drop_finished(
-          done, kept, (rows, inputs), results, static, k)
+          done, (rows, inputs), results, static, k, keep=kept)
       cache = dict(cache, **static) if static else cache
     flat_beam = tf.reshape(beams, [-1])
     cache = _map_cache(lambda t: tf.gather(t, flat_beam), cache, static_cache_keys)
