@@ -278,8 +278,9 @@ def test_intra_op_threads_divide_the_cores_between_the_batch_threads(monkeypatch
   monkeypatch.setattr(threading_api, "set_intra_op_parallelism_threads", set_calls.append)
   assert serving.configure_threads(2) == 4
   assert serving.configure_threads(16) == 1  # at least one
+  assert serving.configure_threads(0) == 1  # 0: one batch thread per core
   assert serving.configure_threads(2, intra_op_parallelism=3) == 3
-  assert set_calls == [4, 1, 3]
+  assert set_calls == [4, 1, 1, 3]
 
   def too_late(threads):
     raise RuntimeError("Intra op parallelism cannot be modified after initialization.")

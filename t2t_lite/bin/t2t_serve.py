@@ -167,9 +167,7 @@ def main(argv):
   FLAGS = flags.FLAGS  # pylint: disable=invalid-name
   t2t_flags.set_hparams_from_args(argv[1:])
   _check_flags(FLAGS)
-  from t2t_lite.utils import hardware
-  batch_threads = FLAGS.num_batch_threads or hardware.cpu_cores()
-  serving.configure_threads(batch_threads, FLAGS.tensorflow_intra_op_parallelism)
+  serving.configure_threads(FLAGS.num_batch_threads, FLAGS.tensorflow_intra_op_parallelism)
   output_dir = os.path.expanduser(FLAGS.output_dir) if FLAGS.output_dir else None
   export_dir = os.path.expanduser(FLAGS.export_dir or
                                   os.path.join(output_dir, constants.DECODER_EXPORT_DIR))
@@ -183,7 +181,7 @@ def main(argv):
       model_name=FLAGS.model_name, max_batch_size=FLAGS.max_batch_size,
       batch_timeout_micros=FLAGS.batch_timeout_micros,
       max_enqueued_batches=FLAGS.max_enqueued_batches,
-      num_batch_threads=batch_threads,
+      num_batch_threads=FLAGS.num_batch_threads,
       allowed_batch_sizes=_allowed_batch_sizes(FLAGS),
       max_input_length=_max_input_length(output_dir), input_unit=FLAGS.input_unit,
       max_request_bytes=FLAGS.max_request_bytes,

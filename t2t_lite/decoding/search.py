@@ -170,11 +170,10 @@ def _drop_finished(done, state, results, cache, beam_size, keep=None):
 
 def _search_loop(cond, body, rows, inputs, results, cache, dynamic):
   """Runs a search's loop from its first state: (step 0, rows, inputs, results, cache), the
-  inputs and results in the state only with `dynamic` (else the body reads the inputs from
-  its closure). Returns the final rows: with `dynamic`, every row of the batch, those that
-  left the loop early written back at their index."""
-  state = (tf.constant(0, tf.int32), rows, inputs if dynamic else {},
-           results if dynamic else {}, cache)
+  inputs in the state only with `dynamic` (else the body reads them from its closure), the
+  results empty without it. Returns the final rows: with `dynamic`, every row of the batch,
+  those that left the loop early written back at their index."""
+  state = (tf.constant(0, tf.int32), rows, inputs if dynamic else {}, results, cache)
   _, rows, inputs, results, _ = _while(cond, body, state, dynamic)
   if dynamic:  # the rows cut off by decode_length are still in the loop's state
     rows = _write_rows(results, inputs["row"], rows)
@@ -212,7 +211,7 @@ def greedy_search(step_fn, batch_size, decode_length, cache, eos_id=EOS_ID, max_
   rows = {"ids": tf.zeros([batch_size, decode_length], tf.int32),
           "scores": tf.zeros([batch_size], tf.float32),
           "last": tf.zeros([batch_size], tf.int32), "done": limits <= 0}
-  results = {name: tf.zeros_like(rows[name]) for name in ("ids", "scores")}
+  results = {name: tf.zeros_like(rows[name]) for name in ("ids", "scores")} if dynamic else {}
 
   def cond(i, rows, inputs, results, cache):
     del inputs, results, cache
@@ -310,7 +309,8 @@ def beam_search(step_fn, batch_size, decode_length, cache, beam_size, alpha=0.6,
                                      [batch_size, 1]),
           "finished_seqs": seqs, "finished_scores": tf.fill([batch_size, k], NEG_INF),
           "done": limits <= 0}
-  results = {name: rows[name] for name in ("finished_seqs", "finished_scores")}
+  results = ({name: rows[name] for name in ("finished_seqs", "finished_scores")}
+             if dynamic else {})
 
   def cond(i, rows, inputs, results, cache):
     del inputs, results, cache

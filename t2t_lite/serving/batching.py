@@ -37,6 +37,11 @@ import time
 from t2t_lite.utils import hardware
 
 
+def batch_threads(num_batch_threads):
+  """How many batch threads `num_batch_threads` means (0: one per CPU core)."""
+  return int(num_batch_threads) or hardware.cpu_cores()
+
+
 class QueueFullError(Exception):
   """The batching queue cannot take a request's inputs now."""
 
@@ -79,7 +84,7 @@ class Batcher:
     self._run_batch = run_batch
     self._length = length
     self._on_batch = on_batch
-    self.num_batch_threads = num_batch_threads or hardware.cpu_cores()
+    self.num_batch_threads = batch_threads(num_batch_threads)
     self._busy = 0  # batch threads running a batch
     self._pending = collections.deque()
     self._running = set()

@@ -14,6 +14,8 @@ from absl import logging
 import tensorflow as tf
 
 from t2t_lite.errors import ConfigError
+from t2t_lite.serving import batching
+from t2t_lite.utils import hardware
 
 SIGNATURE_NAME = "serving_default"
 SIGNATURE_NAMES = (SIGNATURE_NAME, "serve")  # export.py serves the same function under both
@@ -23,8 +25,8 @@ SAVED_MODEL_FILE = "saved_model.pb"
 
 def configure_threads(num_batch_threads, intra_op_parallelism=0):
   """Sets TensorFlow's intra-op thread pool for a server that runs `num_batch_threads` model
-  calls at once: `intra_op_parallelism` threads, or with 0 the CPU cores divided between the
-  batch threads (at least 1). A decoding call runs small ops one after another; with every
+  calls at once (0: one per CPU core): `intra_op_parallelism` threads, or with 0 the CPU
+  cores divided between the batch threads (at least 1). A decoding call runs small ops one after another; with every
   call free to split each op over all the cores, concurrent calls contend for them
   (benchmarks/serve.py). Call it before TensorFlow runs anything.
 
@@ -32,8 +34,8 @@ def configure_threads(num_batch_threads, intra_op_parallelism=0):
     The number of intra-op threads in use: the one set, or TensorFlow's own where it has run
     already in this process (the pool cannot change then; a warning says so).
   """
-  from t2t_lite.utils import hardware  # pylint: disable=g-import-not-at-top
-  threads = int(intra_op_parallelism) or max(1, hardware.cpu_cores() // int(num_batch_threads))
+  threads = int(intra_op_parallelism) or max(
+      1, hardware.cpu_cores() // batching.batch_threads(num_batch_threads))
   try:
     tf.config.threading.set_intra_op_parallelism_threads(threads)
   except RuntimeError:  # TensorFlow already initialized its thread pools
