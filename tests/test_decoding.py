@@ -507,6 +507,42 @@ def test_dynamic_search_drops_finished_rows_and_grows_the_cache(beam_size):
   assert [len(d) for d in decodes] == [2, 5, 1, 3]
 
 
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_beams_sharing_the_encoder_rows_decode_as_beams_reading_copies(seq2seq, dynamic):
+  # shared_cache_keys: the step function reads the encoder's keys, values and mask with one
+  # row per input (never tiled to the beams, and with `dynamic` dropped by input as rows
+  # finish), and beam search returns what it returns over beam_size copies of them.
+  inputs, batch, k = pad(INPUTS), len(INPUTS), 3
+  lengths = tf.constant([len(r) + 6 for r in INPUTS])
+  length = inputs.shape[1] + 6
+  seen = []
+
+  def step_fn(ids, cache, index):
+    seen.append((int(ids.shape[0]), int(cache["memory_mask"].shape[0]),
+                 int(cache["memory_kv"][0]["key"].shape[0])))
+    return seq2seq.decode_step(ids, cache, index, cache_grows=dynamic)
+
+  results = {}
+  for shared in ((), seq2seq.beam_shared_cache_keys):
+    del seen[:]
+    enc, mask = seq2seq.encode(inputs)
+    cache = seq2seq.init_decode_cache(batch, None if dynamic else length, enc, mask)
+    ids, scores = search.beam_search(step_fn, batch, length, cache, beam_size=k, alpha=0.6,
+                                     max_lengths=lengths, dynamic=dynamic,
+                                     shared_cache_keys=shared)
+    results[shared] = (ids.numpy(), scores.numpy())
+    if shared:
+      assert all(rows == k * mask_rows and mask_rows == kv_rows
+                 for rows, mask_rows, kv_rows in seen), seen
+      assert seen[0][1] == batch and (seen[-1][1] < batch) == dynamic
+    else:
+      assert all(rows == mask_rows == kv_rows for rows, mask_rows, kv_rows in seen), seen
+  np.testing.assert_array_equal(results[()][0], results[seq2seq.beam_shared_cache_keys][0])
+  np.testing.assert_allclose(results[()][1], results[seq2seq.beam_shared_cache_keys][1],
+                             atol=1e-5)
+  assert len({tuple(until_eos(row[0])) for row in results[()][0]}) > 1  # varied decodes
+
+
 @pytest.mark.parametrize("beam_size", [1, 3])
 @pytest.mark.parametrize("model_name", ["seq2seq", "language_model"])
 def test_dynamic_decoding_in_a_graph_equals_the_static_one(request, model_name, beam_size):

@@ -367,6 +367,38 @@ def test_attention_over_memory_matches_reference_and_reuses_memory_kv():
   np.testing.assert_allclose(layer(x, changed, memory_mask=memory_mask), out, atol=1e-5)
 
 
+def test_several_query_rows_share_one_memory_row_of_memory_kv():
+  # Beam search's layout: rows g*G .. g*G+G-1 of x attend to memory row g. The answers equal
+  # those over the memory repeated G times, with x's padding mask, a per-memory-row bias over
+  # several query positions, and the attention scores in x's rows.
+  b, g, t, s, d = 2, 3, 2, 5, 8
+  layer = MultiHeadCrossAttention(2)
+  x, memory = _randn(b * g, t, d), _randn(b, s, d)
+  layer(x, np.repeat(memory, g, axis=0))
+  _random_biases(layer)
+  memory_mask = np.array([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0]], bool)
+  mask = np.ones((b * g, t), bool)
+  mask[4, 1] = False
+  bias = _randn(b, 2, t, s)
+  kv, kv_tiled = (layer.compute_memory_kv(m) for m in (memory, np.repeat(memory, g, axis=0)))
+  for graph in (False, True):
+    call = tf.function(layer) if graph else layer
+    grouped, grouped_scores = call(x, None, memory_kv=kv, memory_mask=memory_mask, mask=mask,
+                                   attention_bias=bias, return_attention_scores=True)
+    tiled, tiled_scores = call(x, None, memory_kv=kv_tiled,
+                               memory_mask=np.repeat(memory_mask, g, axis=0), mask=mask,
+                               attention_bias=np.repeat(bias, g, axis=0),
+                               return_attention_scores=True)
+    assert tuple(grouped.shape) == (b * g, t, d)
+    np.testing.assert_allclose(grouped, tiled, atol=1e-5)
+    np.testing.assert_allclose(grouped_scores, tiled_scores, atol=1e-6)
+  assert not np.any(np.asarray(grouped)[4, 1])  # the padded query row gives zeros
+  # One query position a step (decoding), with a bias of one row for all.
+  step, step_tiled = (layer(x[:, :1], None, memory_kv=m, attention_bias=bias[:1, :, :1])
+                      for m in (kv, kv_tiled))
+  np.testing.assert_allclose(step, step_tiled, atol=1e-5)
+
+
 def test_cross_attention_former_name_is_an_alias():
   from t2t_lite import layers  # pylint: disable=g-import-not-at-top
   from t2t_lite.layers import memory_attention  # pylint: disable=g-import-not-at-top

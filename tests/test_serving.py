@@ -270,6 +270,43 @@ def test_inputs_that_wait_together_are_split_between_free_batch_threads():
   assert serving.batching.Batcher(run_batch).num_batch_threads == len(os.sched_getaffinity(0))
 
 
+def test_a_batch_waits_for_its_timeout_only_while_more_requests_may_come():
+  # A timeout far beyond any wait here: a batch must run as soon as `more_may_come` says no
+  # request can join it, and not before while one can.
+  calls, may_come = [], [True]
+
+  def run_batch(batch):
+    calls.append(list(batch))
+    return [t.upper() for t in batch]
+
+  async def main():
+    batcher = serving.batching.Batcher(
+        run_batch, max_batch_size=8, batch_timeout_micros=10 * WAIT * 10**6,
+        num_batch_threads=1, more_may_come=lambda: may_come[0])
+    batcher.start()
+    first = asyncio.ensure_future(batcher.submit(["a"]))
+    for _ in range(20):  # the batch loop runs and waits: another request may come
+      await asyncio.sleep(0)
+    assert not calls and batcher.open_requests == 1
+    may_come[0] = False  # the second request is the last that can come
+    results = await asyncio.wait_for(asyncio.gather(first, batcher.submit(["b", "c"])), WAIT)
+    assert batcher.open_requests == 0
+    await batcher.close()
+    return results
+
+  assert asyncio.run(main()) == [["A"], ["B", "C"]]
+  assert calls == [["a", "b", "c"]]
+
+
+def test_a_lone_client_is_answered_without_waiting_for_the_batch_timeout(model):
+  # Its connection is the only one open and its request is in the batcher: nothing else can
+  # come, so the batch runs at once instead of after the timeout (far beyond WAIT).
+  with running(model, batch_timeout_micros=10 * WAIT * 10**6) as (_, url):
+    code, answer = http(predict_url(url), {"instances": ["1 0 1 1"]})
+  assert code == 200
+  assert answer["predictions"][0]["outputs"] == model.predict(["1 0 1 1"])[0]["outputs"]
+
+
 def test_intra_op_threads_divide_the_cores_between_the_batch_threads(monkeypatch):
   from t2t_lite.utils import hardware  # pylint: disable=g-import-not-at-top
   threading_api = tf.config.threading

@@ -14,7 +14,8 @@ up before the port opens; SIGTERM stops listening, finishes the requests in flig
 
 Flags: --host=127.0.0.1, --port=8501 (0: any free port; the line "t2t-serve: serving ... at
 http://HOST:PORT/..." says which), --model_name=default (the NAME in /v1/models/NAME);
-TensorFlow Serving's batching knobs --max_batch_size=32, --batch_timeout_micros=2000,
+TensorFlow Serving's batching knobs --max_batch_size=32, --batch_timeout_micros=10000 (no
+longer once every open connection's request is queued: nothing else can come to fill it),
 --max_enqueued_batches=16 (a request that does not fit in the queue gets 503 at once),
 --num_batch_threads=0 (0: one per CPU core, TensorFlow Serving's default; a decoding call
 runs its steps one after another, so batches on several threads use several cores),
@@ -48,8 +49,9 @@ _define(flags.DEFINE_string, "host", "127.0.0.1", "t2t-serve: the address to lis
 _define(flags.DEFINE_integer, "port", 8501, "t2t-serve: the port (0: any free one).")
 _define(flags.DEFINE_string, "model_name", "default", "t2t-serve: NAME in /v1/models/NAME.")
 _define(flags.DEFINE_integer, "max_batch_size", 32, "t2t-serve: most inputs per model call.")
-_define(flags.DEFINE_integer, "batch_timeout_micros", 2000,
-        "t2t-serve: how long the oldest queued input waits for its batch to fill.")
+_define(flags.DEFINE_integer, "batch_timeout_micros", 10000,
+        "t2t-serve: how long the oldest queued input waits for its batch to fill (no "
+        "longer once every open connection's request is queued).")
 _define(flags.DEFINE_integer, "max_enqueued_batches", 16,
         "t2t-serve: the queue holds max_batch_size * max_enqueued_batches inputs; beyond, 503.")
 _define(flags.DEFINE_integer, "num_batch_threads", 0,

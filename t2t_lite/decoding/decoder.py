@@ -197,7 +197,8 @@ def decode_ids(model, inputs, beam_size=1, alpha=0.6, extra_length=50, eos_id=EO
       ids, scores = search.beam_search(
           step_fn, batch_size, decode_length, cache, int(beam_size), alpha=alpha,
           eos_id=eos_id, max_lengths=max_lengths, prefix=prefix, prefix_length=prefix_length,
-          early_stop=early_stop, dynamic=bool(dynamic))
+          early_stop=early_stop, dynamic=bool(dynamic),
+          shared_cache_keys=getattr(model, "beam_shared_cache_keys", ()))
   return {"outputs": ids, "scores": scores, "prefix_length": prefix_length}
 
 

@@ -148,22 +148,29 @@ def _write_rows(results, row, values):
           for name, result in results.items()}
 
 
-def _drop_finished(done, state, results, cache, beam_size, keep=None):
+def _drop_finished(done, state, results, cache, beam_size, keep=None, cache_rows=None):
   """Writes the rows that are done into `results` (at their index in the batch) and removes
   them from `state` (dicts of per-row tensors, one holding the inputs' "row") and from
-  `cache` (beam_size cache rows per row). `keep`: the rows not done (`_kept_rows`), where the
-  caller has them already. On a step where no row finished, nothing is computed or copied."""
+  `cache` (beam_size cache rows per row; or with `cache_rows`, a tuple of caches and the
+  cache rows per row of each). `keep`: the rows not done (`_kept_rows`), where the caller has
+  them already. On a step where no row finished, nothing is computed or copied."""
+  caches, per_row = ((cache,), (beam_size,)) if cache_rows is None else (cache, cache_rows)
+
   def drop():
     kept = _kept_rows(done) if keep is None else keep
     finished = tf.where(done)[:, 0]
     rows, inputs = state
     new_results = _write_rows(results, tf.gather(inputs["row"], finished),
                               {name: tf.gather(rows[name], finished) for name in results})
-    cache_keep = kept
-    if beam_size > 1:
-      cache_keep = tf.reshape(kept[:, None] * beam_size + tf.range(beam_size), [-1])
+    new_caches = []
+    for part, size in zip(caches, per_row):
+      cache_keep = kept
+      if size > 1:
+        cache_keep = tf.reshape(kept[:, None] * size + tf.range(size), [-1])
+      new_caches.append(tf.nest.map_structure(lambda t, i=cache_keep: tf.gather(t, i), part))
+    new_caches = new_caches[0] if cache_rows is None else tuple(new_caches)
     return (tf.nest.map_structure(lambda t: tf.gather(t, kept), state), new_results,
-            tf.nest.map_structure(lambda t: tf.gather(t, cache_keep), cache))
+            new_caches)
 
   return tf.cond(tf.reduce_any(done), drop, lambda: (state, results, cache))
 
@@ -266,7 +273,8 @@ def tile_beams(x, beam_size):
 
 def beam_search(step_fn, batch_size, decode_length, cache, beam_size, alpha=0.6,
                 eos_id=EOS_ID, max_lengths=None, prefix=None, prefix_length=None,
-                static_cache_keys=STATIC_CACHE_KEYS, early_stop=True, dynamic=False):
+                static_cache_keys=STATIC_CACHE_KEYS, early_stop=True, dynamic=False,
+                shared_cache_keys=()):
   """Beam search with a cache (see the module docstring for the algorithm).
 
   Args:
@@ -276,7 +284,8 @@ def beam_search(step_fn, batch_size, decode_length, cache, beam_size, alpha=0.6,
       with `dynamic`).
     cache: the initial cache for B rows (first axis B); it is tiled to B * beam_size rows
       (row b's beams are rows b*K .. b*K+K-1) and reordered as beams are chosen, except the
-      entries under `static_cache_keys`, which are only tiled.
+      entries under `static_cache_keys`, which are only tiled, and those under
+      `shared_cache_keys`, which are not even tiled.
     beam_size: K, the number of hypotheses kept (int).
     alpha: the length penalty's exponent; 0 ranks by log-probability alone.
     eos_id: the id that ends a hypothesis; None decodes every row to its limit.
@@ -284,6 +293,12 @@ def beam_search(step_fn, batch_size, decode_length, cache, beam_size, alpha=0.6,
     prefix: optional int [B, P], tokens forced at the first positions (a prompt).
     prefix_length: optional int [B], how many of `prefix`'s tokens each row forces.
     static_cache_keys: top-level cache keys whose tensors never change during decoding.
+    shared_cache_keys: top-level cache keys whose tensors never change and which every beam
+      of a row reads alike: step_fn gets them with one row per batch row (the beams of row b,
+      rows b*K .. b*K+K-1 of ids, all read row b), so they are neither copied K times nor
+      gathered K times over as rows finish. The Transformer's encoder keys and values
+      (`Transformer.beam_shared_cache_keys`): its cross-attention reads the beams of a row
+      as K queries of one memory row.
     early_stop: how a row with beam_size finished hypotheses decides it is done (see the
       module docstring): its best alive score at the current length (True) or at the row's
       limit (False, tensor2tensor's).
@@ -301,7 +316,8 @@ def beam_search(step_fn, batch_size, decode_length, cache, beam_size, alpha=0.6,
   k = beam_size
   limits = _row_limits(batch_size, decode_length, max_lengths)
   inputs = all_inputs = _row_inputs(batch_size, limits, prefix, prefix_length)
-  cache = _map_cache(lambda t: tile_beams(t, k), cache, ())
+  cache = _map_cache(lambda t: tile_beams(t, k), cache, shared_cache_keys)
+  static_cache_keys = tuple(static_cache_keys) + tuple(shared_cache_keys)
   seqs = tf.zeros([batch_size, k, decode_length], tf.int32)
   # Only the first beam is alive at the start, so the first step does not pick K copies.
   rows = {"last": tf.zeros([batch_size, k], tf.int32), "alive_seqs": seqs,
@@ -387,9 +403,11 @@ def beam_search(step_fn, batch_size, decode_length, cache, beam_size, alpha=0.6,
       kept = _kept_rows(done)
       beams = tf.gather(beams, kept)
       static, cache = _split_cache(cache, static_cache_keys)
-      (rows, loop_inputs), results, static = _drop_finished(
-          done, (rows, inputs), results, static, k, keep=kept)
-      cache = dict(cache, **static) if static else cache
+      shared, static = _split_cache(static, shared_cache_keys)
+      (rows, loop_inputs), results, (static, shared) = _drop_finished(
+          done, (rows, inputs), results, (static, shared), k, keep=kept,
+          cache_rows=(k, 1))
+      cache = dict(cache, **static, **shared)
     flat_beam = tf.reshape(beams, [-1])
     cache = _map_cache(lambda t: tf.gather(t, flat_beam), cache, static_cache_keys)
     return length, rows, loop_inputs, results, cache

@@ -44,7 +44,11 @@ class MultiHeadCrossAttention(MultiHeadAttentionBase):
       row).
     training: whether dropout is active.
     memory_kv: optional {"key": [B, N, S, key_dim], "value": [B, N, S, value_dim]} from
-      `compute_memory_kv(memory)`; it replaces the key/value projection of `memory`.
+      `compute_memory_kv(memory)`; it replaces the key/value projection of `memory`. x may
+      then hold G rows per memory row (batch G * B): rows g*G .. g*G+G-1 of x attend to
+      memory row g, as the G beams of one input do in beam search, which then reads the
+      memory once for all of them instead of from G copies. `memory_mask` and a per-row
+      `attention_bias` have the memory's B rows then; `mask` and `attention_mask` x's.
     return_attention_scores: also return the probabilities [B, N, length, memory_length].
     attention_bias: optional float32 [batch or 1, num_heads, length, memory_length] added to
       the attention logits (positions relative to the memory's).
@@ -139,25 +143,59 @@ class MultiHeadCrossAttention(MultiHeadAttentionBase):
       key, value = memory_kv["key"], memory_kv["value"]
     batch, length = static_shape(x)[:2]
     memory_length = static_shape(key)[2 if heads_first else 1]
-    query = self._split_heads(dense_2d(self._query_dense, x), self._key_dim)
+    query = dense_2d(self._query_dense, x)
+    if heads_first:
+      # Memory row g serves rows g*G .. g*G+G-1 of x (G = 1 unless beams share the memory):
+      # their queries become G*T query positions of row g, so that one batched matmul per
+      # memory row and head reads its keys for all of them.
+      x_shape = ops.shape(x)
+      memory_batch = ops.shape(key)[0]
+      query = ops.reshape(query, (memory_batch, -1, self.num_heads, self._key_dim))
+      if mask is not None:
+        check_mask_shape("mask", mask, (batch, length), name)
+        mask = ops.reshape(mask, (memory_batch, -1))
+      if attention_mask is not None:
+        attention_mask = ops.cast(attention_mask, "bool")
+        check_mask_shape("attention_mask", attention_mask, (batch, length, memory_length),
+                         name)
+        attention_mask = ops.reshape(
+            ops.broadcast_to(attention_mask, (x_shape[0], x_shape[1], ops.shape(key)[2])),
+            (memory_batch, -1, ops.shape(key)[2]))
+      if attention_bias is not None and length != 1:
+        # [B or 1, N, T, S] -> [B or 1, N, G*T, S] (with T = 1 it broadcasts as it is).
+        attention_bias = ops.tile(attention_bias, (1, 1, x_shape[0] // memory_batch, 1))
+      x_batch = batch if batch is not None else x_shape[0]
+      x_length = length if length is not None else x_shape[1]
+      batch = static_shape(key)[0]
+    else:
+      query = self._split_heads(query, self._key_dim)
     if self.position_heads:
       # The first `position_heads` heads read no content: their logits are attention_bias's.
       keep = ops.cast(ops.arange(self.num_heads) >= self.position_heads, query.dtype)
       query = query * ops.reshape(keep, (self.num_heads, 1))
     if heads_first:
       query = ops.transpose(query, (0, 2, 1, 3))
-    if mask is not None:
+    if mask is not None and not heads_first:
       check_mask_shape("mask", mask, (batch, length), name)
     if memory_mask is not None:
       check_mask_shape("memory_mask", memory_mask, (batch, memory_length), name)
     combined = padding_masks(mask, memory_mask)
     if attention_mask is not None:
-      attention_mask = ops.cast(attention_mask, "bool")
-      check_mask_shape("attention_mask", attention_mask, (batch, length, memory_length), name)
+      if not heads_first:
+        attention_mask = ops.cast(attention_mask, "bool")
+        check_mask_shape("attention_mask", attention_mask, (batch, length, memory_length),
+                         name)
       combined = and_masks(combined, attention_mask)
     output, scores = self._attention_output(query, key, value, combined, training,
                                             return_attention_scores, heads_first,
                                             attention_bias)
+    if heads_first:  # back to x's rows: [B, G*T, out] -> [G*B, T, out]
+      output = ops.reshape(output, (x_batch, x_length, self._output_dim))
+      if scores is not None:  # [B, N, G*T, S] -> [G*B, N, T, S]
+        memory_length = memory_length or ops.shape(scores)[-1]
+        scores = ops.reshape(ops.transpose(
+            ops.reshape(scores, (memory_batch, self.num_heads, -1, x_length, memory_length)),
+            (0, 2, 1, 3, 4)), (x_batch, self.num_heads, x_length, memory_length))
     return (output, scores) if return_attention_scores else output
 
   def compute_output_shape(self, x_shape, memory_shape=None):

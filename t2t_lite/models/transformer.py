@@ -118,6 +118,9 @@ class Transformer(base.T2TModel):
   reads_packed_features = True
   # init_decode_cache(batch, None) and decode_step(..., cache_grows=True) work (see decode_ids).
   supports_growing_cache = True
+  # decode_step reads these cache entries with one row per input whatever the number of beams
+  # (its cross-attention maps each input's beams onto its encoder row: search.beam_search).
+  beam_shared_cache_keys = ("memory_kv", "memory_mask")
 
   def __init__(self, hparams, problem_hparams, **kwargs):
     super().__init__(hparams, problem_hparams, **kwargs)

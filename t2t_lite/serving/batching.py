@@ -4,7 +4,10 @@ TensorFlow Serving's batching knobs, with its names:
 
 - `max_batch_size`: the most inputs one call of the model decodes;
 - `batch_timeout_micros`: how long a batch waits to fill, counted from when it could run
-  (its oldest input has come and a batch thread is free);
+  (its oldest input has come and a batch thread is free); it waits no longer once no other
+  request can come (`more_may_come`: t2t-serve says so when every open connection has its
+  request waiting in the batcher already), so a lone client's request runs at once and a
+  group of clients whose answers just went out is waited for until its last one is back;
 - `max_enqueued_batches`: the queue holds at most max_batch_size * max_enqueued_batches
   inputs; a request that does not fit fails at once (`QueueFullError`, HTTP 503) instead of
   waiting behind a backlog;
@@ -59,14 +62,16 @@ class Batcher:
       last one max_batch_size; None or empty: no padding).
     length: str -> int, an input's length for grouping.
     on_batch: optional callback(batch_size, seconds) after each batch.
+    more_may_come: optional callable, False when no more inputs can come to fill a batch
+      (then it runs without waiting for the rest of the timeout); None: always True.
 
   Call `start()` inside the event loop, `await submit(texts)` per request, and
   `await close()` to finish what is queued and stop.
   """
 
-  def __init__(self, run_batch, max_batch_size=32, batch_timeout_micros=2000,
+  def __init__(self, run_batch, max_batch_size=32, batch_timeout_micros=10000,
                max_enqueued_batches=16, num_batch_threads=0, allowed_batch_sizes=None,
-               length=len, on_batch=None):
+               length=len, on_batch=None, more_may_come=None):
     if max_batch_size < 1 or max_enqueued_batches < 1 or num_batch_threads < 0:
       raise ValueError("max_batch_size and max_enqueued_batches must be >= 1, "
                        "num_batch_threads >= 0.")
@@ -84,8 +89,10 @@ class Batcher:
     self._run_batch = run_batch
     self._length = length
     self._on_batch = on_batch
+    self._more_may_come = more_may_come
     self.num_batch_threads = batch_threads(num_batch_threads)
     self._busy = 0  # batch threads running a batch
+    self._open_requests = 0  # submitted requests not yet answered
     self._pending = collections.deque()
     self._running = set()
     self._closing = False
@@ -105,6 +112,11 @@ class Batcher:
     if padding:
       texts = texts + [min(texts, key=self._length)] * padding
     return list(self._run_batch(texts))[:len(texts) - padding]
+
+  @property
+  def open_requests(self):
+    """How many submitted requests still have inputs waiting or decoding."""
+    return self._open_requests
 
   @property
   def queued(self):
@@ -134,8 +146,19 @@ class Batcher:
     loop = asyncio.get_running_loop()
     now = time.monotonic()
     futures = []
+    self._open_requests += bool(texts)
+    left = [len(texts)]
+
+    def input_done(future):
+      del future
+      left[0] -= 1
+      if not left[0]:
+        self._open_requests -= 1
+
     for text in texts:
       future = loop.create_future()
+      # Runs (call_soon) before the batch loop resumes on the slot the batch frees.
+      future.add_done_callback(input_done)
       self._pending.append(_Item(text, self._length(text), future, now))
       futures.append(future)
     self._wakeup.set()
@@ -176,6 +199,8 @@ class Batcher:
       deadline = max(oldest.enqueued, free) + self._timeout
       while (not (self._closing or self._no_wait) and
              len(self._pending) < self.max_batch_size):
+        if self._more_may_come is not None and not self._more_may_come():
+          break
         left = deadline - time.monotonic()
         if left <= 0:
           break
@@ -228,6 +253,11 @@ class Batcher:
     half = (len(items) + 1) // 2
     return (await self._outcomes(loop, items[:half]) +
             await self._outcomes(loop, items[half:]))
+
+  def poke(self):
+    """Makes a waiting batch check again whether more inputs may come."""
+    if self._wakeup is not None:
+      self._wakeup.set()
 
   def flush(self):
     """From now on, batches run without waiting for the batch timeout (the server is

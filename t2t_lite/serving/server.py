@@ -69,7 +69,7 @@ class ServerOptions:
   """
   model_name: str = DEFAULT_MODEL_NAME
   max_batch_size: int = 32
-  batch_timeout_micros: int = 2000
+  batch_timeout_micros: int = 10000
   max_enqueued_batches: int = 16
   num_batch_threads: int = 0
   allowed_batch_sizes: tuple = None
@@ -208,8 +208,19 @@ class ModelServer:
         num_batch_threads=self.options.num_batch_threads,
         allowed_batch_sizes=self.options.allowed_batch_sizes,
         length=lambda text: input_length(text, self.options.input_unit),
-        on_batch=self.metrics.on_batch)
+        on_batch=self.metrics.on_batch, more_may_come=self._more_may_come)
     self.metrics.queued.set_function(lambda: self.batcher.queued)
+    self._runner = None  # set by serve(): its connections tell who may still send
+
+  def _more_may_come(self):
+    """Whether a request may still come to fill a batch: some open connection has no
+    request in the batcher (it is sending one, or reading its answer and may send the next).
+    When every connection's request waits in the batcher already, waiting longer only adds
+    latency. Unknown (an application served by other means): True."""
+    server = self._runner.server if self._runner is not None else None
+    if server is None:
+      return True
+    return len(server.connections) > self.batcher.open_requests
 
   def make_app(self):
     app = web.Application(client_max_size=self.options.max_request_bytes)
@@ -318,6 +329,7 @@ class ModelServer:
     runner = web.AppRunner(self.make_app(), handle_signals=False, access_log=None,
                            shutdown_timeout=self.options.shutdown_timeout)
     await runner.setup()
+    self._runner = runner
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     handled = []
