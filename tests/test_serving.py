@@ -445,6 +445,29 @@ def test_versions_under_a_base_path(export_dir, tmp_path):
   assert serving.resolve_export(str(tmp_path)) == (str(tmp_path / "3"), 3)
 
 
+def test_serving_runs_tensorflows_own_kernels_unless_told_otherwise(model, tmp_path):
+  environ = {}
+  t2t_serve.set_serving_environment(environ)
+  assert environ == {"TF_ENABLE_ONEDNN_OPTS": "0"}
+  environ = {"TF_ENABLE_ONEDNN_OPTS": "1"}  # the user's setting stays
+  t2t_serve.set_serving_environment(environ)
+  assert environ == {"TF_ENABLE_ONEDNN_OPTS": "1"}
+  # An export that computes in bfloat16 says so (t2t-serve then warns where oneDNN is off).
+  assert not model.computes_bfloat16
+
+  class Halves(tf.Module):
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def serve(self, inputs):
+      lengths = tf.cast(tf.strings.length(inputs), tf.bfloat16) * tf.constant(0.5, tf.bfloat16)
+      return {"outputs": inputs, "scores": tf.cast(lengths, tf.float32)}
+
+  module = Halves()
+  tf.saved_model.save(module, str(tmp_path), signatures={"serving_default": module.serve})
+  halves = serving.ExportedModel(str(tmp_path))
+  assert halves.computes_bfloat16
+  assert halves.predict(["abcd"]) == [{"outputs": "abcd", "scores": 2.0}]
+
+
 def test_sigterm_finishes_the_request_in_flight_and_exits_0(export_dir, script_env,
                                                             repo_root):
   proc = subprocess.Popen(

@@ -162,8 +162,11 @@ def _max_input_length(output_dir):
 def main(argv):
   import asyncio
 
+  from absl import logging
+
   from t2t_lite import constants
   from t2t_lite import serving
+  from t2t_lite.utils import hardware
   from t2t_lite.errors import ConfigError
 
   FLAGS = flags.FLAGS  # pylint: disable=invalid-name
@@ -189,6 +192,9 @@ def main(argv):
       max_request_bytes=FLAGS.max_request_bytes,
       shutdown_timeout=FLAGS.shutdown_timeout_secs)
   model = serving.ExportedModel(export_dir)
+  if model.computes_bfloat16 and not hardware.onednn_enabled():
+    logging.warning("%s computes in bfloat16, which TensorFlow's own CPU kernels emulate: "
+                    "set TF_ENABLE_ONEDNN_OPTS=1 for oneDNN's.", model.path)
   model.warm_up(options.allowed_batch_sizes or (1, options.max_batch_size))
   server = serving.ModelServer(model, options)
 
@@ -207,7 +213,23 @@ def main(argv):
   return 0
 
 
+# A decoding step is many small ops, for which TensorFlow's own CPU kernels cost less than
+# oneDNN's; float32 matmuls run as fast either way (BENCHMARKS.md "serve": t2t-serve with
+# oneDNN, `python -m benchmarks.serve`).
+SERVING_ENVIRONMENT = {"TF_ENABLE_ONEDNN_OPTS": "0"}
+
+
+def set_serving_environment(environ=None):
+  """TensorFlow's settings for serving, where the user has not set them (read when
+  TensorFlow is imported, so call it before). TF_ENABLE_ONEDNN_OPTS=1 brings oneDNN back,
+  e.g. for an export that computes in bfloat16."""
+  environ = os.environ if environ is None else environ
+  for name, value in SERVING_ENVIRONMENT.items():
+    environ.setdefault(name, value)
+
+
 def console_main():
+  set_serving_environment()
   common.run_main(main, "t2t-serve", __doc__)
 
 

@@ -112,6 +112,16 @@ def _error_message(error):
   return lines[-1] if lines else type(error).__name__
 
 
+def _computes_bfloat16(function):
+  """Whether an op of the signature's graph (its functions included) is typed bfloat16."""
+  graph_def = function.graph.as_graph_def()
+  nodes = list(graph_def.node)
+  for library_function in graph_def.library.function:
+    nodes.extend(library_function.node_def)
+  bfloat16 = tf.bfloat16.as_datatype_enum
+  return any(value.type == bfloat16 for node in nodes for value in node.attr.values())
+
+
 class ExportedModel:
   """The `serving_default` signature of a string-to-string decoder SavedModel.
 
@@ -126,6 +136,7 @@ class ExportedModel:
     path: the SavedModel directory served; version: its version number;
     output_names: the signature's outputs ("outputs", "scores", and with return_beams
       "beams", "beam_scores").
+    computes_bfloat16: whether the export computes in bfloat16 (mixed precision).
   """
 
   def __init__(self, export_dir):
@@ -142,6 +153,7 @@ class ExportedModel:
     self._function = function
     self.output_names = sorted(function.structured_outputs)
     self.returns_beams = "beams" in self.output_names
+    self.computes_bfloat16 = _computes_bfloat16(function)
 
   def predict(self, texts):
     """One decode of a batch: `texts` (a list of str) -> one dict of outputs per text.
