@@ -1,10 +1,10 @@
 """Serving: t2t-serve (dynamic batching) against the server a Keras user would write instead
 (one model call per request behind a plain aiohttp handler), same SavedModel, same HTTP
-library, side by side in one run. The per-request server runs twice: with TensorFlow's
-defaults, and with TensorFlow set as t2t-serve sets it by default (one intra-op thread, as
-t2t-serve gives each of its batch threads, one per core; TensorFlow's own CPU kernels instead
-of oneDNN's): its fastest setting, against which the target is judged. t2t-serve also runs
-with oneDNN's kernels, which its default turns off.
+library, side by side in one run. The per-request server runs twice: with TensorFlow's and
+asyncio's defaults, and "tuned", set as t2t-serve is by default (a thread for the model calls
+per core, each with one intra-op thread, as t2t-serve's batch threads; TensorFlow's own CPU
+kernels instead of oneDNN's): its fastest setting, against which the target is judged.
+t2t-serve also runs with oneDNN's kernels, which its default turns off.
 
     python -m benchmarks.serve --export_dir=/tmp/demo_export   # the demo's trained model
     python -m benchmarks.serve                         # a random-weight transformer_tiny export
@@ -66,7 +66,7 @@ MAX_INPUT_LENGTH = 64  # t2t-serve's limits in the run (the inputs have 4 to 40 
 MAX_REQUEST_BYTES = 1 << 16
 PROBLEM = "algorithmic_reverse_binary40"
 NAME = "bench"
-TUNED = "per-request server, 1 intra-op thread, oneDNN off"
+TUNED = "per-request server, tuned"
 ONEDNN = "t2t-serve with oneDNN"
 READY = re.compile(r"at (http://127\.0\.0\.1:\d+)")
 
@@ -86,10 +86,12 @@ def make_export(export_dir, decode_hparams):
   return export_dir
 
 
-def per_request_server(export_dir, host="127.0.0.1", intra_op_threads=0):
+def per_request_server(export_dir, host="127.0.0.1", intra_op_threads=0, call_threads=0):
   """The baseline: a plain aiohttp handler, one signature call per request (in a thread so
   the event loop keeps taking requests), answering TF Serving's row format; TensorFlow's
-  intra-op threads as given (0: its default)."""
+  intra-op threads as given (0: its default), and `call_threads` threads for the calls (0:
+  asyncio's default pool, min(32, cores + 4))."""
+  import concurrent.futures  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from aiohttp import web  # pylint: disable=g-import-not-at-top
   if intra_op_threads:
@@ -110,6 +112,9 @@ def per_request_server(export_dir, host="127.0.0.1", intra_op_threads=0):
         None, call, body["instances"])})
 
   async def main():
+    if call_threads:
+      asyncio.get_running_loop().set_default_executor(
+          concurrent.futures.ThreadPoolExecutor(call_threads))
     app = web.Application()
     app.router.add_post("/v1/models/%s:predict" % NAME, predict)
     runner = web.AppRunner(app, access_log=None)
@@ -255,14 +260,16 @@ def _run(export_dir, max_requests, max_seconds, warmup_requests, mixed_requests,
                "--port=0", "--model_name=" + NAME, "--max_input_length=%d" % MAX_INPUT_LENGTH,
                "--max_request_bytes=%d" % MAX_REQUEST_BYTES]
   per_request = [sys.executable, "-m", "benchmarks.serve", "--per_request_server=" + export_dir]
+  cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
   servers = {  # name: (command, environment)
       "t2t-serve": (t2t_serve, None),
       # TensorFlow's defaults: what a Keras user's server runs with.
       "per-request server": (per_request, {"TF_ENABLE_ONEDNN_OPTS": None}),
-      # The same server with TensorFlow set as t2t-serve sets it (one intra-op thread per
-      # batch thread, one batch thread per core; TensorFlow's own kernels, not oneDNN's): its
-      # fastest setting, and the fair one.
-      TUNED: (per_request + ["--per_request_intra_op_threads=1"],
+      # The same server set as t2t-serve is (a thread for the calls and an intra-op thread
+      # per core; TensorFlow's own kernels, not oneDNN's): its fastest setting, and the fair
+      # one.
+      TUNED: (per_request + ["--per_request_intra_op_threads=1",
+                             "--per_request_call_threads=%d" % cores],
               {"TF_ENABLE_ONEDNN_OPTS": "0"}),
       # t2t-serve's default of TensorFlow's own kernels, against oneDNN's.
       ONEDNN: (t2t_serve, {"TF_ENABLE_ONEDNN_OPTS": "1"}),
@@ -371,6 +378,8 @@ def _parser():
   parser.add_argument("--per_request_server", default=None, help=argparse.SUPPRESS)
   parser.add_argument("--per_request_intra_op_threads", type=int, default=0,
                       help=argparse.SUPPRESS)
+  parser.add_argument("--per_request_call_threads", type=int, default=0,
+                      help=argparse.SUPPRESS)
   return parser
 
 
@@ -394,7 +403,8 @@ def main(argv):
   args = _parser().parse_args(argv[1:])
   if args.per_request_server:
     per_request_server(args.per_request_server,
-                       intra_op_threads=args.per_request_intra_op_threads)
+                       intra_op_threads=args.per_request_intra_op_threads,
+                       call_threads=args.per_request_call_threads)
     return 0
   kwargs = parse_args(argv[1:])
   print(common.machine_description())

@@ -20,7 +20,8 @@ longer once every open connection's request is queued: nothing else can come to 
 --num_batch_threads=0 (0: one per CPU core, TensorFlow Serving's default; a decoding call
 runs its steps one after another, so batches on several threads use several cores),
 --tensorflow_intra_op_parallelism=0 (TensorFlow Serving's flag; 0: the cores divided between
-the batch threads, so each batch has its own),
+the batch threads, so each batch has its own); TensorFlow's own CPU kernels rather than
+oneDNN's unless TF_ENABLE_ONEDNN_OPTS is set,
 --allowed_batch_sizes (a batch is padded up to the next of these sizes,
 each warmed up before the port opens; default none: no padding, as in TensorFlow Serving); limits --max_input_length=-1 (in --input_unit=words|bytes; -1: the
 run's hparams max_length when served from --output_dir, else 1024; 0: none),
