@@ -481,8 +481,10 @@ def test_sigterm_finishes_the_request_in_flight_and_exits_0(export_dir, script_e
     match = re.search(r"at (http://127\.0\.0\.1:\d+)/", line)
     assert match, line + proc.stderr.read() if proc.poll() is not None else line
     url = match.group(1)
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-      # The 30 s batch timeout holds the request in the queue until SIGTERM flushes it.
+    # A connection open without a request (a client that may still send one) and the 30 s
+    # batch timeout hold the request in the queue until SIGTERM flushes it.
+    idle = socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])), WAIT)
+    with idle, concurrent.futures.ThreadPoolExecutor(1) as pool:
       waiting = pool.submit(http, predict_url(url), {"instances": ["1 0 1 1"]})
       wait_until(lambda: metric(url, "t2t_serving_queued_inputs") == 1)
       proc.send_signal(signal.SIGTERM)
