@@ -507,6 +507,23 @@ def test_dynamic_search_drops_finished_rows_and_grows_the_cache(beam_size):
   assert [len(d) for d in decodes] == [2, 5, 1, 3]
 
 
+@pytest.mark.parametrize("rows", [INPUTS, INPUTS[:1], INPUTS + [[6, 5, 4, 3, 2, 7, 1]]])
+def test_encoding_inputs_two_to_a_row_equals_encoding_them_one_to_a_row(seq2seq, rows):
+  # An even batch, one input, an odd batch (paired with an empty row): the encoder outputs
+  # at the real tokens and the mask are those of the plain encoder; zeros at the padding.
+  inputs = pad(rows)
+  lengths = tf.constant([len(r) for r in rows], tf.int32)
+  want, want_mask = seq2seq.encode(inputs)
+  got, got_mask = tf.function(decoding.decoder.encode_in_pairs)(
+      seq2seq, tf.constant(inputs), lengths)
+  mask = want_mask.numpy()
+  np.testing.assert_array_equal(got_mask.numpy(), mask)
+  assert got.shape == want.shape
+  np.testing.assert_allclose(got.numpy() * mask[..., None], want.numpy() * mask[..., None],
+                             atol=1e-5)
+  assert not np.any(got.numpy()[~mask])
+
+
 @pytest.mark.parametrize("dynamic", [False, True])
 def test_beams_sharing_the_encoder_rows_decode_as_beams_reading_copies(seq2seq, dynamic):
   # shared_cache_keys: the step function reads the encoder's keys, values and mask with one

@@ -139,6 +139,55 @@ def check_decodable(model):
          ", ".join(missing)))
 
 
+def encode_in_pairs(model, inputs, lengths):
+  """`model.encode(inputs)` with the inputs two to a row: the longest with the shortest, the
+  second longest with the second shortest, and so on, each a segment of its row
+  (`encode`'s segmentation and positions, as in packed training data). A batch of mixed
+  lengths padded to its longest is about half padding, which the encoder's matmuls compute
+  like real tokens; paired, its rows are about as long as the longest input and half as many.
+
+  Args:
+    model: a model whose `encode(inputs, segmentation=, position=)` reads packed rows.
+    inputs: int32 [B, T], each row's tokens first, then PAD_ID.
+    lengths: int32 [B], the tokens of each row.
+
+  Returns:
+    (encoder_output [B, T, hidden], mask bool [B, T]) as `model.encode(inputs)` returns them,
+    with zeros at the padding.
+  """
+  batch, width = tf.shape(inputs)[0], tf.shape(inputs)[1]
+  half = (batch + 1) // 2
+  # Longest first; an odd batch gets an empty row (index `batch`) to pair with.
+  order = tf.concat([tf.argsort(lengths, direction="DESCENDING", stable=True),
+                     tf.fill([2 * half - batch], batch)], 0)
+  first, second = order[:half], tf.reverse(order[half:], [0])
+  all_lengths = tf.concat([lengths, [0]], 0)
+  first_length = tf.gather(all_lengths, first)
+  row_length = first_length + tf.gather(all_lengths, second)
+  column = tf.range(tf.reduce_max(row_length))[None, :]  # [1, W]
+  in_first = column < first_length[:, None]
+  real = column < row_length[:, None]
+  source_row = tf.where(in_first, first[:, None], second[:, None])
+  position = tf.where(real, tf.where(in_first, column, column - first_length[:, None]), 0)
+  padded = tf.concat([inputs, tf.zeros([1, width], inputs.dtype)], 0)
+  ids = tf.where(real, tf.gather_nd(padded, tf.stack(
+      [source_row, tf.minimum(position, width - 1)], -1)), PAD_ID)
+  segmentation = tf.where(in_first, 1, tf.where(real, 2, 0))
+  packed, _ = model.encode(ids, training=False, segmentation=segmentation, position=position)
+  # Row r of the batch is at (pair row, offset) of the packed output.
+  pair_row = tf.tensor_scatter_nd_update(
+      tf.zeros([batch + 1], tf.int32), tf.concat([first, second], 0)[:, None],
+      tf.concat([tf.range(half)] * 2, 0))
+  offset = tf.tensor_scatter_nd_update(
+      tf.zeros([batch + 1], tf.int32), second[:, None], first_length)
+  offset = tf.tensor_scatter_nd_update(offset, first[:, None], tf.zeros([half], tf.int32))
+  mask = tf.not_equal(inputs, PAD_ID)
+  columns = tf.minimum(offset[:batch, None] + tf.range(width)[None, :], tf.shape(packed)[1] - 1)
+  output = tf.gather_nd(packed, tf.stack(
+      [tf.broadcast_to(pair_row[:batch, None], tf.shape(columns)), columns], -1))
+  return output * tf.cast(mask, output.dtype)[:, :, None], mask
+
+
 def decode_ids(model, inputs, beam_size=1, alpha=0.6, extra_length=50, eos_id=EOS_ID,
                early_stop=True, matmul_blocks=1, dynamic=None):
   """Decodes a batch with the model's cache: a function of tensors, for tf.function / XLA.
@@ -178,7 +227,11 @@ def decode_ids(model, inputs, beam_size=1, alpha=0.6, extra_length=50, eos_id=EO
   grows = bool(dynamic) and getattr(model, "supports_growing_cache", False)
   step_fn = functools.partial(model.decode_step, cache_grows=True) if grows else model.decode_step
   cache_length = None if grows else decode_length
-  if model.has_inputs:
+  if model.has_inputs and dynamic and getattr(model, "reads_packed_features", False):
+    encoder_output, encoder_mask = encode_in_pairs(model, inputs, lengths)
+    cache = model.init_decode_cache(batch_size, cache_length, encoder_output, encoder_mask)
+    prefix, prefix_length = None, tf.zeros_like(lengths)
+  elif model.has_inputs:
     encoder_output, encoder_mask = model.encode(inputs, training=False)
     cache = model.init_decode_cache(batch_size, cache_length, encoder_output, encoder_mask)
     prefix, prefix_length = None, tf.zeros_like(lengths)
