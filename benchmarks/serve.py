@@ -17,8 +17,11 @@ symbols, the same sequence for every server) and the next as soon as the answer 
 run throughout and their cells alternate, so a shared machine's load falls on all alike.
 Before the cells each server gets the same warm-up: --warmup_requests other inputs at each
 concurrency (first calls at new shapes prepare kernels, so a cold server measures that).
-Rows: requests per second, p50 and p99 latency, the batch sizes t2t-serve formed (from its
-/metrics), and the throughput ratios t2t-serve / per-request server at each concurrency.
+The cells run --repeats times (default 3), each time on inputs of another seed; rows give
+the median over the runs (the ratios: the median of each run's ratio, whose cells ran next to
+each other) and list each run's figure: requests per second, p50 and p99 latency, the batch
+sizes t2t-serve formed (from its /metrics), and the throughput ratios t2t-serve /
+per-request server at each concurrency.
 t2t-serve and the per-request server answer the same inputs with the same outputs (checked).
 
 Then --mixed_requests requests (default 10,000) go to t2t-serve from 32 clients, one in ten
@@ -44,6 +47,7 @@ import json
 import os
 import random
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -240,22 +244,24 @@ def percentile(values, q):
 
 def run(export_dir=None, max_requests=200, max_seconds=15.0,
         decode_hparams="beam_size=1,extra_length=20", warmup_requests=200,
-        mixed_requests=10000, mixed_seconds=600.0):
+        mixed_requests=10000, mixed_seconds=600.0, repeats=3):
   """The rows (see common.row); without `export_dir`, a random-weight export is made in a
   temporary directory."""
-  args = (max_requests, max_seconds, warmup_requests, mixed_requests, mixed_seconds)
+  args = (max_requests, max_seconds, warmup_requests, mixed_requests, mixed_seconds, repeats)
   if export_dir is None:
     with tempfile.TemporaryDirectory() as tmp:
       return _run(make_export(os.path.join(tmp, "export"), decode_hparams), *args)
   return _run(export_dir, *args)
 
 
+def _inputs(seed, count):
+  rng = random.Random(seed)
+  return [" ".join(rng.choice("01") for _ in range(rng.randint(4, 40))) for _ in range(count)]
+
+
 def _run(export_dir, max_requests, max_seconds, warmup_requests, mixed_requests,
-         mixed_seconds):
-  rng = random.Random(0)
-  inputs = [" ".join(rng.choice("01") for _ in range(rng.randint(4, 40)))
-            for _ in range(max_requests + warmup_requests)]
-  measured, warm = inputs[:max_requests], inputs[max_requests:]
+         mixed_seconds, repeats):
+  warm = _inputs(-1, warmup_requests)
   t2t_serve = [sys.executable, "-m", "t2t_lite.bin.t2t_serve", "--export_dir=" + export_dir,
                "--port=0", "--model_name=" + NAME, "--max_input_length=%d" % MAX_INPUT_LENGTH,
                "--max_request_bytes=%d" % MAX_REQUEST_BYTES]
@@ -274,7 +280,8 @@ def _run(export_dir, max_requests, max_seconds, warmup_requests, mixed_requests,
       # t2t-serve's default of TensorFlow's own kernels, against oneDNN's.
       ONEDNN: (t2t_serve, {"TF_ENABLE_ONEDNN_OPTS": "1"}),
   }
-  results, answers, batches = {}, {}, {}
+  # results[name, clients]: one (requests/s, latencies) per repeat; batches likewise.
+  results, answers, batches = collections.defaultdict(list), {}, collections.defaultdict(list)
   procs, urls = [], {}
   try:  # the servers run throughout; each cell loads one of them, the others idle
     for name, (command, environment) in servers.items():
@@ -283,16 +290,19 @@ def _run(export_dir, max_requests, max_seconds, warmup_requests, mixed_requests,
     for clients in CONCURRENCY:  # the same warm-up for each
       for name, url in urls.items():
         asyncio.run(load(url, warm, clients, warmup_requests, max_seconds))
-    for clients in CONCURRENCY:  # side by side at each concurrency
-      for name, url in urls.items():
-        before = batch_sizes(url) if name.startswith("t2t-serve") else None
-        latencies, seconds, outputs = asyncio.run(
-            load(url, measured, clients, max_requests, max_seconds))
-        results[name, clients] = (len(latencies) / seconds, latencies)
-        answers.setdefault(name, {}).update(outputs)
-        if before is not None:
-          after = batch_sizes(url)
-          batches[name, clients] = (after[1] - before[1]) / max(after[0] - before[0], 1)
+    for repeat in range(repeats):  # inputs of another seed each time, the same for all
+      measured = _inputs(repeat, max_requests)
+      for clients in CONCURRENCY:  # side by side at each concurrency
+        for name, url in urls.items():
+          before = batch_sizes(url) if name.startswith("t2t-serve") else None
+          latencies, seconds, outputs = asyncio.run(
+              load(url, measured, clients, max_requests, max_seconds))
+          results[name, clients].append((len(latencies) / seconds, latencies))
+          answers.setdefault(name, {}).update(outputs)
+          if before is not None:
+            after = batch_sizes(url)
+            batches[name, clients].append(
+                (after[1] - before[1]) / max(after[0] - before[0], 1))
     if mixed_requests:  # good inputs with the per-request server's answers
       mixed = _mixed_run(urls["t2t-serve"], answers["per-request server"], mixed_requests,
                          mixed_seconds)
@@ -303,36 +313,49 @@ def _run(export_dir, max_requests, max_seconds, warmup_requests, mixed_requests,
       proc.wait(30)
   shared = set(answers["t2t-serve"]) & set(answers["per-request server"])
   same = sum(answers["t2t-serve"][t] == answers["per-request server"][t] for t in shared)
+
+  def each(name, clients, figure):
+    return [figure(throughput, latencies) for throughput, latencies in results[name, clients]]
+
+  def ratios(a, b, clients):  # per repeat: the cells of one repeat ran next to each other
+    return [x / y for x, y in zip(each(a, clients, lambda t, _: t),
+                                  each(b, clients, lambda t, _: t))]
+
+  def spread(values):
+    return "median of %d: %s" % (len(values), ", ".join("%.3g" % v for v in values))
+
   rows = []
   for clients in CONCURRENCY:
     for name in servers:
-      throughput, latencies = results[name, clients]
-      details = "%d requests" % len(latencies)
-      if (name, clients) in batches:
-        details += ", %.1f inputs per model call" % batches[name, clients]
+      throughput = each(name, clients, lambda t, _: t)
+      details = "%d requests per run, %s" % (max_requests, spread(throughput))
+      if batches[name, clients]:
+        details += "; %.1f inputs per model call" % statistics.median(batches[name, clients])
       rows.append(common.row("serve: %s, %d clients, requests/s" % (name, clients),
-                             throughput, "req/s", "-", True, details))
-      rows.append(common.row("serve: %s, %d clients, p50 latency" % (name, clients),
-                             1000 * percentile(latencies, 50), "ms", "-", True))
-      rows.append(common.row("serve: %s, %d clients, p99 latency" % (name, clients),
-                             1000 * percentile(latencies, 99), "ms", "-", True))
-    ratio = results["t2t-serve", clients][0] / results["per-request server", clients][0]
+                             statistics.median(throughput), "req/s", "-", True, details))
+      for q in (50, 99):
+        rows.append(common.row(
+            "serve: %s, %d clients, p%d latency" % (name, clients, q),
+            statistics.median(each(name, clients, lambda _, lat, q=q: 1000 * percentile(lat, q))),
+            "ms", "-", True))
+    ratio = ratios("t2t-serve", "per-request server", clients)
     rows.append(common.row("serve: t2t-serve / per-request throughput, %d clients" % clients,
-                           ratio, "x", "-", True, "TensorFlow's default threads"))
+                           statistics.median(ratio), "x", "-", True,
+                           "TensorFlow's defaults; " + spread(ratio)))
     # The target is judged against the per-request server at its fastest.
-    ratio = results["t2t-serve", clients][0] / results[TUNED, clients][0]
+    ratio = ratios("t2t-serve", TUNED, clients)
     target = TARGET_SPEEDUP if clients == max(CONCURRENCY) else None
     rows.append(common.row(
-        "serve: t2t-serve / per-request throughput (same TensorFlow settings), %d clients" %
-        clients, ratio, "x", ">= %g" % target if target else "-",
-        target is None or ratio >= target))
-    ratio = results["t2t-serve", clients][0] / results[ONEDNN, clients][0]
+        "serve: t2t-serve / per-request throughput (tuned), %d clients" % clients,
+        statistics.median(ratio), "x", ">= %g" % target if target else "-",
+        target is None or statistics.median(ratio) >= target, spread(ratio)))
+    ratio = ratios("t2t-serve", ONEDNN, clients)
     rows.append(common.row("serve: t2t-serve / t2t-serve with oneDNN, %d clients" % clients,
-                           ratio, "x", "-", True, "TF_ENABLE_ONEDNN_OPTS=0 (default) / =1"))
-  latencies = results["t2t-serve", 8][1]
-  spread = percentile(latencies, 99) / percentile(latencies, 50)
-  rows.append(common.row("serve: t2t-serve p99 / p50 latency, 8 clients", spread, "x",
-                         "<= %g" % MAX_TAIL, spread <= MAX_TAIL))
+                           statistics.median(ratio), "x", "-", True,
+                           "TF_ENABLE_ONEDNN_OPTS=0 (default) / =1; " + spread(ratio)))
+  tails = each("t2t-serve", 8, lambda _, lat: percentile(lat, 99) / percentile(lat, 50))
+  rows.append(common.row("serve: t2t-serve p99 / p50 latency, 8 clients", statistics.median(tails), "x",
+                         "<= %g" % MAX_TAIL, statistics.median(tails) <= MAX_TAIL, spread(tails)))
   rows.append(common.row("serve: same outputs from both servers", same / max(len(shared), 1),
                          "fraction", "1.0", same == len(shared),
                          "%d inputs answered by both" % len(shared)))
@@ -375,6 +398,7 @@ def _parser():
   parser.add_argument("--warmup_requests", type=int, default=200)
   parser.add_argument("--mixed_requests", type=int, default=10000)
   parser.add_argument("--mixed_seconds", type=float, default=600.0)
+  parser.add_argument("--repeats", type=int, default=3)
   parser.add_argument("--per_request_server", default=None, help=argparse.SUPPRESS)
   parser.add_argument("--per_request_intra_op_threads", type=int, default=0,
                       help=argparse.SUPPRESS)
@@ -391,12 +415,14 @@ def parse_args(args):
     parser.error("--max_requests must be >= 1, --max_seconds and --mixed_seconds > 0")
   if a.warmup_requests < 0 or a.mixed_requests < 0:
     parser.error("--warmup_requests and --mixed_requests must be >= 0")
+  if a.repeats < 1:
+    parser.error("--repeats must be >= 1")
   if a.export_dir and not os.path.exists(os.path.join(a.export_dir, "saved_model.pb")):
     parser.error("--export_dir=%s holds no saved_model.pb" % a.export_dir)
   return {"export_dir": a.export_dir, "max_requests": a.max_requests,
           "max_seconds": a.max_seconds, "decode_hparams": a.decode_hparams,
           "warmup_requests": a.warmup_requests, "mixed_requests": a.mixed_requests,
-          "mixed_seconds": a.mixed_seconds}
+          "mixed_seconds": a.mixed_seconds, "repeats": a.repeats}
 
 
 def main(argv):
