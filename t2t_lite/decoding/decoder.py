@@ -227,12 +227,11 @@ def decode_ids(model, inputs, beam_size=1, alpha=0.6, extra_length=50, eos_id=EO
   grows = bool(dynamic) and getattr(model, "supports_growing_cache", False)
   step_fn = functools.partial(model.decode_step, cache_grows=True) if grows else model.decode_step
   cache_length = None if grows else decode_length
-  if model.has_inputs and dynamic and getattr(model, "reads_packed_features", False):
-    encoder_output, encoder_mask = encode_in_pairs(model, inputs, lengths)
-    cache = model.init_decode_cache(batch_size, cache_length, encoder_output, encoder_mask)
-    prefix, prefix_length = None, tf.zeros_like(lengths)
-  elif model.has_inputs:
-    encoder_output, encoder_mask = model.encode(inputs, training=False)
+  if model.has_inputs:
+    if dynamic and getattr(model, "reads_packed_features", False):
+      encoder_output, encoder_mask = encode_in_pairs(model, inputs, lengths)
+    else:
+      encoder_output, encoder_mask = model.encode(inputs, training=False)
     cache = model.init_decode_cache(batch_size, cache_length, encoder_output, encoder_mask)
     prefix, prefix_length = None, tf.zeros_like(lengths)
   else:

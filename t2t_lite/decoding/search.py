@@ -148,13 +148,14 @@ def _write_rows(results, row, values):
           for name, result in results.items()}
 
 
-def _drop_finished(done, state, results, cache, beam_size, keep=None, cache_rows=None):
+def _drop_finished(done, state, results, caches, keep=None):
   """Writes the rows that are done into `results` (at their index in the batch) and removes
-  them from `state` (dicts of per-row tensors, one holding the inputs' "row") and from
-  `cache` (beam_size cache rows per row; or with `cache_rows`, a tuple of caches and the
-  cache rows per row of each). `keep`: the rows not done (`_kept_rows`), where the caller has
-  them already. On a step where no row finished, nothing is computed or copied."""
-  caches, per_row = ((cache,), (beam_size,)) if cache_rows is None else (cache, cache_rows)
+  them from `state` (dicts of per-row tensors, one holding the inputs' "row") and from each
+  cache of `caches`, a tuple of (cache, its rows per row: beam_size, or 1 for a cache shared
+  by the beams). Returns (state, results, the caches). `keep`: the rows not done
+  (`_kept_rows`), where the caller has them already. On a step where no row finished,
+  nothing is computed or copied."""
+  caches, sizes = tuple(c for c, _ in caches), tuple(size for _, size in caches)
 
   def drop():
     kept = _kept_rows(done) if keep is None else keep
@@ -163,16 +164,15 @@ def _drop_finished(done, state, results, cache, beam_size, keep=None, cache_rows
     new_results = _write_rows(results, tf.gather(inputs["row"], finished),
                               {name: tf.gather(rows[name], finished) for name in results})
     new_caches = []
-    for part, size in zip(caches, per_row):
+    for cache, size in zip(caches, sizes):
       cache_keep = kept
       if size > 1:
         cache_keep = tf.reshape(kept[:, None] * size + tf.range(size), [-1])
-      new_caches.append(tf.nest.map_structure(lambda t, i=cache_keep: tf.gather(t, i), part))
-    new_caches = new_caches[0] if cache_rows is None else tuple(new_caches)
+      new_caches.append(tf.nest.map_structure(lambda t, i=cache_keep: tf.gather(t, i), cache))
     return (tf.nest.map_structure(lambda t: tf.gather(t, kept), state), new_results,
-            new_caches)
+            tuple(new_caches))
 
-  return tf.cond(tf.reduce_any(done), drop, lambda: (state, results, cache))
+  return tf.cond(tf.reduce_any(done), drop, lambda: (state, results, caches))
 
 
 def _search_loop(cond, body, rows, inputs, results, cache, dynamic):
@@ -243,8 +243,8 @@ def greedy_search(step_fn, batch_size, decode_length, cache, eos_id=EOS_ID, max_
                                                 token_log_prob),
             "last": token, "done": tf.logical_or(done, finished)}
     if dynamic:
-      (rows, loop_inputs), results, cache = _drop_finished(
-          rows["done"], (rows, inputs), results, cache, 1)
+      (rows, loop_inputs), results, (cache,) = _drop_finished(
+          rows["done"], (rows, inputs), results, ((cache, 1),))
     return i + 1, rows, loop_inputs, results, cache
 
   rows = _search_loop(cond, body, rows, inputs, results, cache, dynamic)
@@ -405,8 +405,7 @@ def beam_search(step_fn, batch_size, decode_length, cache, beam_size, alpha=0.6,
       static, cache = _split_cache(cache, static_cache_keys)
       shared, static = _split_cache(static, shared_cache_keys)
       (rows, loop_inputs), results, (static, shared) = _drop_finished(
-          done, (rows, inputs), results, (static, shared), k, keep=kept,
-          cache_rows=(k, 1))
+          done, (rows, inputs), results, ((static, k), (shared, 1)), keep=kept)
       cache = dict(cache, **static, **shared)
     flat_beam = tf.reshape(beams, [-1])
     cache = _map_cache(lambda t: tf.gather(t, flat_beam), cache, static_cache_keys)

@@ -254,11 +254,6 @@ class Batcher:
     return (await self._outcomes(loop, items[:half]) +
             await self._outcomes(loop, items[half:]))
 
-  def poke(self):
-    """Makes a waiting batch check again whether more inputs may come."""
-    if self._wakeup is not None:
-      self._wakeup.set()
-
   def flush(self):
     """From now on, batches run without waiting for the batch timeout (the server is
     draining: no more requests will come to fill them)."""
