@@ -18,7 +18,8 @@ of padding, in batches of one fixed shape [rows, packed_length] (no retracing, s
 The hparam `packed_length` (basic_params1) chooses: -1 lets the problem decide
 (`Problem.packed_length(model_hparams)`: 0 for most problems, `max_length` for text-to-text and
 language-model problems), 0 turns packing off, N > 0 packs rows of N tokens. Only training
-batches are packed; evaluation and prediction read one example a row.
+batches are packed; evaluation and prediction read one example a row (decoding outside XLA
+then pairs its encoder inputs in packed rows itself: `decoding.decoder.encode_in_pairs`).
 
 How: the examples (already shuffled) are taken `CHUNK_EXAMPLES` at a time, and each chunk is
 packed first-fit (an example goes into the first row of the chunk with room for both its
