@@ -37,7 +37,10 @@ setup(
         "prometheus_client>=0.16",
     ],
     extras_require={
-        "test": ["pytest>=7", "pytest-xdist>=3", "hypothesis>=6"],
+        # tensorflow-text: the SentencePiece op of the strings SavedModel (exporting and
+        # serving a SentencePiece vocabulary); built for one TensorFlow version, so optional.
+        "text": ["tensorflow-text>=2.16"],
+        "test": ["pytest>=7", "pytest-xdist>=3", "hypothesis>=6", "tensorflow-text>=2.16"],
         # The peer the benchmarks compare against (benchmarks/peer.py, benchmarks/translate.py);
         # never needed to train, decode or test.
         "bench": ["keras-hub>=0.20"],

@@ -57,6 +57,28 @@ def test_token_embedding_values_mask_and_logits():
   np.testing.assert_allclose(unscaled(ids), np.asarray(unscaled.embeddings)[ids], atol=1e-6)
 
 
+def test_transposed_output_weights_give_the_same_logits_from_a_stored_table():
+  from t2t_lite.layers import embedding as embedding_lib  # pylint: disable=g-import-not-at-top
+  embed, other = TokenEmbedding(10, 8), TokenEmbedding(10, 8)
+  x = _randn(3, 1, 8)
+  embed(np.ones([1, 1], "int32"))
+  want = np.asarray(x) @ np.asarray(embed.embeddings).T
+  logits = tf.function(embed.logits)  # traced inside the block: reads the table it was given
+  with embedding_lib.transposed_output_weights([embed, other]):  # other is not built: skipped
+    np.testing.assert_allclose(logits(x), want, atol=1e-5)
+  copies = embedding_lib.transposed_output_copies(embed)
+  (copy,) = copies.values()
+  assert not copy.trainable
+  np.testing.assert_array_equal(np.asarray(copy), np.asarray(embed.embeddings).T)
+  # The block uses the table it is given (a changed one shows it), and a block inside it
+  # keeps the outer table rather than transposing the weights again.
+  copy.assign(np.asarray(copy) * 2.0)
+  with embedding_lib.transposed_output_weights(embed, copies):
+    with embedding_lib.transposed_output_weights(embed):
+      np.testing.assert_allclose(embed.logits(x), 2.0 * want, atol=1e-5)
+  np.testing.assert_allclose(embed.logits(x), want, atol=1e-5)  # outside: the weights
+
+
 @pytest.mark.parametrize("position", ["sinusoidal", "learned"])
 def test_token_embedding_start_index_offsets_positions(position):
   embed = TokenEmbedding(10, 8, position=position, max_length=8)

@@ -20,10 +20,12 @@ text is NFKC-normalised and runs of spaces collapse (SentencePiece's `nmt_nfkc`)
     enc = SentencePieceEncoder("/data/vocab.my_problem.8192.sentencepiece.model")
     enc.decode(enc.encode("hello world")) == "hello world"
 
-There is no `encode_tf`: segmenting text with a SentencePiece model needs the SentencePiece
-op of tensorflow-text, so a problem with this vocabulary cannot be exported as a
-strings-in/strings-out SavedModel (`t2t-decoder --export_saved_model` says so); the
-features -> logits export works.
+`encode_tf` / `decode_tf` do the same in TensorFlow ops, through tensorflow-text's
+SentencePiece op (the same SentencePiece library, so the same ids), so a problem with this
+vocabulary exports as a strings-in/strings-out SavedModel (`t2t-decoder
+--export_saved_model`) that t2t-serve and TensorFlow Serving serve. tensorflow-text is not a
+dependency (it is built for one TensorFlow version): without it that export is a one-line
+error saying to install it; the features -> logits export needs nothing.
 """
 import io
 import os
@@ -143,6 +145,37 @@ class SentencePieceEncoder(TextEncoder):
                                "corpus: %s" % (target_vocab_size, str(e).strip()[:300])
                                ) from None
     return cls(model_proto=model.getvalue())
+
+  def tf_resources(self):
+    """The TensorFlow objects `encode_tf` / `decode_tf` use (a SavedModel must track them):
+    one tensorflow-text SentencepieceTokenizer, made on the first call, outside any graph.
+
+    Raises:
+      ConfigError: tensorflow-text is not installed.
+    """
+    if getattr(self, "_tf_tokenizer", None) is None:
+      try:
+        import tensorflow_text  # pylint: disable=g-import-not-at-top
+      except ImportError:
+        raise errors.ConfigError(
+            "a SentencePiece vocabulary in TensorFlow ops (a strings-in/strings-out "
+            "SavedModel) needs tensorflow-text: pip install tensorflow-text (the release "
+            "of your TensorFlow's version)") from None
+      with tf.init_scope():  # a resource of the SavedModel, not of a traced function
+        self._tf_tokenizer = tensorflow_text.SentencepieceTokenizer(
+            model=self._proto, out_type=tf.int32)
+    return [self._tf_tokenizer]
+
+  def encode_tf(self, strings):
+    """strings [B] -> int32 ragged [B, None], as `encode` (no EOS)."""
+    return self.tf_resources()[0].tokenize(strings)
+
+  def decode_tf(self, ids):
+    """int ragged [..., None] -> strings [...], as `decode`: reserved ids and ids outside
+    the vocabulary are left out."""
+    ids = tf.cast(ids, tf.int32)
+    keep = (ids >= NUM_RESERVED_TOKENS) & (ids < self.vocab_size)
+    return self.tf_resources()[0].detokenize(tf.ragged.boolean_mask(ids, keep))
 
   @property
   def model_proto(self):

@@ -24,6 +24,7 @@ from t2t_lite.decoding import search
 from t2t_lite.errors import ConfigError, HParamsError
 from t2t_lite.hparams import HParams
 from t2t_lite.layers import dense as dense_lib
+from t2t_lite.layers import embedding as embedding_lib
 from t2t_lite.layers.xla_context import in_xla_context
 from t2t_lite.utils import hardware
 # Batches are padded to a multiple of this length, so a tf.function sees few distinct shapes
@@ -238,8 +239,10 @@ def decode_ids(model, inputs, beam_size=1, alpha=0.6, extra_length=50, eos_id=EO
     cache = model.init_decode_cache(batch_size, cache_length)
     prefix, prefix_length = inputs, lengths
   # Entered here, outside the search's loop (the encoder's and the cache's matmuls are big
-  # enough to use every core already): the kernels' blocks are sliced once per call.
-  with dense_lib.column_parallel(model, matmul_blocks):
+  # enough to use every core already): the kernels' blocks are sliced, and outside XLA (which
+  # picks its own layouts) the output embedding transposed, once per call.
+  with dense_lib.column_parallel(model, matmul_blocks), \
+      embedding_lib.transposed_output_weights([] if in_xla_context() else model):
     if int(beam_size) <= 1:
       ids, scores = search.greedy_search(
           step_fn, batch_size, decode_length, cache, eos_id=eos_id, max_lengths=max_lengths,

@@ -27,9 +27,13 @@ expressible in TensorFlow ops. Supported:
 - `TextEncoder`: whitespace-separated integers (`tf.strings.to_number`);
 - `ByteTextEncoder`: UTF-8 bytes (`tf.strings.bytes_split`); invalid UTF-8 in a decode is
   replaced by U+FFFD, as `ByteTextEncoder.decode` does;
+- `SentencePieceEncoder`, through tensorflow-text's SentencePiece op (installed apart: the
+  SavedModel then loads where tensorflow-text is imported, as in t2t-serve, or in a server
+  built with its ops, as TensorFlow Serving is);
 - any encoder that defines `encode_tf(strings) -> tf.RaggedTensor of int32 ids` and
   `decode_tf(ids: tf.RaggedTensor) -> tf.string tensor` (without EOS handling: the exporter
-  adds EOS to inputs and strips it, padding and the prompt from outputs).
+  adds EOS to inputs and strips it, padding and the prompt from outputs), and optionally
+  `tf_resources()`, the TensorFlow objects those use, for the SavedModel to track.
 
 Other encoders (e.g. `SubwordTextEncoder`) raise `ExportNotSupportedError`.
 
@@ -47,6 +51,7 @@ from t2t_lite.constants import EOS_ID, PAD_ID
 from t2t_lite.data import packing
 from t2t_lite.data import text_encoder
 from t2t_lite.decoding import decoder as decoder_lib
+from t2t_lite.layers import embedding as embedding_lib
 from t2t_lite.errors import ConfigError
 
 
@@ -85,6 +90,10 @@ class InGraphCodec:
         getattr(encoder, "decode_tf", None)):
       self.kind = "custom"
       self.custom = encoder
+      try:
+        self.resources()  # an encoder whose ops need a missing package says so now
+      except ConfigError as e:
+        raise ExportNotSupportedError("--export_saved_model: %s" % e) from None
     elif isinstance(encoder, text_encoder.ByteTextEncoder) and _same_method(
         encoder, text_encoder.ByteTextEncoder, "encode", "decode"):
       self.kind = "bytes"
@@ -164,7 +173,20 @@ class InGraphCodec:
     return tf.strings.reduce_join(words, axis=-1, separator=" ")
 
   def resources(self):
+    """The TensorFlow objects the SavedModel must track (lookup tables, tokenizers)."""
+    if self.custom is not None:
+      return list(getattr(self.custom, "tf_resources", list)())
     return [self.table] if self.table is not None else []
+
+
+class _Tracked:
+  """More objects for the SavedModel to keep (the transposed output embeddings)."""
+
+  def __init__(self, objects):
+    self.objects = objects
+
+  def resources(self):
+    return self.objects
 
 
 def _decoded_ragged(ids, prefix_length, eos_id):
@@ -176,7 +198,8 @@ def _decoded_ragged(ids, prefix_length, eos_id):
 
 
 def make_serving_fn(task, model, decode_hp):
-  """The (strings [B]) -> dict of tensors function the SavedModel serves, and its codecs.
+  """The (strings [B]) -> dict of tensors function the SavedModel serves, and the objects
+  (its codecs, the transposed output embeddings) whose `resources()` the SavedModel keeps.
 
   Raises:
     ExportNotSupportedError: an encoder that cannot be expressed in TensorFlow ops.
@@ -194,6 +217,7 @@ def make_serving_fn(task, model, decode_hp):
   extra_length, return_beams = int(decode_hp.extra_length), bool(decode_hp.return_beams)
   max_input_size = int(decode_hp.max_input_size)
   has_inputs = model.has_inputs
+  output_tables = embedding_lib.transposed_output_copies(model)
 
   def serve(inputs):
     ids = source.encode(inputs)
@@ -205,7 +229,8 @@ def make_serving_fn(task, model, decode_hp):
     dense = ids.to_tensor(PAD_ID)
     dense = tf.cond(tf.shape(dense)[1] > 0, lambda: dense,
                     lambda: tf.zeros([tf.shape(dense)[0], 1], tf.int32))
-    result = decoder_lib.decode_ids(model, dense, beam_size, alpha, extra_length)
+    with embedding_lib.transposed_output_weights(model, output_tables):
+      result = decoder_lib.decode_ids(model, dense, beam_size, alpha, extra_length)
     outputs = result["outputs"]  # [B, K, L]
     shape = tf.shape(outputs)
     flat = tf.reshape(outputs, [shape[0] * shape[1], shape[2]])
@@ -218,7 +243,8 @@ def make_serving_fn(task, model, decode_hp):
       out["beam_scores"] = result["scores"]
     return out
 
-  return serve, [c for c in {id(source): source, id(target): target}.values()]
+  return serve, [c for c in {id(source): source, id(target): target}.values()
+                 ] + [_Tracked(list(output_tables.values()))]
 
 
 def _write_archive(archive, export_dir):

@@ -122,6 +122,41 @@ def _computes_bfloat16(function):
   return any(value.type == bfloat16 for node in nodes for value in node.attr.values())
 
 
+def load_saved_model(path):
+  """tf.saved_model.load(path), with the ops of tensorflow-text registered first where the
+  export uses them (a SentencePiece vocabulary: its SentencepieceOp), as a server built
+  with those ops (TensorFlow Serving's model server) runs it.
+
+  Raises:
+    ConfigError: the export needs ops that are not installed (the message names them).
+  """
+  try:
+    return tf.saved_model.load(path)
+  except (tf.errors.OpError, ValueError, RuntimeError) as e:
+    message = str(e)
+    if "not registered" not in message:
+      raise
+  try:
+    import tensorflow_text  # pylint: disable=g-import-not-at-top,unused-import
+  except ImportError:
+    raise ConfigError(
+        "%s uses ops TensorFlow does not have (%s): an export with a SentencePiece "
+        "vocabulary needs tensorflow-text: pip install tensorflow-text" %
+        (path, _unregistered_op(message))) from None
+  try:
+    return tf.saved_model.load(path)
+  except (tf.errors.OpError, ValueError, RuntimeError) as e:
+    if "not registered" not in str(e):
+      raise
+    raise ConfigError("%s uses ops TensorFlow does not have (%s)" %
+                      (path, _unregistered_op(str(e)))) from None
+
+
+def _unregistered_op(message):
+  start = message.find("Op type not registered")
+  return message[start:].split(" in binary")[0] if start >= 0 else message.splitlines()[0]
+
+
 class ExportedModel:
   """The `serving_default` signature of a string-to-string decoder SavedModel.
 
@@ -130,7 +165,8 @@ class ExportedModel:
 
   Raises:
     ExportNotFoundError: no SavedModel there.
-    ConfigError: a SavedModel without a `serving_default` signature taking string "inputs".
+    ConfigError: a SavedModel needing ops that are not installed, or one without a
+      `serving_default` signature taking string "inputs".
 
   Attributes:
     path: the SavedModel directory served; version: its version number;
@@ -141,7 +177,7 @@ class ExportedModel:
 
   def __init__(self, export_dir):
     self.path, self.version = resolve_export(export_dir)
-    self._loaded = tf.saved_model.load(self.path)
+    self._loaded = load_saved_model(self.path)
     function = self._loaded.signatures.get(SIGNATURE_NAME)
     inputs = function.structured_input_signature[1] if function is not None else {}
     spec = inputs.get(INPUT_NAME)
