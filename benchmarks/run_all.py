@@ -20,7 +20,7 @@ from benchmarks import common
 
 # In the order they appear in BENCHMARKS.md.
 MODULES = ["attention", "input_pipeline", "train", "decode", "vocab", "translate", "peer",
-           "serve", "length"]
+           "serve", "serve_translate", "length"]
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 OUTPUT = os.path.join(os.path.dirname(_HERE), "BENCHMARKS.md")

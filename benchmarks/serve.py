@@ -99,9 +99,11 @@ def per_request_server(export_dir, host="127.0.0.1", intra_op_threads=0, call_th
   import concurrent.futures  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from aiohttp import web  # pylint: disable=g-import-not-at-top
+  from t2t_lite.serving import model as serving_model  # pylint: disable=g-import-not-at-top
   if intra_op_threads:
     tf.config.threading.set_intra_op_parallelism_threads(intra_op_threads)
-  serve = tf.saved_model.load(export_dir).signatures["serving_default"]
+  # What its user does for an export with tensorflow-text's ops (import it first), only then.
+  serve = serving_model.load_saved_model(export_dir).signatures["serving_default"]
 
   def call(texts):
     out = serve(inputs=tf.constant(texts))
@@ -186,9 +188,10 @@ def batch_sizes(url):
   return tuple(values)
 
 
-def bad_requests(max_input_length, max_request_bytes):
-  """(body bytes, a phrase the 400's error must hold), one of each kind of bad request."""
-  return [
+def bad_requests(max_input_length, max_request_bytes, unknown_token=True):
+  """(body bytes, a phrase the 400's error must hold), one of each kind of bad request (an
+  unknown token only with `unknown_token`: a vocabulary of symbols has them)."""
+  bad = [
       (b"{not json", "malformed JSON"),
       (b'{"instance": ["1 0"]}', "unknown field"),
       (b'{"instances": ["1 0", 3]}', "must be a string"),
@@ -197,8 +200,10 @@ def bad_requests(max_input_length, max_request_bytes):
        "this server takes at most %d" % max_input_length),
       (json.dumps({"instances": ["1 0 " * (max_request_bytes // 4 + 1)]}).encode(),
        "over this server's limit"),
-      (b'{"instances": ["1 zebra 0"]}', "unknown token"),
   ]
+  if unknown_token:
+    bad.append((b'{"instances": ["1 zebra 0"]}', "unknown token"))
+  return bad
 
 
 async def mixed_load(url, requests, clients, max_seconds):
@@ -245,24 +250,34 @@ def percentile(values, q):
 
 def run(export_dir=None, max_requests=200, max_seconds=15.0,
         decode_hparams="beam_size=1,extra_length=20", warmup_requests=200,
-        mixed_requests=10000, mixed_seconds=600.0, repeats=3):
-  """The rows (see common.row); without `export_dir`, a random-weight export is made in a
-  temporary directory."""
-  args = (max_requests, max_seconds, warmup_requests, mixed_requests, mixed_seconds, repeats)
+        mixed_requests=10000, mixed_seconds=600.0, repeats=3, inputs_file=None,
+        label="serve"):
+  """The rows (see common.row), named "`label`: ..."; without `export_dir`, a random-weight
+  export is made in a temporary directory. `inputs_file`: the inputs are its non-empty lines
+  (free text, which has no unknown token: the mixed run leaves that bad request out), not
+  algorithmic ones."""
+  lines = None
+  if inputs_file:
+    with open(inputs_file, encoding="utf-8") as f:
+      lines = [line.strip() for line in f if line.strip()]
+  args = (max_requests, max_seconds, warmup_requests, mixed_requests, mixed_seconds, repeats,
+          lines, label)
   if export_dir is None:
     with tempfile.TemporaryDirectory() as tmp:
       return _run(make_export(os.path.join(tmp, "export"), decode_hparams), *args)
   return _run(export_dir, *args)
 
 
-def _inputs(seed, count):
+def _inputs(seed, count, lines=None):
   rng = random.Random(seed)
+  if lines:
+    return [rng.choice(lines) for _ in range(count)]
   return [" ".join(rng.choice("01") for _ in range(rng.randint(4, 40))) for _ in range(count)]
 
 
 def _run(export_dir, max_requests, max_seconds, warmup_requests, mixed_requests,
-         mixed_seconds, repeats):
-  warm = _inputs(-1, warmup_requests)
+         mixed_seconds, repeats, lines, label):
+  warm = _inputs(-1, warmup_requests, lines)
   t2t_serve = [sys.executable, "-m", "t2t_lite.bin.t2t_serve", "--export_dir=" + export_dir,
                "--port=0", "--model_name=" + NAME, "--max_input_length=%d" % MAX_INPUT_LENGTH,
                "--max_request_bytes=%d" % MAX_REQUEST_BYTES]
@@ -293,7 +308,7 @@ def _run(export_dir, max_requests, max_seconds, warmup_requests, mixed_requests,
         asyncio.run(load(url, warm, clients, warmup_requests, max_seconds))
     for repeat in range(repeats):  # inputs of another seed each time, the same for all
       # Seeds 11, 12, ...: the probes that chose t2t-serve's settings drew inputs of seed 0.
-      measured = _inputs(SEED + repeat, max_requests)
+      measured = _inputs(SEED + repeat, max_requests, lines)
       for clients in CONCURRENCY:  # side by side at each concurrency
         for name, url in urls.items():
           before = batch_sizes(url) if name.startswith("t2t-serve") else None
@@ -307,7 +322,7 @@ def _run(export_dir, max_requests, max_seconds, warmup_requests, mixed_requests,
                 (after[1] - before[1]) / max(after[0] - before[0], 1))
     if mixed_requests:  # good inputs with the per-request server's answers
       mixed = _mixed_run(urls["t2t-serve"], answers["per-request server"], mixed_requests,
-                         mixed_seconds)
+                         mixed_seconds, label, unknown_token=lines is None)
   finally:
     for proc in procs:
       proc.terminate()
@@ -333,32 +348,32 @@ def _run(export_dir, max_requests, max_seconds, warmup_requests, mixed_requests,
       details = "%d requests per run, %s" % (max_requests, spread(throughput))
       if batches[name, clients]:
         details += "; %.1f inputs per model call" % statistics.median(batches[name, clients])
-      rows.append(common.row("serve: %s, %d clients, requests/s" % (name, clients),
+      rows.append(common.row("%s: %s, %d clients, requests/s" % (label, name, clients),
                              statistics.median(throughput), "req/s", "-", True, details))
       for q in (50, 99):
         rows.append(common.row(
-            "serve: %s, %d clients, p%d latency" % (name, clients, q),
+            "%s: %s, %d clients, p%d latency" % (label, name, clients, q),
             statistics.median(each(name, clients, lambda _, lat, q=q: 1000 * percentile(lat, q))),
             "ms", "-", True))
     ratio = ratios("t2t-serve", "per-request server", clients)
-    rows.append(common.row("serve: t2t-serve / per-request throughput, %d clients" % clients,
+    rows.append(common.row("%s: t2t-serve / per-request throughput, %d clients" % (label, clients),
                            statistics.median(ratio), "x", "-", True,
                            "TensorFlow's defaults; " + spread(ratio)))
     # The target is judged against the per-request server at its fastest.
     ratio = ratios("t2t-serve", TUNED, clients)
     target = TARGET_SPEEDUP if clients == max(CONCURRENCY) else None
     rows.append(common.row(
-        "serve: t2t-serve / per-request throughput (tuned), %d clients" % clients,
+        "%s: t2t-serve / per-request throughput (tuned), %d clients" % (label, clients),
         statistics.median(ratio), "x", ">= %g" % target if target else "-",
         target is None or statistics.median(ratio) >= target, spread(ratio)))
     ratio = ratios("t2t-serve", ONEDNN, clients)
-    rows.append(common.row("serve: t2t-serve / t2t-serve with oneDNN, %d clients" % clients,
+    rows.append(common.row("%s: t2t-serve / t2t-serve with oneDNN, %d clients" % (label, clients),
                            statistics.median(ratio), "x", "-", True,
                            "TF_ENABLE_ONEDNN_OPTS=0 (default) / =1; " + spread(ratio)))
   tails = each("t2t-serve", 8, lambda _, lat: percentile(lat, 99) / percentile(lat, 50))
-  rows.append(common.row("serve: t2t-serve p99 / p50 latency, 8 clients", statistics.median(tails), "x",
+  rows.append(common.row("%s: t2t-serve p99 / p50 latency, 8 clients" % label, statistics.median(tails), "x",
                          "<= %g" % MAX_TAIL, statistics.median(tails) <= MAX_TAIL, spread(tails)))
-  rows.append(common.row("serve: same outputs from both servers", same / max(len(shared), 1),
+  rows.append(common.row("%s: same outputs from both servers" % label, same / max(len(shared), 1),
                          "fraction", "1.0", same == len(shared),
                          "%d inputs answered by both" % len(shared)))
   if mixed_requests:
@@ -366,11 +381,11 @@ def _run(export_dir, max_requests, max_seconds, warmup_requests, mixed_requests,
   return rows
 
 
-def _mixed_run(url, reference, count, max_seconds):
+def _mixed_run(url, reference, count, max_seconds, label, unknown_token=True):
   """The row of `count` requests to t2t-serve, one in ten bad, from 32 clients."""
   rng = random.Random(1)
   good = sorted(reference)
-  bad = bad_requests(MAX_INPUT_LENGTH, MAX_REQUEST_BYTES)
+  bad = bad_requests(MAX_INPUT_LENGTH, MAX_REQUEST_BYTES, unknown_token)
   requests = []
   for i in range(count):
     if i % 10 == 9:
@@ -383,7 +398,7 @@ def _mixed_run(url, reference, count, max_seconds):
   counts, seconds = asyncio.run(mixed_load(url, requests, max(CONCURRENCY), max_seconds))
   right = counts["right good"] + counts["right bad"]
   return common.row(
-      "serve: %d requests, 10%% bad, %d clients: answered right" % (count, max(CONCURRENCY)),
+      "%s: %d requests, 10%% bad, %d clients: answered right" % (label, count, max(CONCURRENCY)),
       right / count, "fraction", "1.0", right == count,
       "%d good answered right, %d bad answered 400, %d wrong, %d lost, %d not sent in "
       "%.0f s; %.1f req/s" % (counts["right good"], counts["right bad"], counts["wrong"],
@@ -401,6 +416,8 @@ def _parser():
   parser.add_argument("--mixed_requests", type=int, default=10000)
   parser.add_argument("--mixed_seconds", type=float, default=600.0)
   parser.add_argument("--repeats", type=int, default=3)
+  parser.add_argument("--inputs_file", default=None,
+                      help="draw the inputs from this file's lines (free text)")
   parser.add_argument("--per_request_server", default=None, help=argparse.SUPPRESS)
   parser.add_argument("--per_request_intra_op_threads", type=int, default=0,
                       help=argparse.SUPPRESS)
@@ -421,7 +438,10 @@ def parse_args(args):
     parser.error("--repeats must be >= 1")
   if a.export_dir and not os.path.exists(os.path.join(a.export_dir, "saved_model.pb")):
     parser.error("--export_dir=%s holds no saved_model.pb" % a.export_dir)
-  return {"export_dir": a.export_dir, "max_requests": a.max_requests,
+  if a.inputs_file and not os.path.isfile(a.inputs_file):
+    parser.error("--inputs_file=%s is not a file" % a.inputs_file)
+  return {"export_dir": a.export_dir, "inputs_file": a.inputs_file,
+          "max_requests": a.max_requests,
           "max_seconds": a.max_seconds, "decode_hparams": a.decode_hparams,
           "warmup_requests": a.warmup_requests, "mixed_requests": a.mixed_requests,
           "mixed_seconds": a.mixed_seconds, "repeats": a.repeats}

@@ -18,15 +18,10 @@ from t2t_lite.data.text_problems import Text2TextProblem
 from t2t_lite.decoding import export as export_lib
 from t2t_lite.serving import model as serving_model
 from t2t_lite.task import Task
+from test_data_text import CORPUS
 
 pytest.importorskip("tensorflow_text")  # in the test extras; without it only the error applies
 
-CORPUS = [
-    "the quick brown fox jumps over the lazy dog",
-    "a stitch in time saves nine",
-    "all that glitters is not gold",
-    "the early bird catches the worm",
-] * 20
 LINES = ["the quick fox", "a stitch in time saves nine", "naïve café ✓"]
 
 

@@ -342,10 +342,12 @@ def beam_search(step_fn, batch_size, decode_length, cache, beam_size, alpha=0.6,
     log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1)
     log_probs = tf.reshape(log_probs, [n, k, vocab_size])
     candidates = tf.expand_dims(alive_log_probs, 2) + log_probs  # [B, K, V]
-    forced, forced_token = _prefix_at(inputs, i, n)
-    allowed = tf.cast(tf.one_hot(forced_token, vocab_size), tf.bool)[:, None, :]  # [B, 1, V]
-    forced_scores = tf.where(allowed, tf.expand_dims(alive_log_probs, 2), NEG_INF)
-    candidates = tf.where(forced[:, None, None], forced_scores, candidates)
+    forced = None
+    if "prefix" in inputs:  # (a select over every candidate each step costs, so only then)
+      forced, forced_token = _prefix_at(inputs, i, n)
+      allowed = tf.cast(tf.one_hot(forced_token, vocab_size), tf.bool)[:, None, :]  # [B, 1, V]
+      forced_scores = tf.where(allowed, tf.expand_dims(alive_log_probs, 2), NEG_INF)
+      candidates = tf.where(forced[:, None, None], forced_scores, candidates)
 
     # The 2K best extensions: at most K of them end in EOS, so K others always remain.
     top_log_probs, top_index = tf.math.top_k(tf.reshape(candidates, [n, -1]), 2 * k)
@@ -355,7 +357,9 @@ def beam_search(step_fn, batch_size, decode_length, cache, beam_size, alpha=0.6,
     if eos_id is None:
       top_eos = tf.zeros_like(valid)
     else:
-      top_eos = tf.equal(top_token, eos_id) & valid & tf.logical_not(forced)[:, None]
+      top_eos = tf.equal(top_token, eos_id) & valid
+      if forced is not None:
+        top_eos = top_eos & tf.logical_not(forced)[:, None]
     top_seqs = _set_column(tf.gather(alive_seqs, top_beam, batch_dims=1), i, top_token)
     length = i + 1
     penalty = length_penalty(length, alpha)
