@@ -37,10 +37,11 @@ setup(
         "prometheus_client>=0.16",
     ],
     extras_require={
-        # tensorflow-text: the SentencePiece op of the strings SavedModel (exporting and
-        # serving a SentencePiece vocabulary); built for one TensorFlow version, so optional.
-        "text": ["tensorflow-text>=2.16"],
-        "test": ["pytest>=7", "pytest-xdist>=3", "hypothesis>=6", "tensorflow-text>=2.16"],
+        # tensorflow-text (the SentencePiece op of a strings SavedModel) is not a dependency:
+        # each release is built for one TensorFlow version, so users install the one of theirs
+        # (README). The tests install it with the TensorFlow they get (no wheels for Windows).
+        "test": ["pytest>=7", "pytest-xdist>=3", "hypothesis>=6",
+                 "tensorflow-text>=2.16; platform_system != 'Windows'"],
         # The peer the benchmarks compare against (benchmarks/peer.py, benchmarks/translate.py);
         # never needed to train, decode or test.
         "bench": ["keras-hub>=0.20"],

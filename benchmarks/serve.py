@@ -430,6 +430,8 @@ def parse_args(args):
   """run()'s keyword arguments from command-line arguments (what run_all passes on)."""
   parser = _parser()
   a = parser.parse_args(args)
+  a.export_dir = a.export_dir and os.path.expanduser(a.export_dir)
+  a.inputs_file = a.inputs_file and os.path.expanduser(a.inputs_file)
   if a.max_requests < 1 or a.max_seconds <= 0 or a.mixed_seconds <= 0:
     parser.error("--max_requests must be >= 1, --max_seconds and --mixed_seconds > 0")
   if a.warmup_requests < 0 or a.mixed_requests < 0:

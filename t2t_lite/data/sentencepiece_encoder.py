@@ -24,8 +24,8 @@ text is NFKC-normalised and runs of spaces collapse (SentencePiece's `nmt_nfkc`)
 SentencePiece op (the same SentencePiece library, so the same ids), so a problem with this
 vocabulary exports as a strings-in/strings-out SavedModel (`t2t-decoder
 --export_saved_model`) that t2t-serve and TensorFlow Serving serve. tensorflow-text is not a
-dependency (it is built for one TensorFlow version): without it that export is a one-line
-error saying to install it; the features -> logits export needs nothing.
+dependency (each release is built for one TensorFlow version): without it that export is a
+one-line error saying which release to install; the features -> logits export needs nothing.
 """
 import io
 import os
@@ -154,13 +154,19 @@ class SentencePieceEncoder(TextEncoder):
       ConfigError: tensorflow-text is not installed.
     """
     if getattr(self, "_tf_tokenizer", None) is None:
+      release = ".".join(tf.__version__.split(".")[:2])  # tensorflow-text's for this TF
       try:
         import tensorflow_text  # pylint: disable=g-import-not-at-top
       except ImportError:
         raise errors.ConfigError(
             "a SentencePiece vocabulary in TensorFlow ops (a strings-in/strings-out "
-            "SavedModel) needs tensorflow-text: pip install tensorflow-text (the release "
-            "of your TensorFlow's version)") from None
+            "SavedModel) needs tensorflow-text: pip install tensorflow-text~=%s.0" % release
+            ) from None
+      except (tf.errors.OpError, OSError) as e:  # built for another TensorFlow
+        raise errors.ConfigError(
+            "tensorflow-text does not load with this TensorFlow %s (%s): pip install "
+            "tensorflow-text~=%s.0" % (tf.__version__, str(e).strip().splitlines()[0][:200],
+                                       release)) from None
       with tf.init_scope():  # a resource of the SavedModel, not of a traced function
         self._tf_tokenizer = tensorflow_text.SentencepieceTokenizer(
             model=self._proto, out_type=tf.int32)

@@ -177,11 +177,13 @@ def transposed_output_weights(layers, tables=None):
   The tables are `tables` (from `transposed_output_copies`, made once, as the decoder
   export keeps them) or else transposed when the block is entered: enter it outside the loop
   whose body calls the layers, as `decode_ids` does around the search, so that the loop
-  transposes nothing per step. A layer with a table from an enclosing block keeps it.
+  transposes nothing per step. A layer with a table from an enclosing block keeps it. A
+  tf.function traced inside the block keeps the tables it read (they are not part of its
+  trace key): trace the whole decode inside the block, as the callers here do.
 
   Args:
-    layers: a layer or model, or a list of them; every `TokenEmbedding` nested in them is
-      affected.
+    layers: a `TokenEmbedding`, or an object with an `output_embedding` (the Transformer:
+      its shared output table, else None), or a list of them; others are left out.
     tables: optional {id(layer): its table}.
   """
   outer = getattr(_TRANSPOSED, "table", None) or {}
@@ -198,7 +200,7 @@ def transposed_output_weights(layers, tables=None):
 
 def transposed_output_copies(layers):
   """{id(layer): a non-trainable variable holding its transposed table} for each built
-  `TokenEmbedding` among `layers`, for `transposed_output_weights(layers, tables=...)`: a
+  output table among `layers` (as `transposed_output_weights` finds them), for `transposed_output_weights(layers, tables=...)`: a
   copy made once (the decoder export saves it beside the weights) instead of at each call.
   The copies do not follow later changes to the weights."""
   copies = {}
@@ -211,9 +213,12 @@ def transposed_output_copies(layers):
 
 
 def _token_embeddings(layers):
+  """The built output tables among `layers` (only those: an input table is never read by
+  `logits`, so a copy of it would be dead weight in an export)."""
   if not isinstance(layers, (list, tuple)):
     layers = [layers]
   for root in layers:
-    for layer in root._flatten_layers(include_self=True, recursive=True):  # pylint: disable=protected-access
-      if isinstance(layer, TokenEmbedding) and layer.built:
-        yield layer
+    layer = root if isinstance(root, TokenEmbedding) else getattr(root, "output_embedding",
+                                                                  None)
+    if isinstance(layer, TokenEmbedding) and layer.built:
+      yield layer

@@ -209,6 +209,12 @@ class Transformer(base.T2TModel):
                     attention_bias=bias)
     return x, mask
 
+  @property
+  def output_embedding(self):
+    """The TokenEmbedding whose transposed table computes the logits (shared input/output
+    weights), else None (`layers.embedding.transposed_output_weights` reads it)."""
+    return self.target_embedding if self.output_projection is None else None
+
   def _logits(self, x):
     if self.output_projection is None:
       logits = self.target_embedding.logits(x)

@@ -141,8 +141,14 @@ def load_saved_model(path):
   except ImportError:
     raise ConfigError(
         "%s uses ops TensorFlow does not have (%s): an export with a SentencePiece "
-        "vocabulary needs tensorflow-text: pip install tensorflow-text" %
-        (path, _unregistered_op(message))) from None
+        "vocabulary needs tensorflow-text: pip install tensorflow-text~=%s.0" %
+        (path, _unregistered_op(message), _tf_minor())) from None
+  except (tf.errors.OpError, OSError) as e:  # built for another TensorFlow
+    raise ConfigError(
+        "%s uses ops of tensorflow-text, which does not load with this TensorFlow %s (%s): "
+        "pip install tensorflow-text~=%s.0" % (path, tf.__version__,
+                                               str(e).strip().splitlines()[0][:200],
+                                               _tf_minor())) from None
   try:
     return tf.saved_model.load(path)
   except (tf.errors.OpError, ValueError, RuntimeError) as e:
@@ -150,6 +156,10 @@ def load_saved_model(path):
       raise
     raise ConfigError("%s uses ops TensorFlow does not have (%s)" %
                       (path, _unregistered_op(str(e)))) from None
+
+
+def _tf_minor():
+  return ".".join(tf.__version__.split(".")[:2])
 
 
 def _unregistered_op(message):
