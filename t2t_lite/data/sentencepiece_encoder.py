@@ -36,6 +36,7 @@ from t2t_lite import errors
 from t2t_lite.constants import EOS, EOS_ID, NUM_RESERVED_TOKENS, PAD, PAD_ID
 from t2t_lite.data import subword_vocab
 from t2t_lite.data.text_encoder import TextEncoder, decode_tokens
+from t2t_lite.utils import tensorflow_text as tensorflow_text_lib
 
 UNK = "<unk>"
 BYTE_FALLBACK_MIN_VOCAB = 4096
@@ -151,22 +152,11 @@ class SentencePieceEncoder(TextEncoder):
     one tensorflow-text SentencepieceTokenizer, made on the first call, outside any graph.
 
     Raises:
-      ConfigError: tensorflow-text is not installed.
+      ConfigError: tensorflow-text is not installed, or not for this TensorFlow.
     """
     if getattr(self, "_tf_tokenizer", None) is None:
-      release = ".".join(tf.__version__.split(".")[:2])  # tensorflow-text's for this TF
-      try:
-        import tensorflow_text  # pylint: disable=g-import-not-at-top
-      except ImportError:
-        raise errors.ConfigError(
-            "a SentencePiece vocabulary in TensorFlow ops (a strings-in/strings-out "
-            "SavedModel) needs tensorflow-text: pip install tensorflow-text~=%s.0" % release
-            ) from None
-      except (tf.errors.OpError, OSError) as e:  # built for another TensorFlow
-        raise errors.ConfigError(
-            "tensorflow-text does not load with this TensorFlow %s (%s): pip install "
-            "tensorflow-text~=%s.0" % (tf.__version__, str(e).strip().splitlines()[0][:200],
-                                       release)) from None
+      tensorflow_text = tensorflow_text_lib.import_tensorflow_text(
+          "a SentencePiece vocabulary in TensorFlow ops (a strings-in/strings-out SavedModel)")
       with tf.init_scope():  # a resource of the SavedModel, not of a traced function
         self._tf_tokenizer = tensorflow_text.SentencepieceTokenizer(
             model=self._proto, out_type=tf.int32)

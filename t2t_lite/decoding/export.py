@@ -243,8 +243,8 @@ def make_serving_fn(task, model, decode_hp):
       out["beam_scores"] = result["scores"]
     return out
 
-  return serve, [c for c in {id(source): source, id(target): target}.values()
-                 ] + [_Tracked(list(output_tables.values()))]
+  codecs = list({id(source): source, id(target): target}.values())
+  return serve, codecs + [_Tracked(list(output_tables.values()))]
 
 
 def _write_archive(archive, export_dir):

@@ -164,15 +164,14 @@ class TokenEmbedding(keras.layers.Layer):
 
 @contextlib.contextmanager
 def transposed_output_weights(layers, tables=None):
-  """Within the block, each built `TokenEmbedding` among `layers` computes `logits` as
-  x @ table, the table being its embeddings transposed (and cast to its compute dtype): the
-  same values.
+  """Within the block, each built output table among `layers` (see Args) computes `logits`
+  as x @ table, the table being its embeddings transposed (and cast to its compute dtype):
+  the same values.
 
   Why: TensorFlow's own CPU matmul (Eigen; t2t-serve runs it, with oneDNN off) multiplies a
   few rows by a transposed [vocab, hidden] matrix several times slower than by the same
-  matrix stored [hidden, vocab]: a decoding step's [batch * beams, hidden] rows against an
-  8192-id vocabulary took 2.7 ms against 0.5 at 4 rows, 5.5 against 2.8 at 64 (oneDNN: 0.5
-  and 3.4 either way).
+  matrix stored [hidden, vocab] (a decoding step's 4 rows against 8192 ids: ~5x; the
+  measurements are in docs/HISTORY.md, t2t-serve's third pass).
 
   The tables are `tables` (from `transposed_output_copies`, made once, as the decoder
   export keeps them) or else transposed when the block is entered: enter it outside the loop
@@ -200,9 +199,10 @@ def transposed_output_weights(layers, tables=None):
 
 def transposed_output_copies(layers):
   """{id(layer): a non-trainable variable holding its transposed table} for each built
-  output table among `layers` (as `transposed_output_weights` finds them), for `transposed_output_weights(layers, tables=...)`: a
-  copy made once (the decoder export saves it beside the weights) instead of at each call.
-  The copies do not follow later changes to the weights."""
+  output table among `layers` (found as `transposed_output_weights` finds them), for
+  `transposed_output_weights(layers, tables=...)`: a copy made once (the decoder export
+  saves it beside the weights) instead of at each call. The copies do not follow later
+  changes to the weights."""
   copies = {}
   for layer in _token_embeddings(layers):
     with keras.name_scope(layer.name):

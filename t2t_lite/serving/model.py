@@ -16,6 +16,7 @@ import tensorflow as tf
 from t2t_lite.errors import ConfigError
 from t2t_lite.serving import batching
 from t2t_lite.utils import hardware
+from t2t_lite.utils import tensorflow_text as tensorflow_text_lib
 
 SIGNATURE_NAME = "serving_default"
 SIGNATURE_NAMES = (SIGNATURE_NAME, "serve")  # export.py serves the same function under both
@@ -136,19 +137,9 @@ def load_saved_model(path):
     message = str(e)
     if "not registered" not in message:
       raise
-  try:
-    import tensorflow_text  # pylint: disable=g-import-not-at-top,unused-import
-  except ImportError:
-    raise ConfigError(
-        "%s uses ops TensorFlow does not have (%s): an export with a SentencePiece "
-        "vocabulary needs tensorflow-text: pip install tensorflow-text~=%s.0" %
-        (path, _unregistered_op(message), _tf_minor())) from None
-  except (tf.errors.OpError, OSError) as e:  # built for another TensorFlow
-    raise ConfigError(
-        "%s uses ops of tensorflow-text, which does not load with this TensorFlow %s (%s): "
-        "pip install tensorflow-text~=%s.0" % (path, tf.__version__,
-                                               str(e).strip().splitlines()[0][:200],
-                                               _tf_minor())) from None
+  tensorflow_text_lib.import_tensorflow_text(
+      "%s uses ops TensorFlow does not have (%s): an export with a SentencePiece vocabulary"
+      % (path, _unregistered_op(message)))
   try:
     return tf.saved_model.load(path)
   except (tf.errors.OpError, ValueError, RuntimeError) as e:
@@ -156,10 +147,6 @@ def load_saved_model(path):
       raise
     raise ConfigError("%s uses ops TensorFlow does not have (%s)" %
                       (path, _unregistered_op(str(e)))) from None
-
-
-def _tf_minor():
-  return ".".join(tf.__version__.split(".")[:2])
 
 
 def _unregistered_op(message):
